@@ -1,0 +1,221 @@
+"""Moments of a2F(w) (lambda, w_log, w_2) and the Allen–Dynes / McMillan Tc formulas.
+
+Each formula is written once, in torch: differentiable, batched over leading dimensions and
+dtype-preserving, so that a training loss can use it directly.  The numpy-facing functions
+(`moments`, `allen_dynes_tc`, `mcmillan_tc`, `a2f_properties`) call the same torch code in
+float64 and hand back numpy arrays or Python floats, so there is a single source of truth.
+
+Units: frequencies in meV in; w_log, w_2 and Tc in kelvin out (via ``MEV_TO_K``).  lambda is
+dimensionless and does not depend on the frequency unit (dw/w is scale free).
+
+Integration rule (the rectangle rule of QE's matdyn, generalised to non-uniform grids): each
+grid point w_i is the centre of a cell whose width is half the distance between its two
+neighbours, ``dw_i = (w_{i+1} - w_{i-1}) / 2``; the first and last cells take the width of the
+adjacent interval (``w_1 - w_0`` and ``w_{n-1} - w_{n-2}``).  On a uniform grid every cell has
+the grid spacing, so ``lambda = 2 * sum_i a2F_i / w_i * dw`` is exactly the sum QE prints at the
+end of ``a2F.dosN``.  Only points with ``w > 0`` contribute (their cells keep their widths), so
+ln(w) and 1/w are never evaluated at w <= 0.  A one-point grid has no cell width and integrates
+to zero.
+
+    lambda = 2 ∫ a2F(w)/w dw
+    w_log  = exp[(2/lambda) ∫ ln(w) a2F(w)/w dw]
+    w_2    = [(2/lambda) ∫ w a2F(w) dw]^(1/2)
+
+w_log and w_2 are 0 when lambda <= 0 (no coupling: the averages are undefined), and w_2 is 0
+when its square is not positive (possible only for spectra with negative entries).
+
+Tc (Allen & Dynes, PRB 12, 905 (1975)), with D = lambda - mu*(1 + 0.62 lambda):
+
+    Tc_AD = f1 f2 (w_log/1.2) exp[-1.04 (1 + lambda) / D]
+    f1 = [1 + (lambda/L1)^(3/2)]^(1/3),  L1 = 2.46 (1 + 3.8 mu*)
+    f2 = 1 + (w_2/w_log - 1) lambda^2 / (lambda^2 + L2^2),  L2 = 1.82 (1 + 6.3 mu*) (w_2/w_log)
+
+McMillan Tc is used in the Allen–Dynes form, i.e. with the prefactor w_log/1.2 instead of
+McMillan's original theta_D/1.45:  Tc_McM = (w_log/1.2) exp[-1.04 (1 + lambda) / D].
+
+Tc = 0 when D <= 0.  Numerically the exponential is evaluated only while its argument is above
+-``_MAX_EXPONENT`` (= -800); below that exp(...) is exactly 0 in float64 and float32, so the cut
+changes no value and Tc goes to 0 continuously as lambda approaches the threshold from above.
+Every masked branch is computed with safe (dummy) operands and selected with ``torch.where``,
+so edge cases (all-zero a2F, lambda below threshold, single bins, negative a2F entries) give
+finite values and finite gradients.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from betenet.physics.units import MEV_TO_K, MU_STAR_DEFAULT
+
+__all__ = [
+    "moments",
+    "moments_torch",
+    "allen_dynes_tc",
+    "allen_dynes_tc_torch",
+    "mcmillan_tc",
+    "mcmillan_tc_torch",
+    "a2f_properties",
+    "cell_widths_torch",
+]
+
+#: exp(-x) is exactly 0 in float64 (and float32) for x above ~745; the Tc exponent is cut there.
+_MAX_EXPONENT = 800.0
+
+
+# --------------------------------------------------------------------------------------------
+# torch: the single implementation
+# --------------------------------------------------------------------------------------------
+def cell_widths_torch(omega: Tensor) -> Tensor:
+    """Integration weights dw_i of the rectangle rule on an ascending grid ``omega`` [B].
+
+    Interior points get half the distance between their neighbours, the two end points the
+    width of the adjacent interval; a one-point grid gets width 0.
+    """
+    if omega.ndim != 1:
+        raise ValueError(f"omega must be a 1-D grid, got shape {tuple(omega.shape)}")
+    if omega.shape[0] < 2:
+        return torch.zeros_like(omega)
+    d = omega[1:] - omega[:-1]
+    left = torch.cat([d[:1], d])
+    right = torch.cat([d, d[-1:]])
+    return 0.5 * (left + right)
+
+
+def moments_torch(omega_meV: Tensor, a2f: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """lambda, w_log [K], w_2 [K] of ``a2f`` [..., B] sampled on the ascending grid ``omega_meV`` [B].
+
+    Differentiable with respect to ``a2f``; the result has ``a2f``'s leading shape and dtype.
+    """
+    if a2f.shape[-1:] != omega_meV.shape or omega_meV.ndim != 1:
+        raise ValueError(
+            f"a2f [..., B] must match omega_meV [B]: got {tuple(a2f.shape)} and {tuple(omega_meV.shape)}"
+        )
+    omega = omega_meV.to(dtype=a2f.dtype, device=a2f.device)
+    positive = omega > 0
+    w = torch.where(positive, omega, torch.ones_like(omega))  # safe: 1/w, ln w never at w <= 0
+    dw_over_w = torch.where(positive, cell_widths_torch(omega) / w, torch.zeros_like(omega))
+
+    lam = 2.0 * (a2f * dw_over_w).sum(-1)
+    log_int = 2.0 * (a2f * (dw_over_w * torch.log(w))).sum(-1)  # 2∫ ln(w) a2F/w dw
+    sq_int = 2.0 * (a2f * (dw_over_w * w * w)).sum(-1)  # 2∫ w a2F dw
+
+    has_lam = lam > 0
+    lam_safe = torch.where(has_lam, lam, torch.ones_like(lam))
+    log_wlog = torch.where(has_lam, log_int / lam_safe, torch.zeros_like(lam))
+    wlog = torch.where(has_lam, torch.exp(log_wlog), torch.zeros_like(lam))
+
+    w2_sq = sq_int / lam_safe
+    has_w2 = has_lam & (w2_sq > 0)
+    w2_sq_safe = torch.where(has_w2, w2_sq, torch.ones_like(w2_sq))
+    w2 = torch.where(has_w2, torch.sqrt(w2_sq_safe), torch.zeros_like(lam))
+    return lam, wlog * MEV_TO_K, w2 * MEV_TO_K
+
+
+def _exponent_gate(lam: Tensor, mu_star: Tensor | float) -> tuple[Tensor, Tensor, Tensor]:
+    """(valid, numerator, safe denominator) of the exponent -1.04(1+lam)/(lam - mu*(1+0.62 lam))."""
+    num = 1.04 * (1.0 + lam)
+    den = lam - mu_star * (1.0 + 0.62 * lam)
+    # den > 0 and the exponent above -_MAX_EXPONENT (below it exp(...) is exactly 0 anyway).
+    valid = (lam > 0) & (den > 0) & (den * _MAX_EXPONENT > num)
+    den_safe = torch.where(valid, den, torch.ones_like(den))
+    return valid, num, den_safe
+
+
+def mcmillan_tc_torch(lam: Tensor, wlog_K: Tensor, mu_star: Tensor | float = MU_STAR_DEFAULT) -> Tensor:
+    """McMillan Tc [K], Allen–Dynes form: (w_log/1.2) exp[-1.04(1+lam)/(lam - mu*(1+0.62 lam))]."""
+    lam, wlog_K = torch.broadcast_tensors(lam, wlog_K)
+    mu = torch.as_tensor(mu_star, dtype=lam.dtype, device=lam.device)
+    valid, num, den = _exponent_gate(lam, mu)
+    valid = valid & (wlog_K > 0)
+    tc = wlog_K / 1.2 * torch.exp(-num / den)
+    return torch.where(valid, tc, torch.zeros_like(tc))
+
+
+def allen_dynes_tc_torch(
+    lam: Tensor, wlog_K: Tensor, w2_K: Tensor, mu_star: Tensor | float = MU_STAR_DEFAULT
+) -> Tensor:
+    """Allen–Dynes Tc [K] with the strong-coupling (f1) and shape (f2) corrections."""
+    lam, wlog_K, w2_K = torch.broadcast_tensors(lam, wlog_K, w2_K)
+    mu = torch.as_tensor(mu_star, dtype=lam.dtype, device=lam.device)
+    valid, num, den = _exponent_gate(lam, mu)
+    valid = valid & (wlog_K > 0) & (w2_K > 0)
+    one = torch.ones_like(lam)
+    lam_s = torch.where(valid, lam, one)
+    wlog_s = torch.where(valid, wlog_K, one)
+    w2_s = torch.where(valid, w2_K, one)
+
+    ratio = w2_s / wlog_s
+    big_l1 = 2.46 * (1.0 + 3.8 * mu)
+    big_l2 = 1.82 * (1.0 + 6.3 * mu) * ratio
+    f1 = (1.0 + (lam_s / big_l1) ** 1.5) ** (1.0 / 3.0)
+    f2 = 1.0 + (ratio - 1.0) * lam_s**2 / (lam_s**2 + big_l2**2)
+    tc = f1 * f2 * wlog_s / 1.2 * torch.exp(-num / den)
+    return torch.where(valid, tc, torch.zeros_like(tc))
+
+
+# --------------------------------------------------------------------------------------------
+# numpy-facing wrappers (float64, same code)
+# --------------------------------------------------------------------------------------------
+def _as_f64(x, name: str) -> Tensor:
+    arr = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return torch.from_numpy(arr.copy())
+
+
+def _out(t: Tensor):
+    a = t.detach().cpu().numpy()
+    return float(a) if a.ndim == 0 else a
+
+
+def _check_grid(omega: Tensor) -> None:
+    if omega.ndim != 1 or omega.shape[0] == 0:
+        raise ValueError(f"omega_meV must be a non-empty 1-D grid, got shape {tuple(omega.shape)}")
+    if omega.shape[0] > 1 and not bool((omega[1:] > omega[:-1]).all()):
+        raise ValueError("omega_meV must be strictly increasing")
+
+
+def moments(omega_meV, a2f) -> dict:
+    """numpy: ``dict(lam=..., wlog_K=..., w2_K=...)`` of ``a2f`` [..., B] on the grid ``omega_meV`` [B].
+
+    Floats for a single spectrum, arrays of the leading shape for a batch.
+    """
+    omega = _as_f64(omega_meV, "omega_meV")
+    _check_grid(omega)
+    lam, wlog, w2 = moments_torch(omega, _as_f64(a2f, "a2f"))
+    return dict(lam=_out(lam), wlog_K=_out(wlog), w2_K=_out(w2))
+
+
+def allen_dynes_tc(lam, wlog_K, w2_K, mu_star=MU_STAR_DEFAULT):
+    """numpy: Allen–Dynes Tc [K], vectorised over broadcastable inputs."""
+    return _out(
+        allen_dynes_tc_torch(
+            _as_f64(lam, "lam"),
+            _as_f64(wlog_K, "wlog_K"),
+            _as_f64(w2_K, "w2_K"),
+            _as_f64(mu_star, "mu_star"),
+        )
+    )
+
+
+def mcmillan_tc(lam, wlog_K, mu_star=MU_STAR_DEFAULT):
+    """numpy: McMillan Tc [K] (Allen–Dynes form, prefactor w_log/1.2), vectorised."""
+    return _out(
+        mcmillan_tc_torch(_as_f64(lam, "lam"), _as_f64(wlog_K, "wlog_K"), _as_f64(mu_star, "mu_star"))
+    )
+
+
+def a2f_properties(omega_meV, a2f, mu_star=MU_STAR_DEFAULT) -> dict:
+    """Everything the CLI reports for one spectrum: lambda, w_log, w_2 and both Tc's (floats, K)."""
+    if np.ndim(a2f) != 1:
+        raise ValueError(f"a2f_properties takes one spectrum (1-D a2f), got shape {np.shape(a2f)}")
+    m = moments(omega_meV, a2f)
+    return {
+        "lambda": float(m["lam"]),
+        "omega_log_K": float(m["wlog_K"]),
+        "omega_2_K": float(m["w2_K"]),
+        "tc_allen_dynes_K": float(allen_dynes_tc(m["lam"], m["wlog_K"], m["w2_K"], mu_star)),
+        "tc_mcmillan_K": float(mcmillan_tc(m["lam"], m["wlog_K"], mu_star)),
+    }

@@ -1,0 +1,40 @@
+"""Shared test fixtures: where the read-only shared data lives (../shared or $BETENET_SHARED)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_root() -> Path | None:
+    env = os.environ.get("BETENET_SHARED")
+    for cand in ([Path(env)] if env else []) + [ROOT.parent / "shared"]:
+        if cand.is_dir():
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    root = shared_root()
+    if root is None:
+        pytest.skip("shared data not found: set BETENET_SHARED or place it at ../shared")
+    return root
+
+
+@pytest.fixture(scope="session")
+def qe_al_dir(shared_dir) -> Path:
+    d = shared_dir / "data" / "qe-al-reference"
+    if not d.is_dir():
+        pytest.skip(f"{d} absent")
+    return d
+
+
+@pytest.fixture(scope="session")
+def structures_dir(shared_dir) -> Path:
+    d = shared_dir / "data" / "betenet" / "structures"
+    if not d.is_dir():
+        pytest.skip(f"{d} absent")
+    return d

@@ -1,0 +1,94 @@
+"""The `betenet` console script: analyze-a2f and kq-grid end to end, and one-line errors on bad input."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from betenet.physics.a2f_files import read_qe_a2f
+from betenet.physics.grids import commensurate_kq_grids
+
+KEYS = ["lambda", "omega_log_K", "omega_2_K", "tc_allen_dynes_K", "tc_mcmillan_K", "tc_eliashberg_K"]
+
+
+def console_script():
+    beside = Path(sys.executable).parent / "betenet"
+    return str(beside) if beside.exists() else shutil.which("betenet")
+
+
+def betenet(*args):
+    exe = console_script()
+    cmd = [exe, *args] if exe else [sys.executable, "-m", "betenet.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_console_script_installed():
+    assert console_script(), "the betenet console script is not installed beside this python"
+    res = betenet("--help")
+    assert res.returncode == 0 and "analyze-a2f" in res.stdout and "kq-grid" in res.stdout
+
+
+def test_analyze_a2f_on_qe_reference(qe_al_dir):
+    path = qe_al_dir / "a2F.dos3"
+    res = betenet("analyze-a2f", str(path), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert all(k in out for k in KEYS)
+    reported = read_qe_a2f(path).lambda_reported
+    assert out["lambda"] == pytest.approx(reported, rel=5e-3)
+    assert all(np.isfinite(out[k]) and out[k] >= 0 for k in KEYS)
+    # Al at 0.015 Ry: lambda ~ 0.41, weak coupling: all three Tc estimates are a few K at most
+    assert out["tc_allen_dynes_K"] < out["omega_log_K"] / 10
+
+
+def test_analyze_a2f_columns_and_mu_star(tmp_path):
+    w = np.linspace(0.1, 40, 400)
+    a2f = 0.8 * np.exp(-((w - 20) / 4) ** 2)
+    path = tmp_path / "spec.dat"
+    np.savetxt(path, np.c_[w, a2f], header="omega_meV a2F")
+    low = json.loads(betenet("analyze-a2f", str(path), "--format", "columns", "--json").stdout)
+    high = json.loads(betenet("analyze-a2f", str(path), "--format", "columns", "--json",
+                              "--mu-star", "0.2").stdout)
+    assert high["lambda"] == low["lambda"]
+    assert high["tc_allen_dynes_K"] < low["tc_allen_dynes_K"]
+    assert high["tc_eliashberg_K"] < low["tc_eliashberg_K"]
+    text = betenet("analyze-a2f", str(path), "--format", "columns")
+    assert text.returncode == 0 and re.search(r"^lambda\s+[0-9.]+", text.stdout, re.M)
+
+
+def test_kq_grid_json(structures_dir):
+    path = sorted(structures_dir.glob("*.cif"))[0]
+    res = betenet("kq-grid", str(path), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    k, q = commensurate_kq_grids(path)
+    assert out["k_grid"] == list(k) and out["q_grid"] == list(q)
+    res = betenet("kq-grid", str(path), "--k-density", "20", "--q-density", "5", "--json")
+    out2 = json.loads(res.stdout)
+    assert all(a % b == 0 for a, b in zip(out2["k_grid"], out2["q_grid"]))
+
+
+@pytest.mark.parametrize("command", ["analyze-a2f", "kq-grid"])
+def test_missing_file_one_line_error(command, tmp_path):
+    missing = tmp_path / "nope.file"
+    res = betenet(command, str(missing))
+    assert res.returncode != 0
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and str(missing) in lines[0]
+
+
+def test_bad_inputs_name_the_file(tmp_path):
+    bad = tmp_path / "garbage.dat"
+    bad.write_text("this is not\na spectrum\n")
+    res = betenet("analyze-a2f", str(bad))
+    assert res.returncode != 0 and str(bad) in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    empty = tmp_path / "empty.cif"
+    empty.write_text("data_empty\n_cell_length_a 4\n_cell_length_b 4\n_cell_length_c 4\n"
+                     "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n")
+    res = betenet("kq-grid", str(empty))
+    assert res.returncode != 0 and str(empty) in res.stderr and len(res.stderr.strip().splitlines()) == 1
