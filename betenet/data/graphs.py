@@ -1,0 +1,150 @@
+"""Build the periodic crystal graph the network reads: neighbours within r_max, node inputs/attributes.
+
+Edges come from pymatgen's ``Structure.get_neighbor_list`` (periodic images included), plus one
+self-edge i→i with zero vector per atom when ``self_loops`` (as the release, which called ASE's
+``neighbor_list(..., self_interaction=True)``). Edge k runs from ``edge_index[0, k]`` (source) to
+``edge_index[1, k]`` (destination); its vector is
+
+    edge_vec = pos[dst] - pos[src] + edge_shift @ lattice        (Å)
+
+i.e. from the source atom to the destination atom's periodic image ``edge_shift`` (integer cell
+offsets). Edges are sorted by (src, dst, shift), so the graph is deterministic.
+
+Node encodings (DESIGN.md, release ``build_data``), with one-hot index Z − 1 over 118 elements:
+
+* CSO: ``x`` = one-hot(Z) × atomic mass (amu) [n, 118]; ``z`` = one-hot(Z) [n, 118].
+* CPD/FPD (``site_dos`` [n, 51] given): ``z`` = [one-hot(Z), site PhDOS] [n, 169] and
+  ``x`` = [one-hot(Z) × mass, 51 ones] [n, 169]. The network embeds x and z with the same Linear
+  layer, so both carry the same width.
+
+Masses are ASE's ``ase.data.atomic_masses`` (what the release used via ``ase.Atom(Z).mass``); for the
+64 elements of the BETE-NET data they agree with pymatgen's to within 0.1 %.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ase.data import atomic_masses
+from pymatgen.core import Structure
+from torch_geometric.data import Data
+
+from betenet.data.spectra import validate_binned
+from betenet.data.structures import MAX_Z, validate_structure
+from betenet.errors import InputError
+
+#: Atomic mass (amu) indexed by Z − 1 for Z = 1..118.
+ATOMIC_MASS_AMU = np.asarray(atomic_masses[1 : MAX_Z + 1], dtype=float)
+#: Default neighbour cutoff (Å), paper Methods.
+R_MAX_DEFAULT = 4.0
+#: Two atoms closer than this (Å) are taken as a broken structure (shortest real bond, H2: 0.74 Å).
+MIN_DISTANCE = 0.5
+
+
+def structure_to_graph(
+    structure: Structure,
+    r_max: float = R_MAX_DEFAULT,
+    self_loops: bool = True,
+    site_dos=None,
+    y=None,
+    id=None,
+    *,
+    allow_isolated: bool = False,
+    dtype: torch.dtype | None = None,
+) -> Data:
+    """Return the graph of ``structure`` as a ``torch_geometric.data.Data``.
+
+    Attributes: ``pos`` [n,3], ``lattice`` [1,3,3], ``edge_index`` [2,E] (long), ``edge_shift``
+    [E,3], ``edge_vec`` [E,3], ``x``, ``z`` (see module doc), ``y`` [1,51] when given, ``id`` and
+    ``formula`` (reduced). ``site_dos`` and ``y`` must already be binned (51 bins, ≥ 0).
+
+    An atom with no neighbour within ``r_max`` other than itself raises ``InputError`` unless
+    ``allow_isolated`` (then it keeps only its self-edge, as the release did for e.g. bcc Cs at 4 Å).
+    Atoms closer than ``MIN_DISTANCE`` raise ``InputError``. ``dtype`` defaults to torch's default.
+    """
+    label = "structure" if id is None else str(id)
+    if r_max <= 0:
+        raise ValueError(f"r_max must be positive, got {r_max}")
+    dtype = dtype or torch.get_default_dtype()
+    validate_structure(structure, label)  # non-empty, ordered, real elements, 3-D cell
+    n = len(structure)
+    numbers = np.array([site.specie.Z for site in structure], dtype=int)
+
+    _check_overlaps(structure, label)
+    src, dst, shift = _neighbours(structure, r_max)
+    lonely = np.flatnonzero(np.bincount(src, minlength=n) == 0)
+    if lonely.size and not allow_isolated:
+        k = int(lonely[0])
+        raise InputError(
+            label,
+            f"atom {k} ({structure[k].specie.symbol}) has no neighbour within {r_max} Å "
+            "(allow_isolated=True keeps it with only its self-edge)",
+        )
+    if self_loops:
+        idx = np.arange(n)
+        src, dst = np.concatenate([src, idx]), np.concatenate([dst, idx])
+        shift = np.concatenate([shift, np.zeros((n, 3), dtype=int)])
+    order = np.lexsort((shift[:, 2], shift[:, 1], shift[:, 0], dst, src))
+    src, dst, shift = src[order], dst[order], shift[order]
+
+    pos = np.array(structure.cart_coords, dtype=float)
+    lattice = np.array(structure.lattice.matrix, dtype=float)
+    edge_vec = pos[dst] - pos[src] + shift @ lattice
+
+    onehot = np.eye(MAX_Z)[numbers - 1]
+    x = onehot * ATOMIC_MASS_AMU[numbers - 1][:, None]
+    z = onehot
+    if site_dos is not None:
+        dos = validate_binned(site_dos, f"{label} site_dos", rows=n)
+        x = np.concatenate([x, np.ones_like(dos)], axis=1)
+        z = np.concatenate([z, dos], axis=1)
+
+    data = Data(
+        pos=torch.as_tensor(pos, dtype=dtype),
+        lattice=torch.as_tensor(lattice, dtype=dtype).unsqueeze(0),
+        edge_index=torch.as_tensor(np.stack([src, dst]), dtype=torch.long),
+        edge_shift=torch.as_tensor(shift, dtype=dtype),
+        edge_vec=torch.as_tensor(edge_vec, dtype=dtype),
+        x=torch.as_tensor(x, dtype=dtype),
+        z=torch.as_tensor(z, dtype=dtype),
+        id=id,
+        formula=structure.composition.reduced_formula,
+    )
+    if y is not None:
+        data.y = torch.as_tensor(validate_binned(y, f"{label} target"), dtype=dtype).unsqueeze(0)
+    return data
+
+
+def graph_stats(graphs) -> dict:
+    """Count graphs, atoms and directed edges; ``mean_neighbours`` = edges / atoms.
+
+    Every edge present counts, self-edges included: this is the average in-degree of a node as
+    the network's message passing sees it, the number it divides neighbour sums by.
+    """
+    graphs = list(graphs)
+    atoms = sum(int(g.num_nodes) for g in graphs)
+    edges = sum(int(g.edge_index.shape[1]) for g in graphs)
+    return {
+        "graphs": len(graphs),
+        "atoms": atoms,
+        "edges": edges,
+        "mean_neighbours": edges / atoms if atoms else float("nan"),
+    }
+
+
+def _neighbours(structure: Structure, r_max: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Periodic neighbour pairs (i, j, image) with 0 < |d| < r_max, self image excluded."""
+    src, dst, images, _ = structure.get_neighbor_list(r_max, exclude_self=True)
+    shift = np.rint(np.asarray(images, dtype=float).reshape(-1, 3)).astype(int)
+    return np.asarray(src, dtype=int), np.asarray(dst, dtype=int), shift
+
+
+def _check_overlaps(structure: Structure, label: str) -> None:
+    src, dst, images, dist = structure.get_neighbor_list(MIN_DISTANCE, exclude_self=False)
+    images = np.asarray(images).reshape(-1, 3)
+    other = (np.asarray(src) != np.asarray(dst)) | np.any(images != 0, axis=1)
+    if np.any(other):
+        k = int(np.flatnonzero(other)[0])
+        raise InputError(
+            label, f"atoms {int(src[k])} and {int(dst[k])} are {float(dist[k]):.3f} Å apart (below {MIN_DISTANCE} Å)"
+        )
