@@ -1,0 +1,204 @@
+"""Types shared by every dataset source (one :class:`Entry` per material, one :class:`SourceData`
+per source), the checks that turn raw spectra and labels into a valid entry, and the source
+fingerprint used as a cache key.
+
+Spectra are kept raw here (any frequency grid, meV); binning onto the 51 a2F bins happens later in
+``betenet.data.spectra``. A check that fails raises :class:`~betenet.errors.InputError` naming the
+entry, so a source can put the entry in ``SourceData.rejected`` and carry on with the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import numbers
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pymatgen.core import Structure
+
+from betenet.errors import InputError
+
+#: Scalar labels a source may give (missing = absent, never invented).
+LABEL_KEYS = ("lambda", "omega_log_K", "omega_2_K", "tc_K")
+#: Scalar per-entry values that are not training labels (kept in ``Entry.extra``).
+EXTRA_SCALAR_KEYS = ("min_phonon_freq_meV",)
+#: Spectra as (frequency field, values field, values are one row per site).
+SPECTRUM_FIELDS = (
+    ("a2f_freq_meV", "a2f", False),
+    ("phdos_coarse_freq_meV", "phdos_coarse_site", True),
+    ("phdos_fine_freq_meV", "phdos_fine_site", True),
+)
+SPECTRUM_KEYS = tuple(k for f, v, _ in SPECTRUM_FIELDS for k in (f, v))
+
+
+@dataclass
+class Entry:
+    """One material: its structure, raw spectra (meV grids) and whatever labels the source gives."""
+
+    id: str
+    structure: Structure
+    formula: str
+    a2f_freq_meV: np.ndarray | None = None
+    a2f: np.ndarray | None = None
+    phdos_coarse_freq_meV: np.ndarray | None = None
+    phdos_coarse_site: np.ndarray | None = None  # [n_sites, n_freq]
+    phdos_fine_freq_meV: np.ndarray | None = None
+    phdos_fine_site: np.ndarray | None = None  # [n_sites, n_freq]
+    labels: dict[str, float] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class SourceData:
+    """What a source yields: usable entries, the split it prescribes (if any), the entries it could
+    not use with the reason, and free-form metadata (source path, counts, ``metadata.json``)."""
+
+    entries: list[Entry]
+    splits: dict[str, list[str]] | None
+    rejected: list[tuple[str, str]]
+    metadata: dict
+    bootstrap_dir: Path | None = None
+
+
+def fingerprint(root: str | Path) -> str:
+    """SHA-256 over the relative names, sizes and modification times (ns) of every file under
+    ``root`` (or of ``root`` itself when it is a file): changes whenever a source file is added,
+    removed, renamed, resized or touched."""
+    root = Path(root)
+    if not root.exists():
+        raise InputError(root, "does not exist")
+    h = hashlib.sha256()
+    for rel, p in _walk_files(root):
+        st = p.stat()  # follows symbolic links: a linked file counts with its target's size/mtime
+        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _walk_files(root: Path) -> list[tuple[str, Path]]:
+    """(relative name, path) of every file under ``root``, sorted, following linked folders
+    (each real folder visited once, so link cycles end)."""
+    if root.is_file():
+        return [(root.name, root)]
+    out, seen = [], set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        for name in filenames:
+            p = Path(dirpath) / name
+            if p.is_file():
+                out.append((p.relative_to(root).as_posix(), p))
+    return sorted(out)
+
+
+def _float_array(entry_id: str, name: str, value, ndim: int) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        shape = "a list of per-site lists of equal length" if ndim == 2 else "a list of numbers"
+        raise InputError(entry_id, f"{name}: expected {shape}") from None
+    if arr.ndim != ndim:
+        raise InputError(entry_id, f"{name}: expected {ndim}-D values, got shape {arr.shape}")
+    if arr.size == 0:
+        raise InputError(entry_id, f"{name}: empty")
+    if not np.all(np.isfinite(arr)):
+        raise InputError(entry_id, f"{name}: contains NaN or infinite values")
+    return arr
+
+
+def check_spectrum(
+    entry_id: str,
+    freq_name: str,
+    freq,
+    values_name: str,
+    values,
+    per_site: bool = False,
+    n_sites: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate one spectrum and return ``(freq, values)`` as float arrays.
+
+    ``freq``: 1-D, finite, ≥ 2 distinct points (meV); any order, returned sorted with the values.
+    ``values``: finite; 1-D of the same length, or with ``per_site`` ``[n_rows, len(freq)]`` where
+    ``n_rows`` must equal ``n_sites`` when given (one row per site of the structure). Negative
+    values are allowed (they are clipped when binned).
+    """
+    f = _float_array(entry_id, freq_name, freq, 1)
+    if f.size < 2:
+        raise InputError(entry_id, f"{freq_name}: needs at least 2 frequency points, got {f.size}")
+    order = np.argsort(f, kind="stable")
+    f = f[order]
+    repeated = np.flatnonzero(np.diff(f) == 0)
+    if repeated.size:
+        raise InputError(entry_id, f"{freq_name}: frequency {f[repeated[0]]:g} meV appears twice")
+    v = _float_array(entry_id, values_name, values, 2 if per_site else 1)
+    if n_sites is not None and v.shape[0] != n_sites:
+        raise InputError(
+            entry_id, f"{values_name}: {v.shape[0]} site rows but the structure has {n_sites} sites"
+        )
+    if v.shape[-1] != f.size:
+        raise InputError(
+            entry_id, f"{values_name}: {v.shape[-1]} values per spectrum but {freq_name} has {f.size}"
+        )
+    return f, v[..., order]
+
+
+def check_scalar(entry_id: str, name: str, value) -> float | None:
+    """A scalar label as ``float``; ``None``/NaN (an empty cell) means absent and gives ``None``.
+    Physical bounds: ``lambda ≥ 0``, ``tc_K ≥ 0``, ``omega_log_K > 0``, ``omega_2_K > 0``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):
+        raise InputError(entry_id, f"{name}: expected a number, got {value!r}")
+    try:
+        x = float(value)
+    except ValueError:
+        raise InputError(entry_id, f"{name}: expected a number, got {value!r}") from None
+    if math.isnan(x):
+        return None
+    if math.isinf(x):
+        raise InputError(entry_id, f"{name}: infinite")
+    if name in ("lambda", "tc_K") and x < 0:
+        raise InputError(entry_id, f"{name}: must be ≥ 0, got {x}")
+    if name in ("omega_log_K", "omega_2_K") and x <= 0:
+        raise InputError(entry_id, f"{name}: must be > 0, got {x}")
+    return x
+
+
+def build_entry(
+    entry_id: str,
+    structure: Structure,
+    formula: str,
+    values: dict,
+    extra: dict | None = None,
+) -> Entry:
+    """Make a checked :class:`Entry` from a dict holding any of :data:`SPECTRUM_KEYS`,
+    :data:`LABEL_KEYS` and :data:`EXTRA_SCALAR_KEYS` (``None`` = absent). A spectrum needs both its
+    frequency and its values; site-projected spectra need one row per site of ``structure``."""
+    entry = Entry(id=entry_id, structure=structure, formula=formula, extra=dict(extra or {}))
+    for freq_key, val_key, per_site in SPECTRUM_FIELDS:
+        freq, vals = values.get(freq_key), values.get(val_key)
+        if freq is None and vals is None:
+            continue
+        if freq is None or vals is None:
+            given, missing = (freq_key, val_key) if vals is None else (val_key, freq_key)
+            raise InputError(entry_id, f"{given} given without {missing}")
+        f, v = check_spectrum(
+            entry_id, freq_key, freq, val_key, vals, per_site=per_site,
+            n_sites=len(structure) if per_site else None,
+        )
+        setattr(entry, freq_key, f)
+        setattr(entry, val_key, v)
+    for key in LABEL_KEYS:
+        x = check_scalar(entry_id, key, values.get(key))
+        if x is not None:
+            entry.labels[key] = x
+    for key in EXTRA_SCALAR_KEYS:
+        x = check_scalar(entry_id, key, values.get(key))
+        if x is not None:
+            entry.extra[key] = x
+    return entry
