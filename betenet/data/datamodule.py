@@ -1,0 +1,284 @@
+"""BetenetDataModule: source → crystal graphs (cached on disk) → bootstrap / out-of-bag / test loaders.
+
+Graphs are built once per (source, processing settings) and cached under a key hashed from both,
+so a changed source or setting rebuilds. The bootstrap member (`seed`) only decides which cached
+graphs land in train (with duplicate weights) and validation (out-of-bag); the test split is fixed
+by the source's own split or an element-balanced 80/20 split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torch_geometric.data import Batch, Data
+
+from betenet.data.graphs import graph_stats, structure_to_graph
+from betenet.data.sources.base import Entry, SourceData, fingerprint
+from betenet.data.sources.demo import default_cache_dir
+from betenet.data.spectra import bin_site_dos, bin_spectrum
+from betenet.data.splits import (BootstrapSplit, bootstrap_member, element_balanced_split, member_from_draw,
+                                 release_bootstrap)
+from betenet.errors import InputError
+from betenet.models.losses import LABEL_NAMES
+from betenet.physics.eliashberg import a2f_properties
+from betenet.physics.units import BIN_CENTRES_MEV, N_BINS
+
+log = logging.getLogger(__name__)
+
+#: Bump when graph construction changes so old caches are not reused.
+GRAPH_CACHE_VERSION = 1
+#: Node-attribute choice per variant: which site-projected PhDOS (if any) is appended.
+SITE_DOS_KINDS = ("none", "coarse", "fine")
+
+
+def source_root(source: str, root: str | os.PathLike | None = None, demo_size: int = 300,
+                demo_seed: int = 0, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The folder a source reads from; the demo set is generated (once, cached) on first use."""
+    if source == "demo":
+        from betenet.data.sources.demo import load_demo_dataset
+
+        return load_demo_dataset(cache_dir, n=demo_size, seed=demo_seed)
+    if source not in ("directory", "release"):
+        raise InputError(source, "unknown data source; use demo, directory or release")
+    if root is None:
+        raise InputError(source, "data.root must be set for this source")
+    if not Path(root).is_dir():
+        raise InputError(root, "dataset folder not found")
+    return Path(root)
+
+
+def read_source(source: str, root: Path) -> SourceData:
+    """Entries, splits and metadata of a source folder (`release` layout or the directory format)."""
+    from betenet.data.sources.directory import load_directory
+    from betenet.data.sources.release import load_release
+
+    return load_release(root) if source == "release" else load_directory(root)
+
+
+def entry_labels(entry: Entry, y: np.ndarray | None) -> np.ndarray:
+    """[4] scalar labels: given labels first, else computed from the binned a2F target, else NaN."""
+    derived = {}
+    if y is not None:
+        p = a2f_properties(BIN_CENTRES_MEV, y)
+        derived = {"lambda": p["lambda"], "omega_log_K": p["omega_log_K"], "omega_2_K": p["omega_2_K"],
+                   "tc_K": p["tc_allen_dynes_K"]}
+    out = np.full(len(LABEL_NAMES), np.nan)
+    for j, name in enumerate(LABEL_NAMES):
+        value = entry.labels.get(name, derived.get(name))
+        if value is not None:
+            out[j] = float(value)
+    return out
+
+
+def entry_to_graph(entry: Entry, site_dos_kind: str = "none", r_max: float = 4.0,
+                   self_loops: bool = True, allow_isolated: bool = False) -> Data:
+    """One dataset entry → graph with binned target `y` (NaN row when absent) and `labels` [1, 4]."""
+    if site_dos_kind not in SITE_DOS_KINDS:
+        raise ValueError(f"site_dos must be one of {SITE_DOS_KINDS}, got {site_dos_kind!r}")
+    y = None
+    if entry.a2f is not None:
+        y = bin_spectrum(entry.a2f_freq_meV, entry.a2f, name=f"{entry.id} a2F")
+    site_dos = None
+    if site_dos_kind != "none":
+        freq = getattr(entry, f"phdos_{site_dos_kind}_freq_meV")
+        dos = getattr(entry, f"phdos_{site_dos_kind}_site")
+        if dos is None:
+            raise InputError(entry.id, f"no {site_dos_kind} site-projected phonon DOS (needed by this variant)")
+        site_dos = bin_site_dos(freq, dos, name=f"{entry.id} {site_dos_kind} site PhDOS")
+    graph = structure_to_graph(entry.structure, r_max=r_max, self_loops=self_loops, site_dos=site_dos,
+                               y=y, id=entry.id, allow_isolated=allow_isolated)
+    if y is None:
+        graph.y = torch.full((1, N_BINS), float("nan"))
+    graph.labels = torch.as_tensor(entry_labels(entry, y), dtype=torch.float32).view(1, -1)
+    return graph
+
+
+def graph_elements(graph: Data) -> set[str]:
+    """Element symbols of a graph, read from the one-hot(Z) block of its node attributes."""
+    from pymatgen.core.periodic_table import Element
+
+    z = graph.z[:, :118].argmax(dim=1) + 1
+    return {Element.from_Z(int(k)).symbol for k in torch.unique(z)}
+
+
+@dataclass
+class BuiltGraphs:
+    graphs: dict[str, Data]
+    rejected: list[tuple[str, str]]
+    splits: dict[str, list[str]] | None
+    metadata: dict
+    bootstrap_dir: Path | None = None
+
+
+class _FullBatch(Dataset):
+    """A dataset of one pre-collated batch: full-batch training without per-epoch collation."""
+
+    def __init__(self, batch: Batch):
+        self.batch = batch
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        return self.batch
+
+
+def _collate_one(items):
+    return items[0]
+
+
+class BetenetDataModule(pl.LightningDataModule):
+    """Bootstrap member `seed`: resampled train (weighted), out-of-bag validation, fixed test."""
+
+    def __init__(self, source: str = "demo", root: str | None = None, site_dos: str = "none",
+                 r_max: float = 4.0, self_loops: bool = True, allow_isolated: bool = False, seed: int = 0,
+                 bootstrap: str = "weighted",
+                 test_fraction: float = 0.2, split_seed: int = 0, batch_size: int | None = None,
+                 cache_dir: str | None = None, demo_size: int = 300, demo_seed: int = 0,
+                 num_workers: int = 0):
+        super().__init__()
+        if bootstrap not in ("weighted", "unique", "release", "release_unique"):
+            raise ValueError("bootstrap must be weighted, unique, release or release_unique")
+        self.source, self.root, self.site_dos = source, root, site_dos
+        self.allow_isolated = allow_isolated
+        self.r_max, self.self_loops, self.seed, self.bootstrap = r_max, self_loops, seed, bootstrap
+        self.test_fraction, self.split_seed, self.batch_size = test_fraction, split_seed, batch_size
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.demo_size, self.demo_seed, self.num_workers = demo_size, demo_seed, num_workers
+        self.built: BuiltGraphs | None = None
+        self.split_ids: dict[str, list[str]] = {}
+        self.member: BootstrapSplit | None = None
+
+    # ---- building and caching -------------------------------------------------------------
+    def cache_key(self, root: Path) -> str:
+        settings = dict(version=GRAPH_CACHE_VERSION, source=self.source, site_dos=self.site_dos,
+                        r_max=self.r_max, self_loops=self.self_loops, allow_isolated=self.allow_isolated,
+                        root=str(root.resolve()), fingerprint=fingerprint(root))
+        return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def build_graphs(self) -> BuiltGraphs:
+        """Graphs of every usable entry, from the on-disk cache when source and settings are unchanged."""
+        root = source_root(self.source, self.root, self.demo_size, self.demo_seed, self.cache_dir)
+        path = self.cache_dir / "graphs" / f"{self.cache_key(root)}.pt"
+        if path.exists():
+            log.info("graphs loaded from cache %s", path)
+            return BuiltGraphs(**torch.load(path, weights_only=False))
+        data = read_source(self.source, root)
+        graphs, rejected = {}, list(data.rejected)
+        for entry in data.entries:
+            try:
+                graphs[entry.id] = entry_to_graph(entry, self.site_dos, self.r_max, self.self_loops,
+                                                  self.allow_isolated)
+            except InputError as err:
+                rejected.append((entry.id, err.reason))
+        for entry_id, reason in rejected:
+            log.warning("rejected %s: %s", entry_id, reason)
+        log.info("built %d graphs, rejected %d entries", len(graphs), len(rejected))
+        built = BuiltGraphs(graphs, rejected, data.splits, data.metadata, data.bootstrap_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save({f.name: getattr(built, f.name) for f in dataclasses.fields(built)}, tmp)
+        tmp.replace(path)
+        return built
+
+    def _train_test_ids(self, built: BuiltGraphs) -> tuple[list[str], list[str], list[str] | None]:
+        ids = list(built.graphs)
+        if built.splits and built.splits.get("test"):
+            test = [i for i in built.splits["test"] if i in built.graphs]
+            train = [i for i in built.splits.get("train", []) if i in built.graphs] or \
+                [i for i in ids if i not in set(test)]
+            val = [i for i in built.splits.get("val", []) if i in built.graphs] or None
+            return train, test, val
+        elements = {i: graph_elements(g) for i, g in built.graphs.items()}
+        train, test = element_balanced_split(ids, elements, test_fraction=self.test_fraction,
+                                             seed=self.split_seed)
+        return list(train), list(test), None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.built is not None:
+            return
+        self.built = self.build_graphs()
+        train, test, given_val = self._train_test_ids(self.built)
+        if self.bootstrap.startswith("release"):
+            indices = self.built.bootstrap_dir
+            if indices is None:
+                raise InputError(self.source, "bootstrap=release needs a release-format source with indices/")
+            mode = "unique" if self.bootstrap == "release_unique" else "weighted"
+            release = release_bootstrap(indices, self.seed, mode=mode)
+            keep = set(self.built.graphs)
+            member = member_from_draw([str(i) for i in release.drawn if str(i) in keep],
+                                      [str(i) for i in release.val_ids if str(i) in keep], mode)
+        else:
+            member = bootstrap_member(train, self.seed, mode=self.bootstrap)
+        if given_val:
+            member = dataclasses.replace(member, val_ids=given_val)
+        self.member = member
+        self.split_ids = {"train": list(member.train_ids), "val": list(member.val_ids), "test": test,
+                          "predict": list(self.built.graphs)}
+        self.log_statistics()
+
+    # ---- statistics -----------------------------------------------------------------------
+    def statistics(self) -> dict:
+        graphs = list(self.built.graphs.values())
+        stats = graph_stats(graphs)
+        labels = torch.cat([g.labels for g in graphs]) if graphs else torch.empty(0, 4)
+        ys = torch.cat([g.y for g in graphs]) if graphs else torch.empty(0, N_BINS)
+        stats["with_a2f"] = int(torch.isfinite(ys).all(-1).sum())
+        for j, name in enumerate(LABEL_NAMES):
+            stats[f"with_{name}"] = int(torch.isfinite(labels[:, j]).sum())
+        stats["rejected"] = len(self.built.rejected)
+        stats.update({f"n_{k}": len(v) for k, v in self.split_ids.items()})
+        return stats
+
+    def log_statistics(self) -> None:
+        log.info("dataset: %s", json.dumps(self.statistics()))
+
+    @property
+    def mean_neighbours(self) -> float:
+        train = [self.built.graphs[i] for i in self.split_ids["train"]]
+        return float(graph_stats(train)["mean_neighbours"])
+
+    # ---- loaders --------------------------------------------------------------------------
+    def graphs_for(self, split: str) -> list[Data]:
+        ids = self.split_ids[split]
+        weights = dict(zip(self.member.train_ids, self.member.weights)) if split == "train" else {}
+        out = []
+        for i in ids:
+            g = self.built.graphs[i].clone()
+            g.weight = torch.tensor([float(weights.get(i, 1.0))])
+            out.append(g)
+        return out
+
+    def _loader(self, split: str) -> DataLoader:
+        graphs = self.graphs_for(split)
+        if not graphs:
+            raise InputError(split, f"the {split} split is empty")
+        if self.batch_size is None or self.batch_size >= len(graphs):
+            return DataLoader(_FullBatch(Batch.from_data_list(graphs)), batch_size=1,
+                              collate_fn=_collate_one)
+        from torch_geometric.loader import DataLoader as GeoLoader
+
+        return GeoLoader(graphs, batch_size=self.batch_size, shuffle=(split == "train"),
+                         num_workers=self.num_workers)
+
+    def train_dataloader(self):
+        return self._loader("train")
+
+    def val_dataloader(self):
+        return self._loader("val")
+
+    def test_dataloader(self):
+        return self._loader("test")
+
+    def predict_dataloader(self):
+        return self._loader("predict")
