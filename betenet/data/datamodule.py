@@ -208,6 +208,10 @@ class BetenetDataModule(pl.LightningDataModule):
         if self.built is not None:
             return
         self.built = self.build_graphs()
+        if not self.built.graphs:
+            first = "; ".join(f"{i}: {r}" for i, r in self.built.rejected[:3])
+            raise InputError(self.root or self.source, f"no usable entries ({len(self.built.rejected)} "
+                             f"rejected, e.g. {first})")
         train, test, given_val = self._train_test_ids(self.built)
         if self.bootstrap.startswith("release"):
             indices = self.built.bootstrap_dir

@@ -56,6 +56,7 @@ __all__ = [
     "allen_dynes_tc_torch",
     "mcmillan_tc",
     "mcmillan_tc_torch",
+    "mcmillan_lambda_for_tc_torch",
     "a2f_properties",
     "cell_widths_torch",
 ]
@@ -131,6 +132,29 @@ def mcmillan_tc_torch(lam: Tensor, wlog_K: Tensor, mu_star: Tensor | float = MU_
     valid = valid & (wlog_K > 0)
     tc = wlog_K / 1.2 * torch.exp(-num / den)
     return torch.where(valid, tc, torch.zeros_like(tc))
+
+
+def mcmillan_lambda_for_tc_torch(
+    tc_K: Tensor, wlog_K: Tensor, mu_star: Tensor | float = MU_STAR_DEFAULT, lam_max: float = 5.0
+) -> Tensor:
+    """The lambda at which McMillan's Tc (Allen–Dynes form) equals ``tc_K`` for a given w_log.
+
+    Closed-form inverse of ``mcmillan_tc_torch``: with x = ln(1.2 Tc / w_log),
+    lambda = (x mu* - 1.04) / (x (1 - 0.62 mu*) + 1.04).  Tc -> 0 gives the threshold
+    mu*/(1 - 0.62 mu*); a Tc that McMillan cannot reach at any lambda for this w_log (denominator
+    >= 0), or w_log <= 0, gives ``lam_max``.  Used as a training guide for entries labelled only
+    with Tc: below the threshold Tc is exactly 0 and carries no gradient, lambda does.
+    """
+    tc_K, wlog_K = torch.broadcast_tensors(tc_K, wlog_K)
+    mu = torch.as_tensor(mu_star, dtype=tc_K.dtype, device=tc_K.device)
+    threshold = mu / (1.0 - 0.62 * mu) * torch.ones_like(tc_K)
+    ok = (tc_K > 0) & (wlog_K > 0)
+    x = torch.log(1.2 * torch.where(ok, tc_K, torch.ones_like(tc_K)) / torch.where(ok, wlog_K, torch.ones_like(tc_K)))
+    den = x * (1.0 - 0.62 * mu) + 1.04
+    reachable = ok & (den < 0)
+    lam = (x * mu - 1.04) / torch.where(reachable, den, -torch.ones_like(den))
+    lam = torch.where(reachable, lam.clamp(max=lam_max), torch.full_like(lam, lam_max))
+    return torch.where(tc_K > 0, torch.where(wlog_K > 0, lam, torch.full_like(lam, lam_max)), threshold)
 
 
 def allen_dynes_tc_torch(

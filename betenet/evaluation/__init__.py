@@ -1,0 +1,1 @@
+"""betenet.evaluation"""

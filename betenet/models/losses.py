@@ -1,0 +1,108 @@
+"""Training losses on predicted a2F: binned MSE, 1-D Wasserstein, curvature, and physics-property terms.
+
+Every term is masked: an entry contributes to the bin terms only where it carries a binned a2F
+target, and to a property term only where that scalar label is known (mixed supervision). Bootstrap
+weights (duplicate counts of a resample) multiply each entry's contribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from betenet.physics.eliashberg import allen_dynes_tc_torch, mcmillan_lambda_for_tc_torch, moments_torch
+from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT
+
+#: Order of the scalar labels in a graph's `labels` tensor.
+LABEL_NAMES = ("lambda", "omega_log_K", "omega_2_K", "tc_K")
+
+#: Scale of each property's error inside the loss (the error is divided by it before squaring).
+DEFAULT_PROPERTY_SCALES = {"lambda": 1.0, "omega_log_K": 100.0, "omega_2_K": 100.0, "tc_K": 10.0}
+
+
+def _weighted_mean(per_entry: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean of per-entry values over masked entries, weighted; 0 (with a graph) when nothing is masked in."""
+    w = weight * mask.to(per_entry.dtype)
+    total = w.sum()
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    return torch.where(total > 0, (w * torch.nan_to_num(per_entry)).sum() / safe, total * 0.0)
+
+
+def predicted_properties(a2f: torch.Tensor, omega_meV: torch.Tensor, mu_star: float) -> torch.Tensor:
+    """[N, 4] lambda, omega_log_K, omega_2_K, Allen–Dynes Tc of predicted spectra on the bin grid."""
+    lam, wlog, w2 = moments_torch(omega_meV, a2f)
+    tc = allen_dynes_tc_torch(lam, wlog, w2, mu_star=mu_star)
+    return torch.stack([lam, wlog, w2, tc], dim=-1)
+
+
+def wasserstein_1d(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Per-entry 1-D Wasserstein distance (in bins) between spectra normalised to unit area."""
+    p = pred / (pred.sum(-1, keepdim=True) + eps)
+    t = target / (target.sum(-1, keepdim=True) + eps)
+    return (torch.cumsum(p, -1) - torch.cumsum(t, -1)).abs().sum(-1)
+
+
+def curvature(pred: torch.Tensor) -> torch.Tensor:
+    """Per-entry mean squared second difference of adjacent bins (smoothness penalty)."""
+    d2 = pred[..., 2:] - 2 * pred[..., 1:-1] + pred[..., :-2]
+    return (d2**2).mean(-1)
+
+
+@dataclass
+class BetenetLoss:
+    """Weighted sum of the configured terms; weights of 0 switch a term off."""
+
+    mse: float = 1.0
+    wasserstein: float = 0.0
+    curvature: float = 0.0
+    properties: dict[str, float] = field(default_factory=dict)
+    property_scales: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PROPERTY_SCALES))
+    mu_star: float = MU_STAR_DEFAULT
+
+    def __post_init__(self):
+        unknown = set(self.properties) - set(LABEL_NAMES)
+        if unknown:
+            raise ValueError(f"unknown property loss terms {sorted(unknown)}; known: {LABEL_NAMES}")
+
+    def tc_threshold_guide(self, props: torch.Tensor, tc_true: torch.Tensor) -> torch.Tensor:
+        """Squared shortfall of lambda below the McMillan lambda that would give the target Tc.
+
+        Below the Allen–Dynes threshold the predicted Tc is exactly 0 and flat, so a Tc-only label
+        would give no gradient; lambda still does. The guide is zero once the prediction reaches
+        the target Tc (Allen–Dynes Tc >= McMillan Tc at equal lambda and w_log, as f1, f2 >= 1).
+        """
+        lam, wlog, tc_pred = props[:, 0], props[:, 1], props[:, 3]
+        lam_needed = mcmillan_lambda_for_tc_torch(tc_true, wlog.detach(), self.mu_star)
+        short = torch.relu(lam_needed - lam) * (tc_pred < tc_true)
+        return (short / self.property_scales["lambda"]) ** 2
+
+    def __call__(self, pred: torch.Tensor, y: torch.Tensor, labels: torch.Tensor | None = None,
+                 weight: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """pred, y: [N, 51] (y rows of NaN where no a2F target); labels: [N, 4] with NaN = unknown."""
+        n = pred.shape[0]
+        weight = torch.ones(n, dtype=pred.dtype, device=pred.device) if weight is None else weight.to(pred.dtype)
+        has_y = torch.isfinite(y).all(-1)
+        y0 = torch.where(has_y[:, None], y, torch.zeros_like(y))
+        parts: dict[str, torch.Tensor] = {}
+        if self.mse:
+            parts["mse"] = self.mse * _weighted_mean(((pred - y0) ** 2).mean(-1), has_y, weight)
+        if self.wasserstein:
+            parts["wasserstein"] = self.wasserstein * _weighted_mean(wasserstein_1d(pred, y0), has_y, weight)
+        if self.curvature:
+            parts["curvature"] = self.curvature * _weighted_mean(curvature(pred), torch.ones_like(has_y), weight)
+        active = {k: v for k, v in self.properties.items() if v}
+        if active and labels is not None:
+            omega = torch.as_tensor(BIN_CENTRES_MEV, dtype=pred.dtype, device=pred.device)
+            props = predicted_properties(pred, omega, self.mu_star)
+            for name, w in active.items():
+                j = LABEL_NAMES.index(name)
+                known = torch.isfinite(labels[:, j])
+                target = torch.where(known, labels[:, j], torch.zeros_like(labels[:, j]))
+                err = ((props[:, j] - target) / self.property_scales[name]) ** 2
+                if name == "tc_K":
+                    err = err + self.tc_threshold_guide(props, target)
+                parts[name] = w * _weighted_mean(err, known, weight)
+        if not parts:
+            raise ValueError("all loss terms are switched off")
+        return sum(parts.values()), parts

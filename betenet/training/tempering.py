@@ -1,0 +1,202 @@
+"""Tempered training: follow the validation curve through its classical, critical and modern regimes.
+
+`TemperedTraining` is a Lightning callback. On every epoch it reads `train_loss` and `val_loss`,
+smooths the validation loss with an exponential moving average and moves through three regimes:
+
+* classical — the first descent; its minimum is the classical checkpoint;
+* critical — entered once the smoothed validation loss rises a fraction `rise` above the classical
+  minimum; its maximum (the peak of the double-descent curve) is the critical checkpoint;
+* modern — entered once the smoothed loss falls a fraction `drop` below that peak; its minimum is the
+  modern checkpoint, and training stops after `patience` epochs without a new modern minimum
+  (5000 in the paper) or at `trainer.max_epochs` (1e5 in the paper).
+
+The member's final weights are the modern minimum; if no second descent came, the best epoch seen,
+with the reason recorded. The full history and every regime's weights live in the callback state,
+so a killed run resumed from `last.ckpt` ends exactly as an uninterrupted one. At the end it writes
+`metrics.csv`, `checkpoints/{classical,critical,modern,final}.ckpt`, `regimes.json` and
+`double_descent.png` into the run directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+log = logging.getLogger(__name__)
+
+REGIMES = ("classical", "critical", "modern")
+#: Columns written to metrics.csv first; any other logged epoch metric follows.
+BASE_COLUMNS = ("epoch", "train_loss", "val_loss", "val_loss_smoothed", "regime")
+
+
+def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def save_member_checkpoint(path: Path, state_dict: dict, hparams: dict, info: dict) -> None:
+    """A plain checkpoint (tensors and built-in types only) loadable with `weights_only=True`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state_dict": state_dict, "hyper_parameters": hparams, "betenet": info}, tmp)
+    tmp.replace(path)
+
+
+def to_plain(obj):
+    """OmegaConf / nested containers → built-in types (for weights_only checkpoints and JSON)."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(obj, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(obj, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(obj, dict):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    return obj
+
+
+class TemperedTraining(pl.Callback):
+    """Three-regime double-descent tracker, regime checkpoints, patience stop, metrics history."""
+
+    def __init__(self, run_dir: str = ".", patience: int = 5000, smoothing: float = 0.9,
+                 rise: float = 0.05, drop: float = 0.05, monitor: str = "val_loss", plot: bool = True):
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError("smoothing must be in [0, 1)")
+        self.run_dir = Path(run_dir)
+        self.patience, self.smoothing, self.rise, self.drop = patience, smoothing, rise, drop
+        self.monitor, self.plot = monitor, plot
+        self.regime = "classical"
+        self.smoothed: float | None = None
+        self.best: dict[str, dict] = {}          # regime -> {"epoch", "value", "raw"}
+        self.states: dict[str, dict] = {}        # regime -> state_dict at its extremum
+        self.overall: dict | None = None         # best raw val loss of the whole run
+        self.overall_state: dict | None = None
+        self.history: list[dict] = []
+        self.last_improvement = 0
+        self.stop_reason: str | None = None
+
+    # ---- regime logic --------------------------------------------------------------------
+    def update(self, epoch: int, value: float) -> list[str]:
+        """Feed one validation value; returns the regimes whose extremum moved to this epoch."""
+        s = value if self.smoothed is None else self.smoothing * self.smoothed + (1 - self.smoothing) * value
+        self.smoothed = s
+        moved = []
+        if self.regime == "classical":
+            best = self.best.get("classical")
+            if best is None or s < best["value"]:
+                self.best["classical"] = {"epoch": epoch, "value": s, "raw": value}
+                moved.append("classical")
+            elif s > best["value"] * (1 + self.rise):
+                self.regime = "critical"
+        if self.regime == "critical":
+            peak = self.best.get("critical")
+            if peak is None or s > peak["value"]:
+                self.best["critical"] = {"epoch": epoch, "value": s, "raw": value}
+                moved.append("critical")
+            elif s < peak["value"] * (1 - self.drop):
+                self.regime = "modern"
+        if self.regime == "modern":
+            best = self.best.get("modern")
+            if best is None or s < best["value"]:
+                self.best["modern"] = {"epoch": epoch, "value": s, "raw": value}
+                self.last_improvement = epoch
+                moved.append("modern")
+        return moved
+
+    def should_stop(self, epoch: int) -> bool:
+        return self.regime == "modern" and epoch - self.last_improvement >= self.patience
+
+    # ---- Lightning hooks -----------------------------------------------------------------
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+        if self.monitor not in metrics:
+            return
+        epoch = trainer.current_epoch
+        value = metrics[self.monitor]
+        if not math.isfinite(value):
+            self.stop_reason = f"{self.monitor} is not finite at epoch {epoch}"
+            trainer.should_stop = True
+            return
+        for regime in self.update(epoch, value):
+            self.states[regime] = _cpu_state(pl_module)
+        if self.overall is None or value < self.overall["value"]:
+            self.overall = {"epoch": epoch, "value": value}
+            self.overall_state = _cpu_state(pl_module)
+        row = {"epoch": epoch, "train_loss": metrics.get("train_loss", float("nan")), "val_loss": value,
+               "val_loss_smoothed": self.smoothed, "regime": self.regime}
+        row.update({k: v for k, v in sorted(metrics.items()) if k not in row})
+        self.history.append(row)
+        if self.should_stop(epoch):
+            self.stop_reason = (f"no new modern minimum for {self.patience} epochs "
+                                f"(modern minimum at epoch {self.best['modern']['epoch']})")
+            trainer.should_stop = True
+
+    def final_choice(self) -> tuple[str, dict, str]:
+        """(regime name, state_dict, reason) of the member's final weights."""
+        if "modern" in self.states:
+            return "modern", self.states["modern"], "modern (second-descent) minimum"
+        if self.overall_state is None:
+            raise RuntimeError("no validation epoch finished; nothing to choose final weights from")
+        reached = "critical regime reached but no second descent" if "critical" in self.states \
+            else "no rise after the first minimum"
+        return "best", self.overall_state, f"{reached}: using the best validation epoch {self.overall['epoch']}"
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not self.history:
+            return
+        regime, state, reason = self.final_choice()
+        hparams = to_plain(dict(pl_module.hparams))
+        info = self.summary() | {"final_regime": regime, "final_reason": reason}
+        ckpt_dir = self.run_dir / "checkpoints"
+        for name, st in self.states.items():
+            save_member_checkpoint(ckpt_dir / f"{name}.ckpt", st, hparams, info | {"regime": name})
+        save_member_checkpoint(ckpt_dir / "final.ckpt", state, hparams, info | {"regime": regime})
+        pl_module.load_state_dict(state)
+        (self.run_dir / "regimes.json").write_text(json.dumps(info, indent=2))
+        self.write_metrics_csv()
+        log.info("final weights: %s", reason)
+        for logger in trainer.loggers:
+            flat = {f"regime/{k}_epoch": v["epoch"] for k, v in self.best.items()}
+            logger.log_metrics(flat, step=trainer.global_step)
+        if self.plot:
+            from betenet.evaluation.plots import plot_double_descent
+
+            plot_double_descent(self.history, self.best, self.run_dir / "double_descent.png")
+
+    def summary(self) -> dict:
+        return {"regimes": copy.deepcopy(self.best), "epochs_run": len(self.history),
+                "stop_reason": self.stop_reason or "max_epochs reached",
+                "best_epoch": self.overall["epoch"] if self.overall else None}
+
+    def write_metrics_csv(self) -> None:
+        columns = list(BASE_COLUMNS)
+        for row in self.history:
+            columns += [k for k in row if k not in columns]
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / "metrics.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.history)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        # The history is also flushed to metrics.csv so progress is visible during long runs.
+        self.write_metrics_csv()
+
+    # ---- state for resume ----------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"regime": self.regime, "smoothed": self.smoothed, "best": self.best, "states": self.states,
+                "overall": self.overall, "overall_state": self.overall_state, "history": self.history,
+                "last_improvement": self.last_improvement, "stop_reason": self.stop_reason}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)

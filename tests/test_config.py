@@ -1,0 +1,91 @@
+"""Every config group composes and every `_target_` resolves, so a typo fails here, not on the cluster."""
+
+from pathlib import Path
+
+import hydra
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from betenet.config import CONF_DIR, register_resolvers
+
+register_resolvers()
+
+GROUPS = ["data", "model", "variant", "trainer", "logger", "callbacks", "paths", "cluster", "experiment"]
+
+
+def options(group):
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def compose_cfg(overrides):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+
+
+def targets(node, found):
+    if OmegaConf.is_dict(node):
+        for key, value in node.items_ex(resolve=False):
+            if key == "_target_":
+                found.append(value)
+            else:
+                targets(value, found)
+    return found
+
+
+CASES = [(g, o) for g in GROUPS for o in options(g)] + [("hydra/launcher", o) for o in
+                                                       ("basic", "joblib", "submitit_local", "slurm")]
+
+
+@pytest.mark.parametrize("group,option", CASES, ids=[f"{g}={o}" for g, o in CASES])
+def test_group_option_composes(group, option, tmp_path):
+    overrides = [f"{group}={option}", f"hydra.run.dir={tmp_path}", f"hydra.runtime.output_dir={tmp_path}"]
+    if option in ("directory", "betenet_release", "paper"):
+        overrides.append("data.root=/nonexistent")
+    cfg = compose_cfg(overrides)
+    found = []
+    for key in cfg:
+        if key != "hydra":
+            targets(cfg[key], found)
+    targets(cfg.hydra.launcher, found)
+    targets(cfg.hydra.callbacks, found)
+    assert found
+    for target in found:
+        if target.startswith("hydra_plugins"):
+            continue
+        hydra.utils.get_method(target) if not target[0].isupper() else hydra.utils.get_class(target)
+    # everything except hydra's own runtime nodes resolves
+    OmegaConf.to_container(cfg.model, resolve=True)
+    OmegaConf.to_container(cfg.data, resolve=True)
+
+
+@pytest.mark.parametrize("variant,site_dos,attr_dim", [("cso", "none", 118), ("cpd", "coarse", 169),
+                                                       ("fpd", "fine", 169)])
+def test_variants_differ_only_in_node_attributes(variant, site_dos, attr_dim, tmp_path):
+    base = OmegaConf.to_container(compose_cfg(["variant=cso", f"hydra.runtime.output_dir={tmp_path}"]), resolve=False)
+    cfg = compose_cfg([f"variant={variant}", f"hydra.runtime.output_dir={tmp_path}"])
+    assert cfg.data.site_dos == site_dos
+    assert cfg.model.net.attr_dim == attr_dim
+    other = OmegaConf.to_container(cfg, resolve=False)
+    for key in other:
+        if key not in ("variant", "hydra"):
+            assert other[key] == base[key], key
+
+
+def test_launcher_plugins_resolve(tmp_path):
+    for launcher, cls in [("joblib", "JoblibLauncher"), ("submitit_local", "LocalLauncher"),
+                          ("slurm", "SlurmLauncher")]:
+        cfg = compose_cfg([f"hydra/launcher={launcher}", "cluster.partition=gpu"])
+        assert cfg.hydra.launcher._target_.endswith(cls)
+        hydra.utils.get_class(cfg.hydra.launcher._target_)
+    cfg = compose_cfg(["hydra/launcher=slurm", "cluster.partition=gpu", "cluster.gpus_per_node=2"])
+    assert cfg.hydra.launcher.partition == "gpu" and cfg.hydra.launcher.gpus_per_node == 2
+
+
+def test_wandb_offline_without_key(monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    cfg = compose_cfg([])
+    assert cfg.logger.wandb.offline is True
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert compose_cfg([]).logger.wandb.offline is False
