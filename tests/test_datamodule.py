@@ -89,3 +89,37 @@ def test_given_labels_win_and_missing_stay_nan():
     lab = entry_labels(entry, None)
     assert lab[LABEL_NAMES.index("tc_K")] == 7.0
     assert np.isnan(lab[[i for i, n in enumerate(LABEL_NAMES) if n != "tc_K"]]).all()
+
+
+def test_filters_reject_with_reasons_and_counts(cache, tmp_path):
+    """A directory dataset with a duplicate (supercell), an unstable entry and a negative a2F."""
+    import json
+    import shutil
+
+    from betenet.data.sources.demo import load_demo_dataset
+    from betenet.data.structures import load_structure
+
+    demo = load_demo_dataset(cache, n=40)
+    records = json.loads((demo / "labels.json").read_text())[:12]
+    root = tmp_path / "data"
+    (root / "structures").mkdir(parents=True)
+    for r in records:
+        shutil.copy(demo / "structures" / f"{r['id']}.cif", root / "structures" / f"{r['id']}.cif")
+    dup = dict(records[0], id="dup")
+    for key in ("phdos_coarse_freq_meV", "phdos_coarse_site", "phdos_fine_freq_meV", "phdos_fine_site"):
+        dup.pop(key)  # per-site spectra would not match the supercell's atom count
+    load_structure(demo / "structures" / f"{records[0]['id']}.cif").make_supercell([2, 1, 1]).to(
+        filename=str(root / "structures" / "dup.cif"))
+    records[1]["min_phonon_freq_meV"] = -3.0
+    records[2]["a2f"] = [v - 0.2 * max(records[2]["a2f"]) for v in records[2]["a2f"]]
+    (root / "labels.json").write_text(json.dumps(records + [dup]))
+    dm = BetenetDataModule(source="directory", root=str(root), cache_dir=str(tmp_path / "c"), test_fraction=0.25)
+    dm.setup()
+    reasons = dict(dm.built.rejected)
+    assert set(reasons) == {"dup", records[1]["id"], records[2]["id"]}
+    assert reasons["dup"].startswith("filter duplicates")
+    assert reasons[records[1]["id"]].startswith("filter unstable")
+    assert reasons[records[2]["id"]].startswith("filter negative_a2f")
+    counts = {s.name: s.count for s in dm.filter_report.steps}
+    assert counts == {"nan_spectra": 0, "unstable": 1, "negative_a2f": 1, "duplicates": 1}
+    assert len(dm.built.graphs) == 10

@@ -22,6 +22,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch_geometric.data import Batch, Data
 
+from betenet.data.filters import (DEFAULT_NEGATIVE_A2F_TOL, DEFAULT_UNSTABLE_THRESHOLD_MEV, FILTERS, FilterReport,
+                                  apply_filters)
 from betenet.data.graphs import graph_stats, structure_to_graph
 from betenet.data.sources.base import Entry, SourceData, fingerprint
 from betenet.data.sources.demo import default_cache_dir
@@ -145,7 +147,9 @@ class BetenetDataModule(pl.LightningDataModule):
                  bootstrap: str = "weighted",
                  test_fraction: float = 0.2, split_seed: int = 0, batch_size: int | None = None,
                  cache_dir: str | None = None, demo_size: int = 300, demo_seed: int = 0,
-                 num_workers: int = 0):
+                 num_workers: int = 0, filters: tuple[str, ...] | list[str] | None = FILTERS,
+                 unstable_threshold_meV: float = DEFAULT_UNSTABLE_THRESHOLD_MEV,
+                 negative_a2f_tol: float = DEFAULT_NEGATIVE_A2F_TOL):
         super().__init__()
         if bootstrap not in ("weighted", "unique", "release", "release_unique"):
             raise ValueError("bootstrap must be weighted, unique, release or release_unique")
@@ -155,6 +159,9 @@ class BetenetDataModule(pl.LightningDataModule):
         self.test_fraction, self.split_seed, self.batch_size = test_fraction, split_seed, batch_size
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.demo_size, self.demo_seed, self.num_workers = demo_size, demo_seed, num_workers
+        self.filters = tuple(filters or ())
+        self.unstable_threshold_meV, self.negative_a2f_tol = unstable_threshold_meV, negative_a2f_tol
+        self.filter_report: FilterReport | None = None
         self.built: BuiltGraphs | None = None
         self.split_ids: dict[str, list[str]] = {}
         self.member: BootstrapSplit | None = None
@@ -175,7 +182,8 @@ class BetenetDataModule(pl.LightningDataModule):
             return BuiltGraphs(**torch.load(path, weights_only=False))
         data = read_source(self.source, root)
         graphs, rejected = {}, list(data.rejected)
-        for entry in data.entries:
+        entries = self.apply_filters(data.entries, rejected)
+        for entry in entries:
             try:
                 graphs[entry.id] = entry_to_graph(entry, self.site_dos, self.r_max, self.self_loops,
                                                   self.allow_isolated)
@@ -190,6 +198,27 @@ class BetenetDataModule(pl.LightningDataModule):
         torch.save({f.name: getattr(built, f.name) for f in dataclasses.fields(built)}, tmp)
         tmp.replace(path)
         return built
+
+    def apply_filters(self, entries: list[Entry], rejected: list[tuple[str, str]]) -> list[Entry]:
+        """The configured data filters (NaN, unstable, negative a2F, duplicates), each reported with a count."""
+        if not self.filters:
+            return entries
+        records = []
+        for e in entries:
+            rec = {"id": e.id, "structure": e.structure}
+            if e.a2f is not None:
+                rec["a2f"] = e.a2f
+            if "min_phonon_freq_meV" in e.extra:
+                rec["min_phonon_freq_meV"] = e.extra["min_phonon_freq_meV"]
+            records.append(rec)
+        _, report = apply_filters(records, filters=self.filters, threshold_meV=self.unstable_threshold_meV,
+                                  tol=self.negative_a2f_tol)
+        for line in report.lines():
+            log.info("filter %s", line)
+        self.filter_report = report
+        rejected.extend((str(i), f"filter {name}: {reason}") for i, (name, reason) in report.rejected.items())
+        keep = set(report.kept)
+        return [e for e in entries if e.id in keep]
 
     def _train_test_ids(self, built: BuiltGraphs) -> tuple[list[str], list[str], list[str] | None]:
         ids = list(built.graphs)
