@@ -144,3 +144,17 @@ def test_mixed_supervision_with_only_tc_labels(cache, tmp_path):
     assert min(losses[-5:]) < losses[0], "Tc-only supervision did not reduce the training loss"
     boot = json.loads((run / "bootstrap.json").read_text())
     assert boot["statistics"]["with_a2f"] == 0 and boot["statistics"]["with_tc_K"] == DEMO_N
+
+
+def test_wandb_logs_offline_without_api_key(cache, tmp_path):
+    run = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    cmd = [sys.executable, str(ROOT / "train.py"), "experiment=demo", f"data.demo_size={DEMO_N}",
+           "trainer.enable_progress_bar=false", "test_after_fit=false", "trainer.max_epochs=2",
+           f"paths.cache_dir={cache}", f"hydra.run.dir={run}"]
+    res = subprocess.run(cmd, cwd=tmp_path, env=env | {"WANDB_SILENT": "true"}, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    offline = list((run / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1 and any(offline[0].rglob("*.wandb"))
+    assert (run / "csv" / "metrics.csv").exists()
