@@ -200,7 +200,8 @@ def test_qe_bad_input(tmp_path):
         "nan": (good.replace("0.10000000", "NaN", 1), "non-finite value 'NaN'"),
         "after": (good + "  0.0100  0.2\n", "data after the 'lambda =' line"),
         "lambda": (good.replace("lambda =  0.5", "lambda =  ****"), "cannot parse number '****'"),
-        "first": (HEADER + "  0.001 0.1 0.2\n", "expected 'omega a2F_total' (2 values), got 3"),
+        "first": (HEADER + "  0.001 0.1 0.2\n", "at least two records"),  # one one-line record
+        "lone": (HEADER + "  0.001\n  0.002\n", "got 1 value(s)"),
         "single": (HEADER + "  0.001 0.1\n  0.05 0.03 0.02\n", "do not share one layout"),
         "order": (good.replace("0.002500", "0.000100"), "do not share one layout"),
     }
@@ -215,3 +216,22 @@ def test_unknown_format_name(tmp_path):
     path.write_text("1 2\n")
     with pytest.raises(ValueError, match="unknown a2F file format"):
         read_a2f(path, format="yaml")
+
+
+def test_qe67_one_record_per_line_layout(tmp_path, qe_al_dir):
+    """QE 6.7 (Debian) writes each record on one line: 'omega total mode1 .. modeN'."""
+    ref = read_qe_a2f(qe_al_dir / "a2F.dos3")
+    path = tmp_path / "a2F.dos3"
+    lines = ["# Eliashberg function a2F (per both spin)", "#  frequencies in Rydberg"]
+    for w, total, modes in zip(ref.omega_meV / RY_TO_MEV, ref.a2f, ref.per_mode):
+        lines.append(" ".join(f"{v:.8f}" for v in (w, total, *modes)))
+    lines.append(f"  lambda = {ref.lambda_reported}   Delta = 0.1")
+    path.write_text("\n".join(lines) + "\n")
+    one = read_qe_a2f(path)
+    assert one.per_mode.shape == ref.per_mode.shape
+    np.testing.assert_allclose(one.a2f, ref.a2f, atol=1e-8)
+    assert moments(one.omega_meV, one.a2f)["lam"] == pytest.approx(ref.lambda_reported, rel=5e-3)
+    bad = tmp_path / "a2F.dos4"
+    bad.write_text("\n".join(lines[:5] + [lines[5] + " 0.1"] + lines[6:]) + "\n")
+    with pytest.raises(InputError, match="a2F.dos4"):
+        read_qe_a2f(bad)

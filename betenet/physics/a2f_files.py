@@ -159,31 +159,20 @@ def _restore_uniform_grid(
     return omega_ry
 
 
-def read_qe_a2f(path) -> A2FSpectrum:
-    """Read a QE matdyn ``a2F.dosN`` file (frequencies in Ry, converted to meV)."""
-    lines = _read_lines(path)
-    lambda_reported = None
-    delta_ry = None
-    rows: list[tuple[int, list[float]]] = []
-    for lineno, text in lines:
-        m = _LAMBDA_LINE.match(text)
-        if m:
-            if lambda_reported is not None:
-                raise InputError(path, f"line {lineno}: second 'lambda =' line")
-            lambda_reported = _parse_float(m.group(1), path, lineno)
-            if m.group(2) is not None:
-                delta_ry = _parse_float(m.group(2), path, lineno)
-            continue
-        if lambda_reported is not None:
-            raise InputError(path, f"line {lineno}: data after the 'lambda =' line")
-        rows.append((lineno, _parse_row(text, path, lineno)))
-    if not rows:
-        raise InputError(path, "no a2F records before the 'lambda =' line")
-    if len(rows[0][1]) != 2:
-        raise InputError(
-            path, f"line {rows[0][0]}: expected 'omega a2F_total' (2 values), got {len(rows[0][1])}"
-        )
+def _one_line_records(rows: list[tuple[int, list[float]]], path):
+    """QE 6.x layout: one record per line, 'omega a2F_total a2F_mode1 .. a2F_modeN'."""
+    width = len(rows[0][1])
+    for lineno, vals in rows:
+        if len(vals) != width:
+            raise InputError(path, f"line {lineno}: expected {width} values like the first record, got {len(vals)}")
+    records = [(lineno, vals[0], vals[1], vals[2:]) for lineno, vals in rows]
+    if len(records) < 2 or not all(b[1] > a[1] for a, b in zip(records, records[1:])):
+        raise InputError(path, "at least two records with strictly increasing frequencies are needed")
+    return records
 
+
+def _wrapped_records(rows: list[tuple[int, list[float]]], path):
+    """QE example layout: an 'omega a2F_total' line followed by the per-mode values over one or more lines."""
     # Candidate per-mode counts: 0 (no per-mode data) and the values after the first line summed up to
     # each following line boundary.  The smallest count under which every record has the same layout
     # and the frequencies increase strictly is used.  At least two records are required: a single
@@ -206,6 +195,36 @@ def read_qe_a2f(path) -> A2FSpectrum:
             "records do not share one layout (at least two records, each an 'omega a2F_total' line "
             "followed by the same number of per-mode values, frequencies increasing)",
         )
+    return records
+
+
+def read_qe_a2f(path) -> A2FSpectrum:
+    """Read a QE matdyn ``a2F.dosN`` file (frequencies in Ry, converted to meV)."""
+    lines = _read_lines(path)
+    lambda_reported = None
+    delta_ry = None
+    rows: list[tuple[int, list[float]]] = []
+    for lineno, text in lines:
+        m = _LAMBDA_LINE.match(text)
+        if m:
+            if lambda_reported is not None:
+                raise InputError(path, f"line {lineno}: second 'lambda =' line")
+            lambda_reported = _parse_float(m.group(1), path, lineno)
+            if m.group(2) is not None:
+                delta_ry = _parse_float(m.group(2), path, lineno)
+            continue
+        if lambda_reported is not None:
+            raise InputError(path, f"line {lineno}: data after the 'lambda =' line")
+        rows.append((lineno, _parse_row(text, path, lineno)))
+    if not rows:
+        raise InputError(path, "no a2F records before the 'lambda =' line")
+    if len(rows[0][1]) > 2:
+        records = _one_line_records(rows, path)
+    elif len(rows[0][1]) == 2:
+        records = _wrapped_records(rows, path)
+    else:
+        raise InputError(path, f"line {rows[0][0]}: expected 'omega a2F_total [a2F per mode]', "
+                               f"got {len(rows[0][1])} value(s)")
 
     omega_printed = np.array([r[1] for r in records])
     omega_ry = _restore_uniform_grid(omega_printed, delta_ry, _fixed_decimals(lines, records))
