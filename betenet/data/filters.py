@@ -18,7 +18,7 @@ A filter whose key is missing (or ``None``) for an entry keeps it and counts it 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -239,22 +239,29 @@ def apply_filters(
     """Run ``filters`` in order, each on what the previous kept; return the kept entries (the
     original records, in their order) and the :class:`FilterReport`. Duplicates go last by
     default so that the first *clean* copy of a structure is the one kept."""
-    unknown = [f for f in filters if f not in FILTERS]
+    steps = {
+        "nan_spectra": lambda es: nan_spectra(es, keys=spectrum_keys),
+        "unstable": lambda es: unstable(es, threshold_meV=threshold_meV),
+        "negative_a2f": lambda es: negative_a2f(es, tol=tol),
+        "duplicates": lambda es: duplicates(es, matcher=matcher),
+    }
+    return run_filter_chain(entries, filters, steps)
+
+
+def run_filter_chain(
+    entries: Sequence[Entry], filters: Sequence[str], steps: dict[str, Callable[[list], tuple[list, FilterStep]]]
+) -> tuple[list[Entry], FilterReport]:
+    """Run the named ``steps`` in the order of ``filters``, each on what the previous kept; return
+    the kept entries (the original records, in their order) and the :class:`FilterReport`."""
+    unknown = [f for f in filters if f not in steps]
     if unknown:
-        raise ValueError(f"unknown filters {unknown}; choose from {FILTERS}")
+        raise ValueError(f"unknown filters {unknown}; choose from {tuple(steps)}")
     ids = entry_ids(entries)
     by_id = dict(zip(ids, entries))
     current = [{**e, "id": i} for i, e in zip(ids, entries)]
     report = FilterReport()
     for name in filters:
-        if name == "nan_spectra":
-            kept, step = nan_spectra(current, keys=spectrum_keys)
-        elif name == "unstable":
-            kept, step = unstable(current, threshold_meV=threshold_meV)
-        elif name == "negative_a2f":
-            kept, step = negative_a2f(current, tol=tol)
-        else:
-            kept, step = duplicates(current, matcher=matcher)
+        kept, step = steps[name](current)
         report.steps.append(step)
         keep = set(kept)
         current = [e for e in current if e["id"] in keep]

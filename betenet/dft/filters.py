@@ -19,6 +19,7 @@ from betenet.data.filters import (
     entry_ids,
     nan_spectra,
     negative_a2f,
+    run_filter_chain,
     unstable,
 )
 
@@ -57,24 +58,10 @@ def apply_dft_filters(
     filters: Sequence[str] = DFT_FILTERS,
 ) -> tuple[list[dict], FilterReport]:
     """Run ``filters`` in order, each on what the previous kept; return kept records and the report."""
-    unknown = [f for f in filters if f not in DFT_FILTERS]
-    if unknown:
-        raise ValueError(f"unknown filters {unknown}; choose from {DFT_FILTERS}")
-    ids = entry_ids(entries)
-    by_id = dict(zip(ids, entries))
-    current = [{**e, "id": i} for i, e in zip(ids, entries)]
-    report = FilterReport()
-    for name in filters:
-        if name == "nan_spectra":
-            kept, step = nan_spectra(current, keys=SPECTRUM_KEYS)
-        elif name == "unstable":
-            kept, step = unstable(current, threshold_meV=threshold_meV)
-        elif name == "negative_a2f":
-            kept, step = negative_a2f(current, tol=tol)
-        else:
-            kept, step = metals_with_gap(current, threshold_eV=gap_threshold_eV)
-        report.steps.append(step)
-        keep = set(kept)
-        current = [e for e in current if e["id"] in keep]
-    report.kept = [e["id"] for e in current]
-    return [by_id[e["id"]] for e in current], report
+    steps = {
+        "nan_spectra": lambda es: nan_spectra(es, keys=SPECTRUM_KEYS),
+        "unstable": lambda es: unstable(es, threshold_meV=threshold_meV),
+        "negative_a2f": lambda es: negative_a2f(es, tol=tol),
+        "metals_with_gap": lambda es: metals_with_gap(es, threshold_eV=gap_threshold_eV),
+    }
+    return run_filter_chain(entries, filters, {k: steps[k] for k in DFT_FILTERS})

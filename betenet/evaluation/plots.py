@@ -20,6 +20,21 @@ def read_metrics_csv(path: Path) -> list[dict]:
                 for row in csv.DictReader(fh)]
 
 
+def _save_loss_figure(fig, ax, ylabel: str, title: str, path: Path) -> Path:
+    """Log-log loss-against-epoch axes, written to ``path`` (parents created)."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_double_descent(history: list[dict], regimes: dict, path: Path, title: str | None = None) -> Path:
     """Train and validation loss against epoch (log axes) with the regime extrema marked."""
     epochs = [r["epoch"] + 1 for r in history]
@@ -31,18 +46,8 @@ def plot_double_descent(history: list[dict], regimes: dict, path: Path, title: s
     for name, rec in regimes.items():
         color, label = REGIME_STYLE[name]
         ax.axvline(rec["epoch"] + 1, color=color, ls="--", lw=1, label=f"{label} (epoch {rec['epoch']})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title(title or "double descent")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_loss_figure(fig, ax, "loss", title or "double descent", path)
 
 
 def plot_sweep_overlay(run_dirs: list[Path], path: Path) -> Path:
@@ -58,14 +63,4 @@ def plot_sweep_overlay(run_dirs: list[Path], path: Path) -> Path:
         ax.plot(epochs, [r["val_loss"] for r in rows], lw=0.8, alpha=0.7)
         ax.plot(epochs, [r["train_loss"] for r in rows], lw=0.5, alpha=0.25, color="grey")
         n += 1
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (colour: validation, grey: train)")
-    ax.set_title(f"sweep: {n} members")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_loss_figure(fig, ax, "loss (colour: validation, grey: train)", f"sweep: {n} members", path)
