@@ -10,6 +10,8 @@ and no pair closer than ``MIN_ALLOWED`` × (r_A + r_B).
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,8 +100,21 @@ def _hexagonal(c_over_a):
     return Lattice.hexagonal(1.0, c_over_a)
 
 
-#: The prototypes of the demo dataset (primitive cells of 1 to 8 atoms).
-PROTOTYPES: tuple[Prototype, ...] = (
+@functools.cache
+def prototypes() -> tuple[Prototype, ...]:
+    """The prototypes of the demo dataset (primitive cells of 1 to 8 atoms), built on first use
+    (pymatgen's space-group operations take seconds, so not at import)."""
+    return _build_prototypes()
+
+
+def __getattr__(name: str):
+    if name == "PROTOTYPES":
+        return prototypes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _build_prototypes() -> tuple[Prototype, ...]:
+    return (
     _prototype("A1 (fcc)", "Cu", "Fm-3m", _cubic(), [(0, (0, 0, 0))], [_METALS], "F"),
     _prototype("A2 (bcc)", "W", "Im-3m", _cubic(), [(0, (0, 0, 0))], [_METALS], "I"),
     _prototype("A3 (hcp)", "Mg", "P6_3/mmc", _hexagonal(1.633), [(0, (1 / 3, 2 / 3, 1 / 4))], [_METALS]),
@@ -132,7 +147,7 @@ PROTOTYPES: tuple[Prototype, ...] = (
                [_METALS, ("B", "C"), TRANSITION_METALS]),
     _prototype("B8_1 (NiAs)", "NiSb", "P6_3/mmc", _hexagonal(1.39),
                [(0, (0, 0, 0)), (1, (1 / 3, 2 / 3, 0.25))], [TRANSITION_METALS, SIMPLE_METALS + METALLOIDS]),
-)  # fmt: skip
+    )  # fmt: skip
 
 
 def _site_species(proto: Prototype, elements) -> np.ndarray:

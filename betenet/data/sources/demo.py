@@ -61,7 +61,7 @@ from betenet.data.phonons import (
     site_projected_dos,
     spring_model,
 )
-from betenet.data.prototypes import PROTOTYPES, Prototype, check_geometry, decorate
+from betenet.data.prototypes import Prototype, check_geometry, decorate, prototypes
 from betenet.data.sources.base import Entry, build_entry
 from betenet.physics.eliashberg import allen_dynes_tc, moments
 
@@ -192,7 +192,8 @@ def _phonon_spectra(structure: Structure) -> dict | None:
 def _candidates(rng: np.random.Generator):
     """Endless (prototype, elements) draws: a uniform prototype, then one distinct element per role."""
     while True:
-        proto = PROTOTYPES[int(rng.integers(len(PROTOTYPES)))]
+        protos = prototypes()
+        proto = protos[int(rng.integers(len(protos)))]
         elements: list[str] = []
         for pool in proto.pools:
             choices = [e for e in pool if e not in elements]
