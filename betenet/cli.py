@@ -13,7 +13,9 @@ import sys
 import warnings
 from typing import Callable
 
+from betenet.dft.cli import add_dft_commands
 from betenet.errors import InputError
+from betenet.evaluation.commands import add_evaluation_commands
 from betenet.physics.units import MU_STAR_DEFAULT
 
 
@@ -64,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--q-density", type=float, default=15.0, help="q-points per 1/Å (no 2π)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_kq_grid)
+
+    add_evaluation_commands(sub)
+    add_dft_commands(sub)
     return parser
 
 

@@ -1,0 +1,501 @@
+"""The ``betenet predict | evaluate | screen | landscape`` subcommands.
+
+* ``predict``: ensemble prediction for structure files (CIF / POSCAR / extxyz; files, folders or
+  globs) → a CSV of λ, ω_log, ω_2, Allen–Dynes T_c (± the members' spread; Eliashberg T_c with
+  ``--eliashberg``) with a ``status`` per input, and a JSON of the mean a2F ± std. CPD/FPD
+  ensembles read each structure's site-projected PhDOS from a labels file (``--labels``, or the
+  ``labels.csv``/``labels.json`` of a dataset folder given as input). A bad input gets its row and
+  reason; the others go on.
+* ``evaluate``: Table I, parity plots, best/worst spectra, per-element error and metrics against
+  ensemble size on the test split of the ensemble's data (or ``--data``); ``--model baseline``
+  evaluates the linear baseline fitted on the rest of that data.
+* ``screen``: precision–recall screening for T_c^ref ≥ ``--threshold`` (two-stage with
+  ``--ensemble-stage2``); on unlabelled structures (INPUTS, or a split without T_c) it ranks
+  candidates by predicted T_c ± spread.
+* ``landscape``: loss surfaces around a member's classical, critical and modern checkpoints.
+
+Each writes into ``--out`` and returns a flat summary the CLI prints (or ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from betenet.errors import InputError
+from betenet.evaluation.screening import DEFAULT_THRESHOLD_K
+
+__all__ = ["add_evaluation_commands", "gather_inputs", "read_labels_table", "InputRow", "build_rows",
+           "cmd_predict", "cmd_evaluate", "cmd_screen", "cmd_landscape", "PREDICT_COLUMNS"]
+
+#: Predicted quantities of the predict CSV: (CSV column, ensemble property key).
+PREDICT_COLUMNS = (("lambda", "lambda"), ("omega_log_K", "omega_log_K"), ("omega_2_K", "omega_2_K"),
+                   ("tc_allen_dynes_K", "tc_K"))
+_VASP_NAMES = ("POSCAR", "CONTCAR")
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs: files, folders, globs → graphs
+# --------------------------------------------------------------------------------------------
+def _natural_key(text: str):
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
+
+
+def _is_structure_file(path: Path) -> bool:
+    from betenet.data.sources.directory import STRUCTURE_SUFFIXES
+
+    return path.is_file() and not path.name.startswith(".") and (
+        path.suffix.lower() in STRUCTURE_SUFFIXES or path.name.upper().startswith(_VASP_NAMES))
+
+
+def _structure_files(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if _is_structure_file(p)), key=lambda p: _natural_key(p.name))
+
+
+def _labels_file_in(folder: Path) -> Path | None:
+    return next((folder / n for n in ("labels.csv", "labels.json") if (folder / n).is_file()), None)
+
+
+def _base_id(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}" if path.name.upper().startswith(_VASP_NAMES) else path.stem
+
+
+def gather_inputs(inputs) -> tuple[list[tuple[str, Path | None, str | None]], Path | None]:
+    """Expand INPUTS into ``(id, path, None)`` per structure file, or ``(input, None, reason)`` for
+    an input that names nothing, in order; also the labels file of a dataset folder given as input
+    (a folder with ``structures/`` and ``labels.csv``/``labels.json``), if any.
+
+    A folder contributes its structure files (or those of its ``structures/``); a pattern with
+    ``*``, ``?`` or ``[`` is globbed. Ids are file stems (``<folder>/POSCAR`` for POSCAR/CONTCAR
+    files); when two inputs share an id, both use their path instead.
+    """
+    import glob
+
+    found: list[tuple[Path | None, str, str | None]] = []  # (path, text, reason)
+    labels = None
+    for text in inputs:
+        path = Path(text)
+        if path.is_dir():
+            files = _structure_files(path)
+            if not files and (path / "structures").is_dir():
+                files = _structure_files(path / "structures")
+                labels = labels or _labels_file_in(path)
+            if not files:
+                found.append((None, text, "folder holds no structure files (.cif, .vasp, .poscar, .extxyz, .xyz)"))
+            found += [(f, str(f), None) for f in files]
+        elif path.is_file():
+            found.append((path, text, None))
+        elif any(c in text for c in "*?["):
+            files = sorted((Path(m) for m in glob.glob(text) if Path(m).is_file()), key=lambda p: _natural_key(str(p)))
+            if not files:
+                found.append((None, text, "pattern matches no file"))
+            found += [(f, str(f), None) for f in files]
+        else:
+            found.append((None, text, "file not found"))
+    ids = [_base_id(p) if p is not None else text for p, text, _ in found]
+    counts: dict[str, int] = {}
+    for i in ids:
+        counts[i] = counts.get(i, 0) + 1
+    out = []
+    for (path, text, reason), ident in zip(found, ids):
+        out.append((str(path) if counts[ident] > 1 and path is not None else ident, path, reason))
+    return out, labels
+
+
+def read_labels_table(path) -> dict[str, dict]:
+    """id → record of a directory-format labels file (``labels.csv`` with JSON-encoded spectrum
+    cells, or ``labels.json``, a list of records); see ``betenet.data.sources.directory``."""
+    from betenet.data.sources.directory import _csv_records, _decode_csv_cell, _json_records, _record_id
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "labels file not found")
+    if path.suffix.lower() == ".csv":
+        records = _csv_records(path)
+    elif path.suffix.lower() == ".json":
+        records = _json_records(path)
+    else:
+        raise InputError(path, "labels file must be .csv or .json")
+    table = {}
+    for rec in records:
+        ident = _record_id(rec.get("id"))
+        if ident is None:
+            continue
+        rec = {k: v for k, v in rec.items() if k != "id"}
+        if path.suffix.lower() == ".csv":
+            rec = {k: _decode_csv_cell(ident, k, v) for k, v in rec.items()}
+        table[ident] = rec
+    return table
+
+
+@dataclass
+class InputRow:
+    """One input of ``predict``/``screen``: its graph when usable, else the reason in ``status``."""
+
+    id: str
+    path: Path | None
+    formula: str = ""
+    graph: object = None
+    status: str = "ok"
+
+
+def build_rows(items, graph_settings: dict, labels: dict[str, dict] | None = None) -> list[InputRow]:
+    """Read and graph every input (``gather_inputs`` items) with the members' graph settings; the
+    site PhDOS a CPD/FPD variant needs comes from ``labels`` (id → record)."""
+    from betenet.data.datamodule import entry_to_graph
+    from betenet.data.sources.base import build_entry
+    from betenet.data.structures import load_structure
+
+    kind = graph_settings["site_dos_kind"]
+    keys = () if kind == "none" else (f"phdos_{kind}_freq_meV", f"phdos_{kind}_site")
+    rows = []
+    for ident, path, reason in items:
+        row = InputRow(ident, path)
+        if reason is not None:
+            row.status = reason
+            rows.append(row)
+            continue
+        try:
+            structure = load_structure(path)
+            row.formula = structure.composition.reduced_formula
+            record = {k: v for k, v in (labels or {}).get(ident, {}).items() if k in keys}
+            entry = build_entry(ident, structure, row.formula, record)
+            row.graph = entry_to_graph(entry, **graph_settings)
+        except InputError as err:
+            row.status = err.reason if err.source in (ident, str(path)) else str(err)
+            if kind != "none" and not labels and "phonon DOS" in row.status:
+                row.status += " (give --labels with phdos_* columns)"
+        rows.append(row)
+    return rows
+
+
+def _rows_for(ensemble, items, labels_path) -> list[InputRow]:
+    if ensemble.site_dos is None:
+        raise InputError(ensemble.source, "cannot tell which site PhDOS the members read (no config_resolved.yaml "
+                                          "beside the checkpoints); use the run directories")
+    labels = read_labels_table(labels_path) if (labels_path and ensemble.site_dos != "none") else None
+    return build_rows(items, ensemble.graph_settings, labels)
+
+
+def _ensemble_rows(ensemble, inputs, labels_path) -> tuple[list[InputRow], Path | None]:
+    """Rows of INPUTS for ``ensemble`` and the labels file used (``--labels`` or a dataset folder's)."""
+    items, auto_labels = gather_inputs(inputs)
+    labels_path = labels_path or auto_labels
+    return _rows_for(ensemble, items, labels_path), labels_path
+
+
+# --------------------------------------------------------------------------------------------
+# predict
+# --------------------------------------------------------------------------------------------
+def _fmt(x) -> str:
+    x = float(x)
+    return repr(x) if np.isfinite(x) else ""
+
+
+def cmd_predict(args: argparse.Namespace) -> dict:
+    from betenet.evaluation.reports import write_json
+    from betenet.training.ensemble import ELIASHBERG_KEY, load_ensemble
+
+    ensemble = load_ensemble(args.ensemble, args.checkpoint)
+    rows, _ = _ensemble_rows(ensemble, args.inputs, args.labels)
+    ok = [r for r in rows if r.graph is not None]
+    pred = None
+    if ok:
+        pred = ensemble.predict([r.graph for r in ok], mu_star=args.mu_star, eliashberg=args.eliashberg,
+                                batch_size=args.batch_size, device=args.device, progress=True,
+                                ids=[r.id for r in ok], formulas=[r.formula for r in ok])
+    columns = list(PREDICT_COLUMNS) + ([(ELIASHBERG_KEY, ELIASHBERG_KEY)] if args.eliashberg else [])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    position = {id(r): k for k, r in enumerate(ok)}
+    with open(out, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "formula"] + [c for col, _ in columns for c in (col, f"{col}_std")] + ["status"])
+        for r in rows:
+            values = []
+            for _, key in columns:
+                if r.graph is None:
+                    values += ["", ""]
+                else:
+                    k = position[id(r)]
+                    values += [_fmt(pred.properties[key][k]), _fmt(pred.properties_std[key][k])]
+            w.writerow([r.id, r.formula] + values + [r.status])
+    spectra = out.with_suffix(".json")
+    write_json(spectra, {
+        "omega_meV": [] if pred is None else pred.omega_meV,
+        "mu_star": ensemble.mu_star if pred is None else pred.mu_star,
+        "ensemble": ensemble.source, "members": ensemble.names, "skipped_members": ensemble.skipped,
+        "std": "standard deviation over members (ddof 0)",
+        "entries": [] if pred is None else [
+            {"id": i, "formula": f, "a2f_mean": pred.a2f_mean[k], "a2f_std": pred.a2f_std[k]}
+            for k, (i, f) in enumerate(zip(pred.ids, pred.formulas))]}, indent=None)
+    failed = [r for r in rows if r.graph is None]
+    return {"out": str(out), "spectra": str(spectra), "members": len(ensemble),
+            "skipped_members": len(ensemble.skipped), "inputs": len(rows), "predicted": len(ok),
+            "failed": len(failed)}
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate / screen: labelled data
+# --------------------------------------------------------------------------------------------
+def _datamodule(args, ensemble):
+    if ensemble is not None:
+        return ensemble.datamodule(args.data, args.data_source, args.cache_dir)
+    from betenet.data.datamodule import BetenetDataModule
+    from betenet.training.ensemble import detect_source
+
+    if args.data is None and args.data_source != "demo":
+        raise InputError("--data", "give --ensemble (its training data is used) or --data DATASET_FOLDER")
+    source = args.data_source or detect_source(args.data)
+    dm = BetenetDataModule(source=source, root=None if args.data is None else str(args.data),
+                           cache_dir=args.cache_dir)
+    dm.setup("test")
+    return dm
+
+
+def _load(paths, checkpoint):
+    from betenet.training.ensemble import load_ensemble
+
+    return load_ensemble(paths, checkpoint) if paths else None
+
+
+def _split_predictions(args, ensemble, dm):
+    from betenet.evaluation.reports import baseline_split_predictions, ensemble_split_predictions
+    from betenet.physics.units import MU_STAR_DEFAULT
+
+    if args.model == "baseline":
+        mu = args.mu_star if args.mu_star is not None else (ensemble.mu_star if ensemble else MU_STAR_DEFAULT)
+        return baseline_split_predictions(dm, args.split, mu)
+    if ensemble is None:
+        raise InputError("--ensemble", "required unless --model baseline")
+    return ensemble_split_predictions(ensemble, dm, args.split, args.mu_star, progress=True, device=args.device,
+                                      batch_size=args.batch_size)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> dict:
+    from betenet.evaluation.reports import evaluation_report
+
+    ensemble = _load(args.ensemble, args.checkpoint)
+    p = _split_predictions(args, ensemble, _datamodule(args, ensemble))
+    summary = evaluation_report(p, args.out, k=args.top_k, sizes=args.sizes, n_draws=args.draws, seed=args.seed)
+    result = {"out": str(args.out), "model": p.model, "split": p.split, "n": len(p)}
+    if ensemble is not None and args.model == "ensemble":
+        result["members"] = len(ensemble)
+        result["skipped_members"] = len(ensemble.skipped)
+    for k, m in summary["metrics"].items():
+        for stat in ("r2", "mae", "rmse"):
+            result[f"{stat}_{k}"] = m[stat]
+    return result
+
+
+def _rank_rows(path, rows, pred) -> list[dict]:
+    from betenet.evaluation.reports import write_ranking
+
+    ranking = write_ranking(path, pred.ids, pred.formulas, pred.properties["tc_K"], pred.properties_std["tc_K"],
+                            extra_columns={"lambda": pred.properties["lambda"],
+                                           "lambda_std": pred.properties_std["lambda"]})
+    failed = [r for r in rows if r.graph is None]
+    if failed:
+        with open(Path(path).with_name(Path(path).stem + "_failed.csv"), "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["id", "status"])
+            w.writerows([r.id, r.status] for r in failed)
+    return ranking
+
+
+def _screen_inputs(args, ensemble) -> dict:
+    """Rank unlabelled structures; with a stage-2 ensemble, rank stage 1's survivors again."""
+    from betenet.evaluation.reports import write_json
+    from betenet.training.ensemble import load_ensemble
+
+    out = Path(args.out)
+    rows, labels_path = _ensemble_rows(ensemble, args.inputs, args.labels)
+    ok = [r for r in rows if r.graph is not None]
+    if not ok:
+        raise InputError("INPUTS", f"no usable structure among {len(rows)} inputs "
+                                   f"(e.g. {rows[0].id}: {rows[0].status})")
+    pred = ensemble.predict([r.graph for r in ok], mu_star=args.mu_star, ids=[r.id for r in ok],
+                            formulas=[r.formula for r in ok], batch_size=args.batch_size, device=args.device,
+                            progress=True)
+    ranking = _rank_rows(out / "candidates.csv", rows, pred)
+    result = {"mode": "ranking", "out": str(out), "inputs": len(rows), "ranked": len(ranking),
+              "failed": len(rows) - len(ok), "top": ranking[0]["id"], "top_tc_K": ranking[0]["tc_mean_K"],
+              "top_tc_K_std": ranking[0]["tc_std_K"]}
+    report = {"stage1": {"ensemble": ensemble.source, "members": ensemble.names, "ranking": ranking}}
+    if args.ensemble_stage2:
+        if args.stage1_threshold is None:
+            raise InputError("--stage1-threshold", "needed to pass unlabeled candidates to stage 2 "
+                                                   "(e.g. the cheap_stage decision_K of a labelled screen run)")
+        stage2 = load_ensemble(args.ensemble_stage2, args.checkpoint)
+        passed = {r.id for r, tc in zip(ok, pred.properties["tc_K"]) if tc >= args.stage1_threshold}
+        rows2 = _rows_for(stage2, [(r.id, r.path, None) for r in ok if r.id in passed], labels_path)
+        ok2 = [r for r in rows2 if r.graph is not None]
+        result.update(stage1_threshold_K=args.stage1_threshold, passed_stage1=len(passed), ranked_stage2=len(ok2))
+        if ok2:
+            pred2 = stage2.predict([r.graph for r in ok2], mu_star=args.mu_star, ids=[r.id for r in ok2],
+                                   formulas=[r.formula for r in ok2], batch_size=args.batch_size,
+                                   device=args.device, progress=True)
+            report["stage2"] = {"ensemble": stage2.source, "members": stage2.names,
+                                "stage1_threshold_K": args.stage1_threshold,
+                                "ranking": _rank_rows(out / "candidates_stage2.csv", rows2, pred2)}
+            result["top_stage2"] = report["stage2"]["ranking"][0]["id"]
+    report["failed_inputs"] = [{"id": r.id, "status": r.status} for r in rows if r.graph is None]
+    write_json(out / "candidates.json", report)
+    return result
+
+
+def cmd_screen(args: argparse.Namespace) -> dict:
+    from betenet.evaluation.reports import screening_report, write_json, write_ranking
+
+    if args.model == "baseline" and (args.inputs or args.ensemble_stage2):
+        raise InputError("--model baseline", "screens a labelled split only (no INPUTS, no --ensemble-stage2)")
+    ensemble = _load(args.ensemble, args.checkpoint)
+    if args.inputs:
+        if ensemble is None:
+            raise InputError("--ensemble", "required to rank INPUTS")
+        return _screen_inputs(args, ensemble)
+    dm = _datamodule(args, ensemble)
+    p1 = _split_predictions(args, ensemble, dm)
+    out = Path(args.out)
+    if not np.isfinite(p1.true["tc_K"]).any():
+        # No reference T_c: rank the split's structures instead.
+        ranking = write_ranking(out / "candidates.csv", p1.ids, p1.formulas, p1.pred["tc_K"],
+                                None if p1.std is None else p1.std["tc_K"])
+        write_json(out / "candidates.json", {"model": p1.model, "split": p1.split, "ranking": ranking})
+        return {"mode": "ranking", "out": str(out), "ranked": len(ranking), "top": ranking[0]["id"],
+                "top_tc_K": ranking[0]["tc_mean_K"]}
+    p2 = None
+    if args.ensemble_stage2:
+        stage2 = _load(args.ensemble_stage2, args.checkpoint)
+        args2 = argparse.Namespace(**{**vars(args), "model": "ensemble"})
+        p2 = _split_predictions(args2, stage2, _datamodule(args2, stage2))
+    result = screening_report(p1, out, args.threshold, args.precision, args.recall, args.stage1_precision, stage2=p2)
+    s1 = result["models"]["stage1"]
+    flat = {"mode": "labelled", "out": str(out), "model": s1["model"], "n": s1["n"], "n_positive": s1["n_positive"],
+            "average_precision": s1["average_precision"], "random_ap": s1["random_ap"],
+            "cheap_stage_decision_K": None if s1["cheap_stage"] is None else s1["cheap_stage"]["decision_K"],
+            "operating_decision_K": None if s1["operating"] is None else s1["operating"]["decision_K"]}
+    if p2 is not None:
+        s2 = result["models"]["stage2"]
+        flat.update(stage2_model=s2["model"], stage2_average_precision=s2["average_precision"])
+        flow = result["two_stage"]
+        flat["two_stage_ap"] = flow.get("ap")
+        flat["two_stage_fraction_to_stage2"] = flow.get("fraction_to_stage2")
+    return flat
+
+
+# --------------------------------------------------------------------------------------------
+# landscape
+# --------------------------------------------------------------------------------------------
+def cmd_landscape(args: argparse.Namespace) -> dict:
+    from betenet.evaluation.landscape import landscape_figure, member_landscapes
+    from betenet.evaluation.reports import write_json
+
+    result = member_landscapes(args.run, args.regimes, args.steps, args.span, args.seed, args.cache_dir,
+                               progress=True)
+    out = Path(args.out)
+    write_json(out / "landscape.json", result)
+    figure = landscape_figure(result, out / "landscape.png")
+    flat = {"out": str(out), "figure": str(figure), "regimes": ", ".join(result["landscapes"]),
+            "missing": "; ".join(f"{k}: {v}" for k, v in result["missing"].items()) or "none"}
+    for regime, rec in result["landscapes"].items():
+        flat[f"{regime}_loss_at_origin"] = rec["loss_at_origin"]
+        flat[f"{regime}_minimum_distance"] = rec["minimum"]["distance"]
+    return flat
+
+
+# --------------------------------------------------------------------------------------------
+# argparse
+# --------------------------------------------------------------------------------------------
+def _unit_interval(text: str) -> float:
+    x = float(text)
+    if not 0.0 < x <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return x
+
+
+def _ensemble_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--ensemble", action="append", required=required, metavar="DIR",
+                   help="sweep or run directory, or a member checkpoint (repeat to combine several)")
+    p.add_argument("--checkpoint", default="final",
+                   help="which checkpoint of each run: final (default), classical, critical, modern or a file name")
+    p.add_argument("--mu-star", type=float, default=None,
+                   help="Coulomb pseudopotential for the predicted Tc (default: the members' own, 0.10)")
+    p.add_argument("--device", default="cpu", help="torch device for prediction (cpu, cuda, ...)")
+    p.add_argument("--batch-size", type=int, default=64, help="structures per forward pass")
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None, metavar="DATASET",
+                   help="evaluate on this dataset folder (release or directory format) instead of the "
+                        "ensemble's training data")
+    p.add_argument("--data-source", choices=["demo", "directory", "release"], default=None,
+                   help="format of --data (default: release if it holds database.json, else directory)")
+    p.add_argument("--split", choices=["test", "train", "val", "all"], default="test",
+                   help="which split of the data (default test; all = every entry)")
+    p.add_argument("--cache-dir", default=None, help="graph/demo cache (default: the runs' own)")
+    p.add_argument("--model", choices=["ensemble", "baseline"], default="ensemble",
+                   help="baseline: the linear eDOS/PhDOS model fitted on the rest of the data (needs eDOS)")
+
+
+def add_evaluation_commands(sub) -> None:
+    """Register predict, evaluate, screen and landscape on the ``betenet`` subparsers."""
+    p = sub.add_parser("predict", help="ensemble prediction of a2F, lambda, omega_log, omega_2, Tc for structures")
+    _ensemble_args(p, required=True)
+    p.add_argument("inputs", nargs="+", metavar="INPUTS", help="structure files, folders or glob patterns")
+    p.add_argument("--out", required=True, help="CSV to write; the a2F spectra go to the same name with .json")
+    p.add_argument("--labels", default=None, help="labels.csv/.json holding the site PhDOS (CPD/FPD ensembles)")
+    p.add_argument("--eliashberg", action="store_true", help="also the isotropic Eliashberg Tc (slow)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="Table I, parity plots, best/worst spectra on a labelled split")
+    _ensemble_args(p, required=False)
+    _data_args(p)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--top-k", type=int, default=6, help="best and worst spectra to draw")
+    p.add_argument("--sizes", type=int, nargs="+", default=None, help="ensemble sizes to score (default: a ladder)")
+    p.add_argument("--draws", type=int, default=10, help="random member subsets per ensemble size")
+    p.add_argument("--seed", type=int, default=0, help="seed of the member subsets")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("screen", help="precision-recall screening for high Tc, or ranking of unlabeled structures")
+    _ensemble_args(p, required=False)
+    _data_args(p)
+    p.add_argument("inputs", nargs="*", metavar="INPUTS", help="unlabeled structures to rank (files, folders, globs)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_K,
+                   help="a material is a positive when its reference Tc >= this (K; default 5)")
+    point = p.add_mutually_exclusive_group()
+    point.add_argument("--precision", type=_unit_interval, default=None,
+                       help="operating point: largest recall with at least this precision (default 0.8)")
+    point.add_argument("--recall", type=_unit_interval, default=None,
+                       help="operating point: largest precision with at least this recall")
+    p.add_argument("--stage1-precision", type=_unit_interval, default=1.0,
+                   help="precision the cheap first stage must reach (default 1.0)")
+    p.add_argument("--ensemble-stage2", action="append", default=None, metavar="DIR",
+                   help="second-stage ensemble (e.g. CPD) for the two-stage flow")
+    p.add_argument("--stage1-threshold", type=float, default=None,
+                   help="unlabeled INPUTS: stage-1 Tc (K) a candidate needs to reach stage 2")
+    p.add_argument("--labels", default=None, help="labels.csv/.json with the site PhDOS of INPUTS (CPD/FPD)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_screen)
+
+    p = sub.add_parser("landscape", help="loss landscapes of a member's classical, critical, modern checkpoints")
+    p.add_argument("--run", required=True, help="a member's run directory")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--steps", type=int, default=21, help="grid points per direction")
+    p.add_argument("--span", type=float, default=1.0,
+                   help="grid half-width in units of the filter-normalised directions")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random directions")
+    p.add_argument("--regimes", nargs="+", default=["classical", "critical", "modern"],
+                   choices=["classical", "critical", "modern"])
+    p.add_argument("--cache-dir", default=None, help="graph/demo cache (default: the run's own)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_landscape)

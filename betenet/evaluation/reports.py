@@ -1,0 +1,475 @@
+"""Evaluate and screen a model on a labelled split, writing the paper's table and figures.
+
+A model's predictions on a split are gathered into :class:`SplitPredictions` — from an ensemble
+(:func:`ensemble_split_predictions`: mean a2F, properties of the mean, member spread) or from the
+linear baseline fitted on the rest of the data (:func:`baseline_split_predictions`) — and then:
+
+* :func:`evaluation_report` writes Table I (R², MAE, RMSE of λ, ω_log, ω_2, T_c) as JSON and
+  markdown, the parity plots, the six best and six worst spectra by Δ̄ (mean normalised error over
+  λ, ω_log, ω_2), the per-element Δ̄, the metrics against ensemble size and a per-material CSV;
+* :func:`screening_report` writes the precision–recall analysis of T_c^ML against
+  T_c^ref ≥ ``threshold_K``: average precision and the random classifier's, the cheap first-stage
+  threshold (the lowest one reaching ``stage1_precision``, 1.0 by default), a chosen operating
+  point, confusion matrices and PR figures; with a second model, the two-stage flow (stage 1's
+  cheap threshold passes materials to stage 2, which flags them at its chosen point);
+* :func:`write_ranking` ranks unlabelled candidates by predicted T_c with its uncertainty.
+
+Reference values are the dataset's labels as the model trained on them (given labels, else the
+properties of the target a2F at μ* = 0.10); ``mu_star`` changes the predicted T_c only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from betenet.errors import InputError
+from betenet.evaluation import figures
+from betenet.evaluation.metrics import (MOMENT_PROPERTIES, PROPERTIES, best_worst, metric_vs_ensemble_size,
+                                        normalised_error, per_element_error, property_table, table_markdown)
+from betenet.evaluation.screening import (DEFAULT_THRESHOLD_K, PRCurve, confusion, curve_average_precision,
+                                          operating_point, precision_recall, random_ap, rank_candidates,
+                                          threshold_for_precision, two_stage)
+from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT
+
+__all__ = [
+    "SplitPredictions",
+    "ensemble_split_predictions",
+    "baseline_split_predictions",
+    "default_sizes",
+    "evaluation_report",
+    "screening_curve",
+    "screening_report",
+    "write_ranking",
+    "DEFAULT_OPERATING_PRECISION",
+]
+
+#: Default operating point of a screening model: the largest recall with at least this precision.
+DEFAULT_OPERATING_PRECISION = 0.8
+
+
+@dataclass
+class SplitPredictions:
+    """One model's predictions for the materials of one split, aligned by position."""
+
+    model: str
+    split: str
+    ids: list[str]
+    formulas: list[str]
+    true: dict[str, np.ndarray]  # PROPERTIES → [N], NaN = unknown
+    pred: dict[str, np.ndarray]  # PROPERTIES → [N]
+    std: dict[str, np.ndarray] | None = None  # ensemble spread, [N] each
+    true_a2f: np.ndarray | None = None  # [N, B], NaN rows where no target spectrum
+    a2f_mean: np.ndarray | None = None  # [N, B]
+    a2f_std: np.ndarray | None = None
+    member_a2f: np.ndarray | None = None  # [M, N, B]
+    elements: dict[str, list[str]] = field(default_factory=dict)
+    mu_star: float = MU_STAR_DEFAULT
+    notes: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, ids: Iterable[str]) -> SplitPredictions:
+        """The same predictions restricted to (and ordered as) ``ids``."""
+        pos = {i: k for k, i in enumerate(self.ids)}
+        idx = np.asarray([pos[i] for i in ids], dtype=int)
+        take = lambda d: None if d is None else {k: v[idx] for k, v in d.items()}  # noqa: E731
+        arr = lambda a: None if a is None else a[idx]  # noqa: E731
+        return replace(self, ids=[self.ids[k] for k in idx], formulas=[self.formulas[k] for k in idx],
+                       true=take(self.true), pred=take(self.pred), std=take(self.std),
+                       true_a2f=arr(self.true_a2f), a2f_mean=arr(self.a2f_mean), a2f_std=arr(self.a2f_std),
+                       member_a2f=None if self.member_a2f is None else self.member_a2f[:, idx],
+                       elements={i: self.elements[i] for i in ids if i in self.elements})
+
+
+def _split_graphs(datamodule, split: str) -> list:
+    key = "predict" if split == "all" else split
+    if key not in datamodule.split_ids:
+        raise InputError(split, f"unknown split; use one of {sorted(datamodule.split_ids)} or all")
+    graphs = datamodule.graphs_for(key)
+    if not graphs:
+        raise InputError(split, f"the {split} split of the data is empty")
+    return graphs
+
+
+def _truth(graphs) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, list[str]]]:
+    from betenet.data.datamodule import graph_elements
+    from betenet.models.losses import LABEL_NAMES
+
+    labels = np.stack([g.labels[0].double().numpy() for g in graphs])
+    true = {name: labels[:, LABEL_NAMES.index(name)] for name in PROPERTIES}
+    true_a2f = np.stack([g.y[0].double().numpy() for g in graphs])
+    elements = {str(g.id): sorted(graph_elements(g)) for g in graphs}
+    return true, true_a2f, elements
+
+
+#: Appended to model labels on the generated demo set, so its results are never taken for real data.
+DEMO_TAG = "synthetic demo"
+
+
+def _on_demo(datamodule) -> bool:
+    return getattr(datamodule, "source", None) == "demo"
+
+
+def ensemble_split_predictions(ensemble, datamodule, split: str = "test", mu_star: float | None = None,
+                               name: str | None = None, progress: bool = False, device="cpu",
+                               batch_size: int = 64) -> SplitPredictions:
+    """The ensemble's predictions for the ``split`` of ``datamodule`` (``all`` = every entry)."""
+    graphs = _split_graphs(datamodule, split)
+    true, true_a2f, elements = _truth(graphs)
+    pred = ensemble.predict(graphs, mu_star=mu_star, batch_size=batch_size, device=device, progress=progress)
+    if name is None:
+        demo = f", {DEMO_TAG}" if _on_demo(datamodule) else ""
+        name = f"{ensemble.variant.upper()} ×{len(ensemble)}{demo}"
+    return SplitPredictions(
+        model=name, split=split, ids=pred.ids,
+        formulas=pred.formulas, true=true, pred=dict(pred.properties), std=dict(pred.properties_std),
+        true_a2f=true_a2f, a2f_mean=pred.a2f_mean, a2f_std=pred.a2f_std, member_a2f=pred.member_a2f,
+        elements=elements, mu_star=pred.mu_star,
+        notes={"members": ensemble.names, "skipped_members": [list(s) for s in ensemble.skipped],
+               "ensemble": ensemble.source, "variant": ensemble.variant})
+
+
+def baseline_split_predictions(datamodule, split: str = "test", mu_star: float = MU_STAR_DEFAULT,
+                               name: str | None = None) -> SplitPredictions:
+    """The linear baseline (eDOS(E_F) and coarse-PhDOS moments → λ, ω_log, ω_2; T_c by Allen–Dynes)
+    fitted on every non-``split`` entry of the member's pool (bootstrap train ∪ out-of-bag) and
+    applied to ``split``. Entries without eDOS or coarse PhDOS are left out of the fit and get NaN
+    predictions; with none usable for the fit it raises ``InputError``."""
+    from betenet.data.datamodule import read_source, source_root
+    from betenet.models.baseline import LinearBaseline, entry_features
+    from betenet.models.losses import LABEL_NAMES
+
+    graphs = _split_graphs(datamodule, split)
+    true, true_a2f, elements = _truth(graphs)
+    test_ids = [str(g.id) for g in graphs]
+    pool = list(dict.fromkeys(datamodule.split_ids["train"] + datamodule.split_ids["val"]))
+    held_out = set(test_ids)
+    train_ids = [i for i in pool if i not in held_out]
+    label = datamodule.root or datamodule.source
+    root = source_root(datamodule.source, datamodule.root, datamodule.demo_size, datamodule.demo_seed,
+                       datamodule.cache_dir)
+    entries = {e.id: e for e in read_source(datamodule.source, root).entries}
+
+    def features(ids):
+        rows, missing = [], {}
+        for i in ids:
+            try:
+                rows.append(entry_features(entries[i]))
+            except InputError as err:
+                missing[i] = err.reason
+                rows.append(np.full(3, np.nan))
+        return np.asarray(rows).reshape(len(ids), 3), missing
+
+    x_train, miss_train = features(train_ids)
+    if len(miss_train) == len(train_ids):
+        example = next(iter(miss_train.items()), ("-", "no training entries"))
+        raise InputError(label, "the linear baseline needs the site-projected eDOS and the coarse phonon DOS "
+                                "of its training entries (release columns Site_proj_eDOS*, "
+                                f"Ph_2x2x2_interpolated_*); none of the {len(train_ids)} has them "
+                                f"(e.g. {example[0]}: {example[1]})")
+    graph_of = datamodule.built.graphs
+    targets = {k: np.array([float(graph_of[i].labels[0, LABEL_NAMES.index(k)]) for i in train_ids])
+               for k in MOMENT_PROPERTIES}
+    try:
+        model = LinearBaseline(mu_star=mu_star).fit(x_train, targets)
+    except ValueError as exc:
+        raise InputError(label, f"linear baseline cannot be fitted: {exc}") from None
+    x_test, miss_test = features(test_ids)
+    pred = model.predict(x_test)
+    return SplitPredictions(
+        model=name or (f"Base, {DEMO_TAG}" if _on_demo(datamodule) else "Base"),
+        split=split, ids=test_ids, formulas=[str(g.formula) for g in graphs], true=true,
+        pred={k: np.asarray(pred[k], dtype=np.float64) for k in PROPERTIES}, true_a2f=true_a2f,
+        elements=elements, mu_star=mu_star,
+        notes={"baseline_coefficients": model.coefficients(), "n_fit": len(train_ids) - len(miss_train),
+               "fit_entries_without_features": len(miss_train),
+               "split_entries_without_features": sorted(miss_test)})
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------
+def default_sizes(n_members: int) -> list[int]:
+    """Ensemble sizes to score: every size up to 10 members, then a roughly logarithmic ladder."""
+    if n_members <= 10:
+        return list(range(1, n_members + 1))
+    ladder = [1, 2, 3, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000]
+    return sorted({s for s in ladder if s < n_members} | {n_members})
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _clean_json(obj):
+    """NaN/inf → None (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean_json(v) for v in obj]
+    return obj
+
+
+def write_json(path: Path, obj, indent: int | None = 2) -> Path:
+    """Write ``obj`` (numpy values allowed) as strict JSON, NaN and inf as null."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plain = json.loads(json.dumps(obj, default=_json_default))
+    path.write_text(json.dumps(_clean_json(plain), indent=indent, allow_nan=False) + "\n")
+    return path
+
+
+def _cell(x) -> str:
+    if x is None:
+        return ""
+    x = float(x)
+    return repr(x) if math.isfinite(x) else ""
+
+
+def _write_predictions_csv(p: SplitPredictions, delta: np.ndarray, path: Path) -> Path:
+    cols = ["id", "formula"]
+    for k in PROPERTIES:
+        cols += [f"{k}_true", f"{k}_pred"] + ([f"{k}_std"] if p.std else [])
+    cols.append("delta")
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        for i, (ident, formula) in enumerate(zip(p.ids, p.formulas)):
+            row = [ident, formula]
+            for k in PROPERTIES:
+                row += [_cell(p.true[k][i]), _cell(p.pred[k][i])] + ([_cell(p.std[k][i])] if p.std else [])
+            row.append(_cell(delta[i]))
+            w.writerow(row)
+    return path
+
+
+def _ranked(rows) -> list[dict]:
+    return [dict(index=r.index, id=r.id, delta=r.delta) for r in rows]
+
+
+def evaluation_report(p: SplitPredictions, out, k: int = 6, sizes: Iterable[int] | None = None,
+                      n_draws: int = 10, seed: int = 0) -> dict:
+    """Write Table I, parity plots, best/worst spectra, per-element error, metrics against
+    ensemble size and ``predictions.csv`` for ``p`` into ``out``; returns the summary (also
+    written as ``evaluation.json``)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = property_table(p.true, p.pred)
+    files = {}
+    files["table_json"] = write_json(out / "table1.json", {"model": p.model, "split": p.split, "n": len(p),
+                                                           "mu_star": p.mu_star, "metrics": table})
+    (out / "table1.md").write_text(table_markdown({p.model: table}))
+    files["table_markdown"] = out / "table1.md"
+    files["parity"] = figures.parity_grid(p.true, p.pred, out / "parity.png", title=f"{p.model}: {p.split} split",
+                                          std_props=p.std)
+    delta = normalised_error(p.true, p.pred)
+    files["predictions"] = _write_predictions_csv(p, delta, out / "predictions.csv")
+    summary = {"model": p.model, "split": p.split, "n": len(p), "mu_star": p.mu_star, "metrics": table,
+               "notes": p.notes}
+
+    per_el = per_element_error(p.ids, p.elements, delta)
+    summary["per_element"] = {el: {"mean_delta": m, "n": c} for el, (m, c) in per_el.items()}
+    if per_el:
+        files["per_element"] = figures.per_element_plot(per_el, out / "per_element.png",
+                                                        title=f"{p.model}: mean normalised error per element")
+
+    if p.a2f_mean is not None and p.true_a2f is not None:
+        has = np.flatnonzero(np.all(np.isfinite(p.true_a2f), axis=1))
+        ranked = best_worst([p.ids[i] for i in has], delta[has], k=k)
+        summary["best"], summary["worst"] = _ranked(ranked["best"]), _ranked(ranked["worst"])
+        for which, rows in ranked.items():
+            if not rows:
+                continue
+            idx = has[[r.index for r in rows]]
+            titles = [f"{p.formulas[i]} ({p.ids[i]})  Δ̄ = {r.delta:.2f}" for i, r in zip(idx, rows)]
+            files[f"{which}_spectra"] = figures.spectra_panel(
+                BIN_CENTRES_MEV, p.true_a2f[idx], {p.model: p.a2f_mean[idx]},
+                None if p.a2f_std is None else {p.model: p.a2f_std[idx]}, titles,
+                out / f"{which}_spectra.png", suptitle=f"{p.model}: {which} {len(rows)} by Δ̄")
+
+    if p.member_a2f is not None:
+        m = p.member_a2f.shape[0]
+        sizes = default_sizes(m) if sizes is None else sorted({int(s) for s in sizes if 1 <= int(s) <= m})
+        result = metric_vs_ensemble_size(p.member_a2f, p.true, sizes=sizes, n_draws=n_draws, seed=seed,
+                                         mu_star=p.mu_star)
+        summary["ensemble_size"] = result
+        files["ensemble_size_json"] = write_json(out / "ensemble_size.json", result)
+        files["ensemble_size"] = figures.ensemble_size_plot(result, out / "ensemble_size.png",
+                                                            title=f"{p.model}: metrics against ensemble size")
+    summary["files"] = {k: str(v) for k, v in files.items()}
+    write_json(out / "evaluation.json", summary)
+    return summary
+
+
+# --------------------------------------------------------------------------------------------
+# Screening
+# --------------------------------------------------------------------------------------------
+def _curve_json(curve: PRCurve) -> dict:
+    return {"thresholds_K": curve.thresholds.tolist(), "precision": curve.precision.tolist(),
+            "recall": curve.recall.tolist()}
+
+
+def _at(curve: PRCurve, true, pred, threshold_K: float, index: int, target: dict) -> dict:
+    decision = float(curve.thresholds[index])
+    return {"decision_K": decision, "precision": float(curve.precision[index]),
+            "recall": float(curve.recall[index]), "target": target,
+            "confusion": confusion(true, pred, threshold_K, decision)}
+
+
+def _cheap_point(curve: PRCurve, true, pred, threshold_K: float, target: float) -> dict | None:
+    decision = threshold_for_precision(curve, target)
+    if decision is None:
+        return None
+    index = int(np.searchsorted(curve.thresholds, decision))
+    return _at(curve, true, pred, threshold_K, index, {"precision": target})
+
+
+def _chosen_point(curve: PRCurve, true, pred, threshold_K: float, precision=None, recall=None) -> dict | None:
+    op = operating_point(curve, precision=precision, recall=recall)
+    if op is None:
+        return None
+    target = {"precision": precision} if precision is not None else {"recall": recall}
+    return _at(curve, true, pred, threshold_K, op["index"], target)
+
+
+def screening_curve(p: SplitPredictions, threshold_K: float = DEFAULT_THRESHOLD_K, precision: float | None = None,
+                    recall: float | None = None, stage1_precision: float = 1.0) -> tuple[dict, PRCurve]:
+    """PR analysis of one model: ``(summary, curve)``. The summary holds ``average_precision``,
+    ``random_ap`` (prevalence of the scored materials), ``cheap_stage`` (the lowest decision
+    threshold reaching ``stage1_precision``) and ``operating`` (at ``precision``, or ``recall``;
+    default precision :data:`DEFAULT_OPERATING_PRECISION`), each with its confusion counts."""
+    if precision is None and recall is None:
+        precision = DEFAULT_OPERATING_PRECISION
+    true, pred = np.asarray(p.true["tc_K"], float), np.asarray(p.pred["tc_K"], float)
+    used = np.isfinite(true) & np.isfinite(pred)
+    if not used.any():
+        raise InputError(p.model, f"no material of the {p.split} split has both a reference and a predicted T_c")
+    try:
+        curve = precision_recall(true, pred, threshold_K)
+    except ValueError:
+        raise InputError(p.model, f"no material of the {p.split} split has a reference T_c ≥ {threshold_K:g} K; "
+                                  "lower --threshold") from None
+    cheap = _cheap_point(curve, true, pred, threshold_K, stage1_precision)
+    summary = {
+        "model": p.model, "split": p.split, "threshold_K": threshold_K, "n": int(used.sum()),
+        "n_positive": curve.n_positive, "average_precision": curve_average_precision(curve),
+        "random_ap": random_ap(true[used], threshold_K), "cheap_stage": cheap,
+        "operating": _chosen_point(curve, true, pred, threshold_K, precision, recall),
+        "curve": _curve_json(curve),
+    }
+    summary["ap_over_random"] = summary["average_precision"] / summary["random_ap"]
+    return summary, curve
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_").lower() or "model"
+
+
+def _marker(op: dict | None) -> dict | None:
+    return None if op is None else {"threshold": op["decision_K"], "precision": op["precision"],
+                                    "recall": op["recall"]}
+
+
+def screening_report(stage1: SplitPredictions, out, threshold_K: float = DEFAULT_THRESHOLD_K,
+                     precision: float | None = None, recall: float | None = None, stage1_precision: float = 1.0,
+                     stage2: SplitPredictions | None = None, extra: Mapping[str, SplitPredictions] | None = None
+                     ) -> dict:
+    """Write ``screening.json``, ``pr_curves.png`` and ``confusion_*.png`` into ``out``.
+
+    Alone, ``stage1`` is one screening model marked at its operating point. With ``stage2`` (e.g.
+    CSO then CPD, scored on the materials both predicted), stage 1 is marked at its cheap
+    threshold, stage 2 at its operating point, and the two-stage flow (stage 1's cheap threshold
+    decides which materials stage 2 sees; stage 2 flags them at its operating point) is a third
+    panel. ``extra`` models (e.g. the baseline) get their own panels at their operating points.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    models = {"stage1": stage1}
+    if stage2 is not None:
+        common = [i for i in stage1.ids if i in set(stage2.ids)]
+        if not common:
+            raise InputError(stage2.model, "stage 2 predicted none of the materials stage 1 did")
+        models = {"stage1": stage1.subset(common), "stage2": stage2.subset(common)}
+    for name, p in (extra or {}).items():
+        models[name] = p
+    result = {"threshold_K": threshold_K, "stage1_precision": stage1_precision, "models": {}}
+    curves, aps, markers, confs = {}, {}, {}, {}
+    for role, p in models.items():
+        summary, curve = screening_curve(p, threshold_K, precision, recall, stage1_precision)
+        result["models"][role] = summary
+        curves[p.model], aps[p.model] = curve, summary["average_precision"]
+        point = summary["cheap_stage"] if (role == "stage1" and stage2 is not None) else summary["operating"]
+        markers[p.model] = _marker(point)
+        if point is not None:
+            confs[p.model] = point["confusion"]
+    if stage2 is not None:
+        s1, s2 = models["stage1"], models["stage2"]
+        cheap, op2 = result["models"]["stage1"]["cheap_stage"], result["models"]["stage2"]["operating"]
+        if cheap is None:
+            result["two_stage"] = {"error": f"stage 1 reaches precision {stage1_precision:g} at no threshold"}
+        else:
+            true = s1.true["tc_K"]
+            flow = two_stage(true, s1.pred["tc_K"], s2.pred["tc_K"], cheap["decision_K"], threshold_K,
+                             None if op2 is None else op2["decision_K"])
+            curve = flow.pop("curve")
+            flow["curve"] = _curve_json(curve)
+            flow["stage1_decision_K"] = cheap["decision_K"]
+            short = lambda p: str(p.notes.get("variant", p.model)).upper()  # noqa: E731
+            label = f"two-stage {short(s1)} → {short(s2)}"
+            curves[label], aps[label] = curve, flow["ap"]
+            if flow["operating"] is not None:
+                # Stage 1's rejects get −1 K, below any decision threshold (predicted T_c ≥ 0).
+                survive = np.asarray(s1.pred["tc_K"]) >= cheap["decision_K"]
+                score = np.where(survive, s2.pred["tc_K"], -1.0)
+                flow["operating"]["confusion"] = confusion(true, score, threshold_K, flow["operating"]["decision_K"])
+                markers[label] = {"threshold": flow["operating"]["decision_K"],
+                                  "precision": flow["operating"]["precision"], "recall": flow["operating"]["recall"]}
+                confs[label] = flow["operating"]["confusion"]
+            result["two_stage"] = flow
+    first = result["models"]["stage1"]
+    files = {"pr_curves": figures.pr_curve_plot(curves, aps, first["random_ap"], out / "pr_curves.png",
+                                                operating_points={k: v for k, v in markers.items() if v},
+                                                confusions=confs)}
+    for model, conf in confs.items():
+        files[f"confusion_{_slug(model)}"] = figures.confusion_plot(
+            conf, out / f"confusion_{_slug(model)}.png", title=model)
+    result["files"] = {k: str(v) for k, v in files.items()}
+    write_json(out / "screening.json", result)
+    return result
+
+
+def write_ranking(path, ids, formulas, tc_mean, tc_std,
+                  extra_columns: Mapping[str, Iterable] | None = None) -> list[dict]:
+    """Rank candidates by predicted T_c (highest first, ties in input order) into a CSV with
+    columns ``rank, id, formula, tc_K, tc_K_std`` (+ ``extra_columns``); returns the ranking."""
+    ranking = rank_candidates(ids, tc_mean, tc_std)
+    pos = {str(i): k for k, i in enumerate(ids)}
+    formulas = list(formulas)
+    extra = {k: list(v) for k, v in (extra_columns or {}).items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["rank", "id", "formula", "tc_K", "tc_K_std", *extra])
+        for r in ranking:
+            k = pos[str(r["id"])]
+            r["formula"] = formulas[k]
+            w.writerow([r["rank"], r["id"], formulas[k], _cell(r["tc_mean_K"]), _cell(r["tc_std_K"]),
+                        *[v[k] if isinstance(v[k], str) else _cell(v[k]) for v in extra.values()]])
+    return ranking
