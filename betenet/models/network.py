@@ -19,6 +19,10 @@ Gate: even/odd scalars through silu/tanh, gates through sigmoid/tanh, l > 0 irre
 
 ``num_neighbors`` (the dataset's mean number of edges per atom, self-loops included when the graph
 has them) is a buffer, so checkpoints carry it.
+
+Two evaluations of the same parameters: the e3nn modules themselves (``fused=False``, the straightforward
+path) and :mod:`betenet.models.fused` (``fused=True``, the default), which prepares the constant parts of a
+graph once and keeps them while the same graph tensors come back, as in full-batch training.
 """
 
 from __future__ import annotations
@@ -33,11 +37,15 @@ from e3nn.nn import FullyConnectedNet, Gate
 from torch_geometric.utils import scatter
 
 from betenet.errors import InputError
+from betenet.models.fused import (CacheStore, GraphCache, NodeGroups, build_couplings, convolution_forward,
+                                  convolution_plan, csr, distinct_rows, shells)
 from betenet.models.radial import EdgeFeatures, edge_features
 
 _SCALAR_ACT: Dict[int, Callable] = {1: F.silu, -1: torch.tanh}  # by parity of the scalar
 _GATE_ACT: Dict[int, Callable] = {1: torch.sigmoid, -1: torch.tanh}
 _REDUCTIONS = ("mean", "sum", "none")
+#: Prepared graphs of the fused evaluation, shared by all networks (keyed by data tensors and architecture).
+GRAPH_CACHE = CacheStore(capacity=8)
 
 
 def tp_path_exists(irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, ir_out: o3.Irrep) -> bool:
@@ -95,6 +103,7 @@ class Convolution(torch.nn.Module):
         mask = self.sc.output_mask.to(torch.get_default_dtype())
         self.register_buffer("c_x", (1.0 - mask) + c_x * mask, persistent=False)
         self.c_s = math.sin(math.pi / 8)
+        self.plan = convolution_plan(self)  # index bookkeeping of the fused evaluation (no parameters)
 
     def forward(
         self,
@@ -127,6 +136,10 @@ class GatedConvolution(torch.nn.Module):
     def forward(self, h, node_attr, edge_src, edge_dst, edge, inv_sqrt_neighbors) -> torch.Tensor:
         return self.gate(self.conv(h, node_attr, edge_src, edge_dst, edge, inv_sqrt_neighbors))
 
+    def forward_fused(self, h, attr_rows, cache, couplings, inv_sqrt_neighbors) -> torch.Tensor:
+        conv = self.conv
+        return self.gate(convolution_forward(conv, conv.plan, couplings, h, attr_rows, cache, inv_sqrt_neighbors))
+
 
 class BeteNet(torch.nn.Module):
     """BETE-NET: embedding -> ``layers`` gated equivariant convolutions -> scalar convolution -> ReLU -> pooling.
@@ -139,6 +152,10 @@ class BeteNet(torch.nn.Module):
     ``share_embedding=True`` reproduces the release exactly: one Linear applied to both ``x`` and ``z``
     (requires ``in_dim == attr_dim``; the release's CPD/FPD inputs are x = [mass one-hot, 51 ones] and
     z = [one-hot, PhDOS], both 169 wide). The default uses separate Linears for ``x`` and ``z``.
+
+    ``fused=True`` evaluates through :mod:`betenet.models.fused` (same parameters and result, several times
+    faster); ``fused=False`` calls the e3nn modules directly. Gradients with respect to ``edge_vec``,
+    ``edge_feats`` or ``z`` always use the e3nn evaluation.
 
     Parameters are created in torch's default dtype (float32); ``.double()`` gives a float64 model.
     """
@@ -159,6 +176,7 @@ class BeteNet(torch.nn.Module):
         num_neighbors: float = 1.0,
         reduce_output: str = "mean",
         share_embedding: bool = False,
+        fused: bool = True,
     ) -> None:
         super().__init__()
         if reduce_output not in _REDUCTIONS:
@@ -171,6 +189,7 @@ class BeteNet(torch.nn.Module):
         self.lmax, self.r_max, self.number_of_basis = lmax, float(r_max), number_of_basis
         self.reduce_output = reduce_output
         self.share_embedding = share_embedding
+        self.fused = fused
         self.register_buffer("num_neighbors", torch.tensor(float(num_neighbors)))
 
         self.embed_x = torch.nn.Linear(in_dim, em_dim)
@@ -216,21 +235,88 @@ class BeteNet(torch.nn.Module):
         if data.edge_index.dim() != 2 or data.edge_index.shape[0] != 2:
             raise InputError("data.edge_index", f"expected shape [2, E], got {list(data.edge_index.shape)}")
 
-    def forward(self, data, edge_feats: Optional[EdgeFeatures] = None) -> torch.Tensor:
-        """Predict [n_graphs, out_dim] (or [N, out_dim] with ``reduce_output="none"``); ``data`` is not modified."""
+    @property
+    def signature(self) -> tuple:
+        """What a prepared graph depends on: the geometry settings and the irreps of every convolution."""
+        if getattr(self, "_signature", None) is None:  # the architecture is fixed at construction
+            convs = [layer.conv for layer in self.layers] + [self.output_conv]
+            self._signature = (self.lmax, self.r_max, self.number_of_basis, self.attr_dim, tuple(
+                (str(c.irreps_in), str(c.irreps_node_attr), str(c.irreps_out)) for c in convs))
+        return self._signature
+
+    def prepare(self, data, edge_feats: Optional[EdgeFeatures] = None) -> GraphCache:
+        """Everything the fused evaluation needs from a graph (batch) that training never changes.
+
+        Distinct node-attribute rows and radial embeddings, shells, and the sparse coupling matrices of
+        every convolution's edge paths (see :mod:`betenet.models.fused`). Built without gradients; valid for
+        every network with the same :attr:`signature`.
+        """
+        with torch.no_grad():
+            edge_src, edge_dst = data.edge_index[0], data.edge_index[1]
+            if edge_feats is None:
+                edge_feats = self.edge_features(data.edge_vec)
+            n = data.x.shape[0]
+            attr_rows, attr_index = distinct_rows(data.z)
+            radial_rows, radial_index = distinct_rows(edge_feats.radial)
+            shell, shell_dst, shell_radial = shells(edge_dst, radial_index, radial_rows.shape[0])
+            n_shells = shell_dst.numel()
+            ones = torch.ones(n_shells, dtype=radial_rows.dtype, device=radial_rows.device)
+            ids = torch.arange(n_shells, device=shell_dst.device)
+            convs = [layer.conv for layer in self.layers] + [self.output_conv]
+            return GraphCache(
+                signature=self.signature, num_nodes=n, num_edges=edge_src.shape[0], num_shells=n_shells,
+                attr_rows=attr_rows, groups=NodeGroups.build(attr_index, attr_rows.shape[0]),
+                radial_rows=radial_rows, shell_radial=shell_radial,
+                shell_sum=(csr(shell_dst, ids, ones, (n, n_shells)), csr(ids, shell_dst, ones, (n_shells, n))),
+                couplings=[build_couplings(c.plan, edge_feats.attr, self.irreps_edge_attr, edge_src, shell,
+                                           n_shells, n) for c in convs],
+            )
+
+    def _cache_for(self, data, edge_feats: Optional[EdgeFeatures]) -> Optional[GraphCache]:
+        """The prepared graph of ``data`` (built on first use), or None when the fused path cannot serve it."""
+        geometry = [data.edge_vec] if edge_feats is None else [edge_feats.attr, edge_feats.radial]
+        if not self.fused or any(t.requires_grad for t in geometry + [data.z]):
+            return None  # gradients with respect to the geometry or the attributes: e3nn evaluation
+        tensors = geometry + [data.edge_index, data.z]
+        # inference-mode tensors cannot enter autograd later: such a cache is kept apart
+        extra = (data.x.shape[0], self.signature, torch.is_inference_mode_enabled())
+        return GRAPH_CACHE.get(tensors, extra, lambda: self.prepare(data, edge_feats))
+
+    def forward(
+        self, data, edge_feats: Optional[EdgeFeatures] = None, cache: Optional[GraphCache] = None
+    ) -> torch.Tensor:
+        """Predict [n_graphs, out_dim] (or [N, out_dim] with ``reduce_output="none"``); ``data`` is not modified.
+
+        With ``fused=True`` the graph's constant parts are prepared on first use (:meth:`prepare`) and kept
+        while the same, unmodified tensors come back; ``cache`` passes a prepared graph explicitly.
+        """
         self._check(data)
         edge_src, edge_dst = data.edge_index[0], data.edge_index[1]
-        if edge_feats is None:
-            edge_feats = self.edge_features(data.edge_vec)
-        elif edge_feats.attr.shape[0] != edge_src.shape[0]:
+        if edge_feats is not None and edge_feats.attr.shape[0] != edge_src.shape[0]:
             raise InputError("edge_feats", f"{edge_feats.attr.shape[0]} edges, edge_index has {edge_src.shape[0]}")
         inv_sqrt_neighbors = self.num_neighbors.rsqrt()
-
         h = F.relu(self.embed_x(data.x))
-        node_attr = F.relu(self.embed_z(data.z))
-        for layer in self.layers:
-            h = layer(h, node_attr, edge_src, edge_dst, edge_feats, inv_sqrt_neighbors)
-        out = F.relu(self.output_conv(h, node_attr, edge_src, edge_dst, edge_feats, inv_sqrt_neighbors))
+        if cache is None:
+            cache = self._cache_for(data, edge_feats)
+        if cache is not None:
+            if cache.signature != self.signature:
+                raise InputError("cache", "prepared for a network of another architecture")
+            if cache.num_nodes != data.x.shape[0] or cache.num_edges != edge_src.shape[0]:
+                raise InputError("cache", f"prepared for {cache.num_nodes} nodes and {cache.num_edges} edges, "
+                                 f"data has {data.x.shape[0]} and {edge_src.shape[0]}")
+            attr_rows = F.relu(self.embed_z(cache.attr_rows))
+            for layer, couplings in zip(self.layers, cache.couplings):
+                h = layer.forward_fused(h, attr_rows, cache, couplings, inv_sqrt_neighbors)
+            conv = self.output_conv
+            out = convolution_forward(conv, conv.plan, cache.couplings[-1], h, attr_rows, cache, inv_sqrt_neighbors)
+        else:
+            if edge_feats is None:
+                edge_feats = self.edge_features(data.edge_vec)
+            node_attr = F.relu(self.embed_z(data.z))
+            for layer in self.layers:
+                h = layer(h, node_attr, edge_src, edge_dst, edge_feats, inv_sqrt_neighbors)
+            out = self.output_conv(h, node_attr, edge_src, edge_dst, edge_feats, inv_sqrt_neighbors)
+        out = F.relu(out)
 
         if self.reduce_output == "none":
             return out

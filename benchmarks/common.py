@@ -1,0 +1,113 @@
+"""Shared helpers of the benchmark scripts: structure files in numeric order, random-target graphs, models from
+conf/, machine description and memory figures. Not part of the package; imported by the scripts beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from betenet.data.graphs import graph_stats, structure_to_graph  # noqa: E402
+from betenet.data.structures import load_structure  # noqa: E402
+from betenet.physics.units import N_BINS  # noqa: E402
+
+#: Variants whose node attributes carry a site-projected PhDOS (random here: only the shapes matter).
+SITE_DOS_VARIANTS = ("cpd", "fpd")
+
+
+def structure_files(folder: Path, limit: int | None) -> list[Path]:
+    """Structure files of ``folder`` in numeric order of their stem (``10.cif`` after ``9.cif``); first ``limit``."""
+    suffixes = {".cif", ".vasp", ".poscar", ".xyz", ".extxyz"}
+    files = [p for p in Path(folder).iterdir() if p.suffix.lower() in suffixes or p.name.upper() == "POSCAR"]
+    if not files:
+        raise SystemExit(f"no structure files in {folder}")
+    files.sort(key=lambda p: (0, int(p.stem), "") if p.stem.isdigit() else (1, 0, p.stem))
+    return files[:limit] if limit else files
+
+
+def build_graphs(files: list[Path], variant: str = "cso", r_max: float = 4.0, seed: int = 0) -> list:
+    """Graphs of the structures with random targets: a2F bins (and, for cpd/fpd, site PhDOS) uniform in [0, 1).
+
+    Atoms without a neighbour keep only their self-edge (``allow_isolated``), as the release did.
+    """
+    rng = np.random.default_rng(seed)
+    graphs = []
+    for path in files:
+        structure = load_structure(path)
+        site_dos = rng.random((len(structure), N_BINS)) if variant in SITE_DOS_VARIANTS else None
+        g = structure_to_graph(structure, r_max=r_max, self_loops=True, site_dos=site_dos,
+                               y=rng.random(N_BINS), id=path.stem, allow_isolated=True)
+        g.labels = torch.full((1, 4), float("nan"))
+        g.weight = torch.ones(1)
+        graphs.append(g)
+    return graphs
+
+
+def model_config(variant: str, dtype: str, overrides: list[str] | None = None):
+    """The composed ``model`` group of conf/ (paper hyperparameters) for a variant and dtype."""
+    from hydra import compose, initialize_config_dir
+
+    from betenet.config import CONF_DIR, register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"variant={variant}", f"model.dtype={dtype}"] + list(overrides or []))
+    return cfg.model
+
+
+def make_module(model_cfg, num_neighbors: float, fused: bool = True):
+    """A ``BetenetModule`` instantiated from the config (random initialisation)."""
+    import hydra
+    from omegaconf import open_dict
+
+    cfg = model_cfg.copy()
+    with open_dict(cfg):
+        cfg.net.num_neighbors = float(num_neighbors)
+        cfg.net.fused = bool(fused)
+    return hydra.utils.instantiate(cfg)
+
+
+def mean_neighbours(graphs) -> float:
+    return float(graph_stats(graphs)["mean_neighbours"])
+
+
+def memory_mb() -> dict:
+    """Current and peak resident memory of this process (MB), from /proc/self/status (Linux)."""
+    out = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out["rss_MB" if key == "VmRSS" else "peak_rss_MB"] = int(value.split()[0]) / 1024
+    except OSError:
+        import resource
+
+        out["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_line() -> str:
+    """Date, CPU, cores, torch threads and load average: the context every recorded figure needs."""
+    load = "/".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"date={date.today().isoformat()} cpu='{cpu_model()}' cores={os.cpu_count()} "
+            f"torch={torch.__version__} threads={torch.get_num_threads()} loadavg={load}")

@@ -1,0 +1,424 @@
+"""Fused evaluation of BETE-NET's convolutions: the e3nn maps on the e3nn modules' own parameters, in a few
+large operations instead of many small ones.
+
+Nothing here is an approximation; three exact facts of the network and of crystal data remove most of the work:
+
+1. Node attributes are scalars (``em_dim x 0e``) computed row by row from ``z``, so a fully connected tensor
+   product with them, ``FCTP(h, a)_k[n, w, m] = sum_i c_ik sum_u h_i[n, u, m] M_ik[n, u, w]`` with
+   ``M_ik[n] = sum_v a[n, v] W_ik[u, v, w]``, is a per-node matrix product whose matrix ``M`` depends on the
+   node only through its attribute row. Crystals repeat elements (651 structures of the BETE-NET data:
+   2,269 atoms, 64 distinct rows of ``z``), so ``M`` is formed once per distinct row and the nodes, sorted
+   by row and cut into equal chunks, are multiplied by one batched matmul (:class:`NodeGroups`). With a
+   site PhDOS in ``z`` (CPD/FPD) every row is distinct and one einsum per input group is used instead.
+2. The radial MLP sees only the edge length, and crystals repeat bond lengths (34,941 edges, 2,639 distinct
+   lengths in float32): it runs on the distinct radial embeddings only.
+3. Atoms never move during training, and the radial weights of an edge depend only on its length. Group the
+   edges into *shells*: the edges with the same destination atom and the same length (10,114 shells in float32). For an
+   "uvu" path p of the edge tensor product, with the geometry-only coupling
+   ``Z_p[e, a, k] = sum_j C_p[a, j, k] Y[e, j]`` (``C_p`` the path's Wigner-3j block times its normalisation,
+   ``Y`` the cutoff-weighted harmonics),
+
+       n_p[i, k, u] = sum_{e: dst(e)=i} w_p[r(e), u] sum_a Z_p[e, a, k] x[src(e), a, u]
+                    = sum_{s: dst(s)=i} w_p[r(s), u] T_p[s, k, u],
+       T_p[s, k, u] = sum_{e in s} sum_a Z_p[e, a, k] x[src(e), a, u]
+
+   ``T_p = R_p @ x`` with a constant sparse matrix ``R_p`` [shells*d_out, N*d_in], built once per graph
+   (:class:`GraphCache`), and the sum over shells is a second constant sparse matrix. A message pass is thus
+   two sparse matmuls and one product with the radial weights on shells: nothing of size E*mul is formed.
+
+The e3nn modules stay the owners of every parameter (state dicts and checkpoints are unchanged); the
+functions here read their weight views. ``tests/test_performance_equivalence.py`` checks outputs and
+gradients against the e3nn evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+from e3nn import o3
+
+Tensor = torch.Tensor
+
+
+# ---------------------------------------------------------------------------------------------- sparse matmul
+
+
+class SparseMatmul(torch.autograd.Function):
+    """``S @ x`` for a constant sparse CSR matrix ``S``; ``S_t`` (its transpose, CSR) serves the backward."""
+
+    @staticmethod
+    def forward(ctx, S: Tensor, S_t: Tensor, x: Tensor) -> Tensor:  # noqa: N803 (matrix names)
+        ctx.S_t = S_t
+        return sparse_dense(S, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return None, None, sparse_dense(ctx.S_t, grad.contiguous())
+
+
+def sparse_dense(S: Tensor, x: Tensor) -> Tensor:  # noqa: N803
+    """``S @ x`` written straight into a new dense tensor (``S @ x`` itself adds a full copy of the result)."""
+    out = x.new_empty(S.shape[0], x.shape[1])
+    return torch.addmm(out, S, x, beta=0)  # beta = 0: the uninitialised ``out`` is ignored, NaNs included
+
+
+def csr(rows: Tensor, cols: Tensor, values: Tensor, shape: Tuple[int, int]) -> Tensor:
+    """CSR matrix with ``values`` at (``rows``, ``cols``); entries at the same position are summed."""
+    rows, cols, values = rows.reshape(-1), cols.reshape(-1), values.reshape(-1)
+    key, inverse = torch.unique(rows * shape[1] + cols, return_inverse=True)  # sorted: row-major order
+    summed = values.new_zeros(key.numel()).index_add_(0, inverse, values)
+    counts = torch.bincount(key // shape[1], minlength=shape[0])
+    crow = torch.zeros(shape[0] + 1, dtype=torch.long, device=rows.device)
+    torch.cumsum(counts, 0, out=crow[1:])
+    col = key % shape[1]
+    if max(shape) < 2**31 and key.numel() < 2**31:  # MKL's sparse BLAS takes 32-bit indices (no per-call copy)
+        crow, col = crow.to(torch.int32), col.to(torch.int32)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the one product used here is stable
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, col, summed, shape, check_invariants=False)
+
+
+# ---------------------------------------------------------------------------------------------- node groups
+
+
+def distinct_rows(t: Tensor) -> Tuple[Tensor, Tensor]:
+    """(distinct rows of a 2-D tensor, index [n] of each row's distinct row); exact equality, no tolerance."""
+    rows, index = torch.unique(t, dim=0, return_inverse=True)
+    return rows, index
+
+
+@dataclass
+class NodeGroups:
+    """Nodes sorted by their distinct attribute row and cut into chunks of ``size`` slots, one row per chunk.
+
+    ``pos[n]`` is node n's slot in the padded ``[n_chunks * size]`` layout and ``chunk_row[c]`` the attribute
+    row of chunk c. With ``size = ceil(N / K)`` for K distinct rows there are at most 2K chunks, so padding
+    at most doubles the rows; when every node is distinct (K = N) each node is its own chunk.
+    """
+
+    pos: Tensor
+    chunk_row: Tensor
+    size: int
+    index: Tensor    # [N] attribute row of every node
+
+    @classmethod
+    def build(cls, index: Tensor, n_rows: int) -> "NodeGroups":
+        n = index.numel()
+        size = max(1, math.ceil(n / max(n_rows, 1)))
+        order = torch.argsort(index, stable=True)
+        counts = torch.bincount(index, minlength=n_rows)
+        start = torch.cumsum(counts, 0) - counts                       # first sorted position of each row
+        rank = torch.empty_like(index)
+        rank[order] = torch.arange(n, device=index.device) - start[index[order]]
+        chunks_per_row = (counts + size - 1) // size
+        first_chunk = torch.cumsum(chunks_per_row, 0) - chunks_per_row
+        chunk = first_chunk[index] + rank // size
+        pos = chunk * size + rank % size
+        chunk_row = torch.repeat_interleave(torch.arange(n_rows, device=index.device), chunks_per_row)
+        return cls(pos=pos, chunk_row=chunk_row, size=size, index=index)
+
+    @property
+    def distinct(self) -> bool:
+        """Most nodes have their own attribute row (site PhDOS): per-row matrices would cost more than they save."""
+        return 2 * self.chunk_row.numel() > self.pos.numel()
+
+    @property
+    def n_chunks(self) -> int:
+        return self.chunk_row.numel()
+
+    def matmul(self, x: Tensor, m: Tensor) -> Tensor:
+        """``y[n] = x[n] @ m[row(n)]`` for x [N, R, u] and per-row matrices m [K, u, W]: y [N, R, W]."""
+        n, r, u = x.shape
+        w = m.shape[-1]
+        padded = x.new_zeros(self.n_chunks * self.size, r * u).index_copy_(0, self.pos, x.reshape(n, r * u))
+        y = torch.bmm(padded.view(self.n_chunks, self.size * r, u), m.index_select(0, self.chunk_row))
+        return y.view(self.n_chunks * self.size, r * w).index_select(0, self.pos).view(n, r, w)
+
+
+# ---------------------------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True)
+class AttrPath:
+    """The paths of an FCTP with scalar attributes from one group of same-irrep input blocks to an output block."""
+
+    tp: int                    # which of the fused FCTPs
+    views: Tuple[int, ...]     # per input block of the group: index of the path's weight view
+    coeffs: Tuple[float, ...]  # per input block: path normalisation times Wigner-3j (l, 0, l) = delta/sqrt(2l+1)
+    i_out: int                 # output block
+    mul_out: int
+
+
+#: Input blocks of equal irrep (stacked along the channels, one matrix product) and the paths leaving them.
+AttrPlan = List[Tuple[List[int], List[AttrPath]]]
+
+
+def same_irrep_groups(irreps: o3.Irreps) -> List[List[int]]:
+    """Indices of the blocks of ``irreps`` grouped by irrep, in order of first appearance."""
+    groups: dict = {}
+    for i, (_, ir) in enumerate(irreps):
+        groups.setdefault(ir, []).append(i)
+    return list(groups.values())
+
+
+def attr_linear_plan(tps: Sequence[o3.TensorProduct], groups: Optional[List[List[int]]] = None) -> AttrPlan:
+    """Paths of FCTPs that share ``irreps_in1`` and scalar ``irreps_in2``, by group of input blocks.
+
+    ``groups`` (default: one block each) must hold blocks of one irrep: an FCTP connects every such block to
+    the same outputs, so their channels can be stacked.
+    """
+    irreps_in, irreps_attr = tps[0].irreps_in1, tps[0].irreps_in2
+    if any(ir.l != 0 or ir.p != 1 for _, ir in irreps_attr) or len(irreps_attr) != 1:
+        raise ValueError(f"fused FCTP needs one block of even scalar attributes, got {irreps_attr}")
+    groups = groups or [[i] for i in range(len(irreps_in))]
+    found = {}  # (tp, i_in, i_out) -> (weight view, coefficient)
+    for t, tp in enumerate(tps):
+        if tp.irreps_in1 != irreps_in or tp.irreps_in2 != irreps_attr:
+            raise ValueError("fused FCTPs must share their inputs")
+        views = 0
+        for ins in tp.instructions:
+            if not ins.has_weight or ins.connection_mode != "uvw":
+                raise ValueError(f"fused FCTP supports weighted 'uvw' paths only, got {ins}")
+            ir = irreps_in[ins.i_in1].ir
+            w3j = o3.wigner_3j(ir.l, 0, ir.l, dtype=torch.float64)[:, 0, :]  # [d, d] = delta / sqrt(d)
+            c = float(w3j[0, 0])
+            if not torch.allclose(w3j, c * torch.eye(ir.dim, dtype=torch.float64), atol=1e-12):
+                raise ValueError(f"unexpected Wigner-3j block for {ir} x 0e -> {ir}")
+            found[(t, ins.i_in1, ins.i_out)] = (views, ins.path_weight * c)
+            views += 1
+    plan: AttrPlan = []
+    for group in groups:
+        if len({irreps_in[i].ir for i in group}) != 1:
+            raise ValueError(f"blocks {group} of {irreps_in} do not share one irrep")
+        paths = []
+        for t, tp in enumerate(tps):
+            for k, (mul_out, _) in enumerate(tp.irreps_out):
+                hits = [found.get((t, i, k)) for i in group]
+                if all(hit is None for hit in hits):
+                    continue
+                if any(hit is None for hit in hits):
+                    raise ValueError(f"blocks {group} do not all reach output {k}")
+                paths.append(AttrPath(t, tuple(v for v, _ in hits), tuple(c for _, c in hits), k, mul_out))
+        plan.append((list(group), paths))
+    return plan
+
+
+@dataclass(frozen=True)
+class EdgePath:
+    """One "uvu" path of the edge tensor product: node block ``i_in`` x harmonic block ``i_sh`` -> mid block."""
+
+    offset: int      # first column of its weights in the radial MLP output
+    i_in: int
+    i_sh: int
+    i_out: int
+    mul: int
+    dim_in: int
+    dim_out: int
+    coupling: Tensor  # [dim_in, dim_sh, dim_out] float64: path weight times Wigner-3j
+
+
+def edge_plan(tp: o3.TensorProduct) -> List[EdgePath]:
+    """The weighted "uvu" paths of the convolution's edge tensor product, in weight order."""
+    out, offset = [], 0
+    for ins in tp.instructions:
+        if ins.connection_mode != "uvu" or not ins.has_weight:
+            raise ValueError(f"fused edge tensor product supports weighted 'uvu' paths only, got {ins}")
+        m1, ir1 = tp.irreps_in1[ins.i_in1]
+        ir2 = tp.irreps_in2[ins.i_in2].ir
+        ir3 = tp.irreps_out[ins.i_out].ir
+        coupling = ins.path_weight * o3.wigner_3j(ir1.l, ir2.l, ir3.l, dtype=torch.float64)
+        out.append(EdgePath(offset, ins.i_in1, ins.i_in2, ins.i_out, m1, ir1.dim, ir3.dim, coupling))
+        offset += m1
+    return out
+
+
+@dataclass(frozen=True)
+class ConvolutionPlan:
+    """What the fused evaluation of one :class:`~betenet.models.network.Convolution` needs besides its weights."""
+
+    pre: AttrPlan    # self-connection and lin1 fused (they share input and attributes), one block per group
+    post: AttrPlan   # lin2, its input blocks (edge tensor product outputs) grouped by irrep
+    edge: List[EdgePath]  # the edge tensor product's paths (one sparse matrix each)
+
+
+def convolution_plan(conv) -> ConvolutionPlan:
+    return ConvolutionPlan(
+        pre=attr_linear_plan([conv.sc, conv.lin1]),
+        post=attr_linear_plan([conv.lin2], same_irrep_groups(conv.tp.irreps_out)),
+        edge=edge_plan(conv.tp),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- layouts
+
+
+def to_blocks(h: Tensor, irreps: o3.Irreps) -> List[Tensor]:
+    """e3nn layout [N, sum mul*(2l+1)] -> one [N, 2l+1, mul] tensor per block (channels last)."""
+    n = h.shape[0]
+    return [h[:, sl].reshape(n, mul, ir.dim).transpose(1, 2) for sl, (mul, ir) in zip(irreps.slices(), irreps)]
+
+
+def from_blocks(blocks: Sequence[Optional[Tensor]], irreps: o3.Irreps, like: Tensor) -> Tensor:
+    """Inverse of :func:`to_blocks`; a missing block (no path reaches it) is zero, as in e3nn."""
+    n = like.shape[0]
+    parts = [like.new_zeros(n, mul * ir.dim) if b is None else b.transpose(1, 2).reshape(n, mul * ir.dim)
+             for b, (mul, ir) in zip(blocks, irreps)]
+    return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+
+def _cat(tensors: Sequence[Tensor], dim: int) -> Tensor:
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=dim)
+
+
+def attr_linear(tps: Sequence[o3.TensorProduct], plan: AttrPlan, blocks: Sequence[Optional[Tensor]],
+                attr_rows: Tensor, groups: NodeGroups) -> List[List[Optional[Tensor]]]:
+    """FCTP_t(h, a) for every t, with ``h`` as one [N, 2l+1, channels] tensor per group of the plan (None: zero)
+    and ``a`` as distinct attribute rows [K, v].
+
+    Returns, per FCTP, one [N, 2l+1, mul_out] tensor (or None) per output block.
+    """
+    views = [list(tp.weight_views()) for tp in tps]
+    mats, used = [], []
+    for (_, paths), x in zip(plan, blocks):
+        if paths and x is not None:  # [v, sum u, sum w]: every path leaving the group, side by side
+            mats.append(_cat([_cat([views[p.tp][i].transpose(0, 1) * c for i, c in zip(p.views, p.coeffs)], 1)
+                              for p in paths], 2))
+            used.append((x, paths))
+    outs: List[List[Optional[Tensor]]] = [[None] * len(tp.irreps_out) for tp in tps]
+    if not mats:
+        return outs
+    v, k = attr_rows.shape[1], attr_rows.shape[0]
+    if groups.distinct:
+        per_node = attr_rows.index_select(0, groups.index)
+        ys = [torch.einsum("ndu,nv,vuw->ndw", x, per_node, mat) for mat, (x, _) in zip(mats, used)]
+    else:
+        # one matrix per distinct attribute row and group: [K, sum over groups of (sum u) * (sum w)]
+        per_row = attr_rows @ _cat([m.reshape(v, -1) for m in mats], 1)
+        sizes = [m.shape[1] * m.shape[2] for m in mats]
+        ys = [groups.matmul(x, m.view(k, mat.shape[1], mat.shape[2]))  # [N, 2l+1, sum w]
+              for m, mat, (x, _) in zip(per_row.split(sizes, dim=1), mats, used)]
+    for y, (x, paths) in zip(ys, used):
+        for p, part in zip(paths, y.split([p.mul_out for p in paths], dim=2)):
+            prev = outs[p.tp][p.i_out]
+            outs[p.tp][p.i_out] = part if prev is None else prev + part
+    return outs
+
+
+@dataclass
+class GraphCache:
+    """Everything of a graph (batch) that the fused network needs and that training never changes.
+
+    Built by :meth:`betenet.models.network.BeteNet.prepare`; valid for every network of the same architecture
+    (``signature``: the couplings depend on irreps and normalisations, never on trained weights), so the
+    members of an ensemble share one.
+    """
+
+    signature: tuple            # the architecture it was built for (BeteNet.signature)
+    num_nodes: int
+    num_edges: int
+    num_shells: int
+    attr_rows: Tensor           # [K, attr_dim] distinct rows of the node attributes z
+    groups: NodeGroups
+    radial_rows: Tensor         # [U, number_of_basis] distinct radial embeddings
+    shell_radial: Tensor        # [P] radial row of every shell (edges with one destination and one length)
+    shell_sum: Tuple[Tensor, Tensor]  # [N, P] 0/1: shells into their destination atom, and its transpose
+    couplings: List[List[Tuple[Tensor, Tensor]]]  # per convolution, per edge path: (R_p, R_p^T)
+
+
+def shells(edge_dst: Tensor, radial_index: Tensor, n_radial: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """(shell of every edge [E], destination [P] and radial row [P] of every shell), shells sorted by destination."""
+    key, shell = torch.unique(edge_dst * n_radial + radial_index, return_inverse=True)
+    return shell, key // n_radial, key % n_radial
+
+
+def build_couplings(plan: ConvolutionPlan, edge_attr: Tensor, irreps_sh: o3.Irreps, edge_src: Tensor,
+                    shell: Tensor, num_shells: int, num_nodes: int) -> List[Tuple[Tensor, Tensor]]:
+    """Per edge path p, ``R_p`` [P*d_out, N*d_in] (module doc) and its transpose."""
+    out = []
+    for p in plan.edge:
+        c = p.coupling.to(device=edge_attr.device, dtype=edge_attr.dtype)
+        a_idx, k_idx = (c.abs().sum(1) > 0).nonzero(as_tuple=True)  # structural non-zeros of Z_p[e, a, k]
+        values = edge_attr[:, irreps_sh.slices()[p.i_sh]] @ c[a_idx, :, k_idx].T  # [E, nnz]
+        rows = shell[:, None] * p.dim_out + k_idx[None, :]
+        cols = edge_src[:, None] * p.dim_in + a_idx[None, :]
+        shape = (num_shells * p.dim_out, num_nodes * p.dim_in)
+        out.append((csr(rows, cols, values, shape), csr(cols, rows, values, shape[::-1])))
+    return out
+
+
+def convolution_forward(conv, plan: ConvolutionPlan, couplings: List[Tuple[Tensor, Tensor]], h: Tensor,
+                        attr_rows: Tensor, cache: GraphCache, inv_sqrt_neighbors: Tensor) -> Tensor:
+    """The fused equivalent of ``Convolution.forward`` (same parameters, same result).
+
+    Every tensor with one row per shell is made and consumed by one path (no splits or concatenations of
+    them, whose backward would copy them again); joins happen on nodes, which are fewer.
+    """
+    n, n_shells = cache.num_nodes, cache.num_shells
+    weight_rows = conv.fc(cache.radial_rows)  # [U, weight_numel]: the radial MLP on the distinct lengths only
+    sc_out, lin1_out = attr_linear([conv.sc, conv.lin1], plan.pre, to_blocks(h, conv.irreps_in), attr_rows,
+                                   cache.groups)
+    shell_sum, shell_sum_t = cache.shell_sum
+    messages = {}  # mid block -> [N, d_out, mul]
+    for p, (R, R_t) in zip(plan.edge, couplings):
+        x = lin1_out[p.i_in]
+        if x is None:  # lin1 reaches every block it reads; kept for generality
+            x = h.new_zeros(n, p.dim_in, p.mul)
+        t = SparseMatmul.apply(R, R_t, x.reshape(n * p.dim_in, p.mul)).view(n_shells, p.dim_out, p.mul)
+        weight = weight_rows[:, p.offset:p.offset + p.mul].index_select(0, cache.shell_radial)  # [P, mul]
+        m = (t * weight[:, None, :]).view(n_shells, p.dim_out * p.mul)
+        messages[p.i_out] = SparseMatmul.apply(shell_sum, shell_sum_t, m).view(n, p.dim_out, p.mul)
+    # one [N, d, sum mul] block per group of equal-irrep mid blocks (the order of plan.post)
+    mid = [_cat([messages[i] for i in group], 2) * inv_sqrt_neighbors for group, _ in plan.post]
+    (lin2_out,) = attr_linear([conv.lin2], plan.post, mid, attr_rows, cache.groups)
+    s = from_blocks(sc_out, conv.irreps_out, h)
+    return conv.c_s * s + conv.c_x * from_blocks(lin2_out, conv.irreps_out, h)
+
+
+# ---------------------------------------------------------------------------------------------- cache store
+
+
+def _version(t: Tensor) -> int:
+    """The in-place modification counter; inference tensors have none (-1: only identity is checked)."""
+    return -1 if t.is_inference() else t._version
+
+
+class CacheStore:
+    """A few values keyed by the identity and version of the tensors they were computed from (plus extras).
+
+    An entry is reused only while the very same tensor objects, unmodified (``_version``; inference tensors,
+    which keep no counter, by identity only), are passed again.
+    It holds weak references to them and is dropped as soon as the first of them is freed, so it never keeps
+    a dataset alive; at most ``capacity`` entries are kept (least recently used first out).
+    """
+
+    def __init__(self, capacity: int = 8) -> None:
+        self.capacity = capacity
+        self.entries: OrderedDict = OrderedDict()
+
+    def get(self, tensors: Sequence[Tensor], extra: tuple, build: Callable[[], object]):
+        key = tuple((id(t), _version(t)) for t in tensors) + tuple(extra)
+        hit = self.entries.get(key)
+        if hit is not None and all(ref() is t for ref, t in zip(hit[0], tensors)):
+            self.entries.move_to_end(key)
+            return hit[1]
+        value = build()
+        self.entries[key] = ([weakref.ref(t) for t in tensors], value)
+        weakref.finalize(tensors[0], self.entries.pop, key, None)
+        while len(self.entries) > self.capacity:
+            self.entries.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+    def __len__(self) -> int:
+        return len(self.entries)

@@ -1,0 +1,211 @@
+"""The fused evaluation (betenet.models.fused, BeteNet(fused=True)) against the straightforward e3nn one.
+
+Same parameters, same inputs: predictions and every parameter gradient must agree to float tolerance, on real
+BETE-NET structures (CSO attributes, many repeated elements and bond lengths), on CPD-like attributes (every
+node distinct), on an lmax = 2 network (other Wigner-3j paths), and along several AdamW steps of the
+project's training module (the prepared graph is reused from step to step). The graph cache must never
+serve a stale graph.
+"""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+from betenet.data.graphs import graph_stats, structure_to_graph
+from betenet.data.structures import load_structure
+from betenet.errors import InputError
+from betenet.models import network
+from betenet.models.fused import NodeGroups, csr
+from betenet.models.module import BetenetModule
+from betenet.models.network import BeteNet
+
+N_STRUCTURES = 30  # the first structures in numeric order: ~100 atoms, ~1,200 edges
+PAPER = dict(in_dim=118, attr_dim=118, out_dim=51, em_dim=64, mul=32, lmax=1, layers=2, r_max=4.0,
+             number_of_basis=10, radial_layers=1, radial_neurons=100, share_embedding=True)
+SMALL = dict(PAPER, em_dim=16, mul=8, radial_neurons=24)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Numerics, not speed, are tested here: one thread avoids OpenMP oversubscription on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def graphs(structures_dir):
+    files = sorted(structures_dir.glob("*.cif"), key=lambda p: int(p.stem))[:N_STRUCTURES]
+    rng = np.random.default_rng(0)
+    out = []
+    for f in files:
+        g = structure_to_graph(load_structure(f), r_max=4.0, allow_isolated=True, y=rng.random(51),
+                               dtype=torch.float64)
+        g.labels = torch.full((1, 4), float("nan"), dtype=torch.float64)
+        g.weight = torch.ones(1, dtype=torch.float64)
+        out.append(g)
+    return out
+
+
+def pair(seed=0, **kw):
+    """A fused network and a straightforward copy with identical parameters (float64)."""
+    torch.manual_seed(seed)
+    fused = BeteNet(**kw).double()
+    plain = copy.deepcopy(fused)
+    plain.fused = False
+    return fused, plain
+
+
+def compare(fused, plain, batch, rtol):
+    """Outputs and all parameter gradients of a nonlinear loss agree to rtol of their scale."""
+    out_f, out_p = fused(batch), plain(batch)
+    scale = out_p.abs().max().item()
+    assert scale > 0
+    assert torch.allclose(out_f, out_p, rtol=0, atol=rtol * scale), ((out_f - out_p).abs().max() / scale).item()
+    target = torch.rand(out_p.shape, generator=torch.Generator().manual_seed(1), dtype=out_p.dtype) * scale
+    for model, out in ((fused, out_f), (plain, out_p)):
+        model.zero_grad()
+        ((out - target) ** 2).mean().backward()
+    for (name, p_f), p_p in zip(fused.named_parameters(), plain.parameters()):
+        g_scale = p_p.grad.abs().max()
+        assert g_scale > 0, name
+        err = (p_f.grad - p_p.grad).abs().max() / g_scale
+        assert err < rtol, f"{name}: relative gradient error {err.item():.2e}"
+
+
+def test_paper_network_on_real_structures_float64(graphs):
+    batch = Batch.from_data_list(graphs)
+    fused, plain = pair(**PAPER, num_neighbors=graph_stats(graphs)["mean_neighbours"])
+    compare(fused, plain, batch, rtol=1e-10)
+    # the prepared graph really is smaller than the edge list: distinct attributes, lengths and shells
+    cache = fused.prepare(batch)
+    assert cache.attr_rows.shape[0] < batch.num_nodes and cache.num_shells < cache.num_edges
+
+
+def test_paper_network_on_real_structures_float32(graphs):
+    batch = Batch.from_data_list(graphs)
+    for key in ("x", "z", "edge_vec"):
+        batch[key] = batch[key].float()
+    fused, plain = pair(**PAPER, num_neighbors=graph_stats(graphs)["mean_neighbours"])
+    fused.float(), plain.float()
+    compare(fused, plain, batch, rtol=2e-4)
+
+
+def test_distinct_node_attributes_cpd_like(graphs):
+    """Site PhDOS makes every node attribute row distinct: the grouped products degenerate to one node each."""
+    rng = np.random.default_rng(2)
+    gs = []
+    for g in graphs[:12]:
+        g = g.clone()
+        g.z = torch.cat([g.z, torch.as_tensor(rng.random((g.num_nodes, 51)))], dim=1)
+        g.x = torch.cat([g.x, torch.ones(g.num_nodes, 51, dtype=g.x.dtype)], dim=1)
+        gs.append(g)
+    batch = Batch.from_data_list(gs)
+    kw = dict(SMALL, in_dim=169, attr_dim=169, num_neighbors=10.0)
+    fused, plain = pair(**kw)
+    assert fused.prepare(batch).attr_rows.shape[0] == batch.num_nodes
+    compare(fused, plain, batch, rtol=1e-10)
+
+
+def test_lmax2_network_separate_embeddings(graphs):
+    """Other Wigner-3j couplings (l = 2 harmonics and features) and the non-shared embedding."""
+    batch = Batch.from_data_list(graphs[:10])
+    fused, plain = pair(**dict(SMALL, lmax=2, share_embedding=False, num_neighbors=12.0))
+    compare(fused, plain, batch, rtol=1e-10)
+
+
+def test_training_steps_match_the_straightforward_path(graphs):
+    """BetenetModule + AdamW, full batch: the same parameters after several steps (cache reused every step)."""
+    batch = Batch.from_data_list(graphs[:20])
+    net = dict(SMALL, num_neighbors=graph_stats(graphs[:20])["mean_neighbours"])
+    modules = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        modules.append(BetenetModule(net=dict(net, fused=fused), dtype="float64"))
+    initial = [p.detach().clone() for p in modules[0].parameters()]
+    for module in modules:
+        opt = module.configure_optimizers()
+        for _ in range(4):
+            opt.zero_grad()
+            module.training_step(batch, 0).backward()
+            opt.step()
+    for (name, a), b in zip(modules[0].named_parameters(), modules[1].parameters()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-9 * b.abs().max().item()), name
+    moved = [(p - p0).abs().max().item() for p, p0 in zip(modules[0].parameters(), initial)]
+    assert min(moved) > 1e-4  # lr 0.005: every parameter tensor moved, so the comparison above is not vacuous
+
+
+def test_graph_cache_is_reused_rebuilt_and_shared(graphs, monkeypatch):
+    batch = Batch.from_data_list(graphs[:8])
+    fused, plain = pair(**dict(SMALL, num_neighbors=10.0))
+    calls = []
+    original = BeteNet.prepare
+    monkeypatch.setattr(BeteNet, "prepare", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    network.GRAPH_CACHE.clear()
+    first = fused(batch)
+    assert torch.equal(fused(batch), first) and len(calls) == 1           # same tensors: prepared once
+    torch.manual_seed(5)
+    other = BeteNet(**dict(SMALL, num_neighbors=10.0)).double()          # an ensemble member
+    other(batch)
+    assert len(calls) == 1                                                # shares the prepared graph
+    batch.edge_vec.mul_(1.02)                                             # moved atoms (in place)
+    moved = fused(batch)
+    assert len(calls) == 2 and not torch.allclose(moved, first)
+    assert torch.allclose(moved, plain(batch), rtol=0, atol=1e-10 * moved.abs().max().item())
+    batch.edge_vec = batch.edge_vec.clone()                               # new tensor, same values
+    assert torch.equal(fused(batch), moved) and len(calls) == 3
+
+
+def test_gradient_with_respect_to_geometry_uses_the_e3nn_path(graphs):
+    batch = Batch.from_data_list(graphs[:4])
+    fused, plain = pair(**dict(SMALL, num_neighbors=10.0))
+    vec = batch.edge_vec.clone().requires_grad_()
+    batch.edge_vec = vec
+    fused(batch).sum().backward()
+    grad = vec.grad.clone()
+    vec.grad = None
+    plain(batch).sum().backward()
+    assert torch.isfinite(grad).all() and grad.abs().max() > 0 and torch.equal(grad, vec.grad)
+
+
+def test_inference_mode_then_training_on_the_same_batch(graphs):
+    batch = Batch.from_data_list(graphs[:6])
+    fused, plain = pair(**dict(SMALL, num_neighbors=10.0))
+    with torch.inference_mode():
+        pred = fused(batch)
+    out = fused(batch)  # a cache built under inference mode must not leak into autograd
+    out.sum().backward()
+    assert torch.allclose(out.detach(), pred, rtol=0, atol=1e-12)
+
+
+def test_explicit_cache_is_checked(graphs):
+    small, large = Batch.from_data_list(graphs[:3]), Batch.from_data_list(graphs[:5])
+    fused, _ = pair(**dict(SMALL, num_neighbors=10.0))
+    with pytest.raises(InputError, match="cache"):
+        fused(small, cache=fused.prepare(large))
+    other = BeteNet(**dict(SMALL, layers=1, num_neighbors=10.0)).double()
+    with pytest.raises(InputError, match="another architecture"):
+        fused(small, cache=other.prepare(small))
+
+
+def test_node_groups_matmul_equals_per_node_products():
+    gen = torch.Generator().manual_seed(0)
+    for n, k in ((50, 7), (50, 50), (50, 1), (3, 2)):
+        index = torch.randint(0, k, (n,), generator=gen)
+        index[:k] = torch.arange(k)[: min(k, n)]  # every row used
+        x = torch.randn(n, 3, 5, generator=gen, dtype=torch.float64)
+        m = torch.randn(k, 5, 4, generator=gen, dtype=torch.float64)
+        expected = torch.stack([x[i] @ m[index[i]] for i in range(n)])
+        assert torch.allclose(NodeGroups.build(index, k).matmul(x, m), expected, atol=1e-13)
+
+
+def test_csr_sums_duplicate_entries():
+    rows, cols = torch.tensor([0, 2, 0, 1, 2]), torch.tensor([1, 0, 1, 3, 0])
+    vals = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0], dtype=torch.float64)
+    dense = torch.zeros(3, 4, dtype=torch.float64)
+    dense.index_put_((rows, cols), vals, accumulate=True)  # (0,1): 1+3, (2,0): 2+5, (1,3): 4
+    assert torch.equal(csr(rows, cols, vals, (3, 4)).to_dense(), dense)
