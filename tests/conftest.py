@@ -38,3 +38,24 @@ def structures_dir(shared_dir) -> Path:
     if not d.is_dir():
         pytest.skip(f"{d} absent")
     return d
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread: on two shared cores, OpenMP oversubscription makes small forward passes far
+    slower, and numerics (not speed) are what these tests check. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    """The tiny trained demo ensembles shared by the ensemble / command / landscape / experiment tests."""
+    from _demo_ensemble import demo_ensembles
+
+    return demo_ensembles()

@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from _demo_ensemble import demo_ensembles
 
 from betenet.cli import main
 from betenet.data.graphs import structure_to_graph
@@ -25,17 +23,9 @@ from betenet.training.ensemble import load_ensemble
 PROPS = ("lambda", "omega_log_K", "omega_2_K", "tc_K")
 
 
-@pytest.fixture(scope="module")
-def demo():
-    return demo_ensembles()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from _demo_ensemble import demo_ensembles
 from torch_geometric.data import Batch
 
 from betenet.errors import InputError
@@ -17,18 +16,9 @@ from betenet.physics.units import BIN_CENTRES_MEV, MEV_TO_K
 from betenet.training.ensemble import combine_members, load_ensemble, load_member
 
 
-@pytest.fixture(scope="module")
-def demo():
-    return demo_ensembles()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two shared cores: many intra-op threads make small forward passes far slower, not faster.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --------------------------------------------------------------------------------------------

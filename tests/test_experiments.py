@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from _demo_ensemble import demo_ensembles
 
 from betenet.cli import main as betenet
@@ -14,12 +13,7 @@ from betenet.cli import main as betenet
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "paper_results.py"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def load_script():

@@ -15,12 +15,7 @@ from betenet.evaluation.landscape import (filter_normalised_direction, landscape
                                           member_landscapes, member_training_batch, training_loss)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Toy(torch.nn.Module):

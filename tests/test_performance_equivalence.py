@@ -28,13 +28,7 @@ PAPER = dict(in_dim=118, attr_dim=118, out_dim=51, em_dim=64, mul=32, lmax=1, la
 SMALL = dict(PAPER, em_dim=16, mul=8, radial_neurons=24)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Numerics, not speed, are tested here: one thread avoids OpenMP oversubscription on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
