@@ -22,12 +22,10 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
-from torch_geometric.data import Batch
 
 from common import (build_graphs, machine_line, make_module, mean_neighbours, memory_mb, model_config,
                     structure_files)
-from betenet.data.datamodule import _collate_one, _FullBatch
+from betenet.data.datamodule import full_batch_loader
 from betenet.data.graphs import graph_stats
 
 
@@ -71,7 +69,7 @@ def main() -> None:
     pl.seed_everything(args.seed, verbose=False)
     module = make_module(model_config(args.variant, args.dtype), mean_neighbours(graphs),
                          fused=not args.straightforward)
-    loader = DataLoader(_FullBatch(Batch.from_data_list(graphs)), batch_size=1, collate_fn=_collate_one)
+    loader = full_batch_loader(graphs)
     timer = EpochTimer()
     trainer = pl.Trainer(max_epochs=args.epochs, accelerator="cpu", devices=1, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,

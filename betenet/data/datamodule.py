@@ -139,6 +139,11 @@ def _collate_one(items):
     return items[0]
 
 
+def full_batch_loader(graphs: list[Data]) -> DataLoader:
+    """A loader yielding all ``graphs`` as one batch, collated once (the paper's full-batch training)."""
+    return DataLoader(_FullBatch(Batch.from_data_list(graphs)), batch_size=1, collate_fn=_collate_one)
+
+
 class BetenetDataModule(pl.LightningDataModule):
     """Bootstrap member `seed`: resampled train (weighted), out-of-bag validation, fixed test."""
 
@@ -297,8 +302,7 @@ class BetenetDataModule(pl.LightningDataModule):
         if not graphs:
             raise InputError(split, f"the {split} split is empty")
         if self.batch_size is None or self.batch_size >= len(graphs):
-            return DataLoader(_FullBatch(Batch.from_data_list(graphs)), batch_size=1,
-                              collate_fn=_collate_one)
+            return full_batch_loader(graphs)
         from torch_geometric.loader import DataLoader as GeoLoader
 
         return GeoLoader(graphs, batch_size=self.batch_size, shuffle=(split == "train"),

@@ -110,25 +110,19 @@ def gather_inputs(inputs) -> tuple[list[tuple[str, Path | None, str | None]], Pa
 def read_labels_table(path) -> dict[str, dict]:
     """id → record of a directory-format labels file (``labels.csv`` with JSON-encoded spectrum
     cells, or ``labels.json``, a list of records); see ``betenet.data.sources.directory``."""
-    from betenet.data.sources.directory import _csv_records, _decode_csv_cell, _json_records, _record_id
+    from betenet.data.sources.directory import decode_csv_record, read_label_records, record_id
 
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "labels file not found")
-    if path.suffix.lower() == ".csv":
-        records = _csv_records(path)
-    elif path.suffix.lower() == ".json":
-        records = _json_records(path)
-    else:
-        raise InputError(path, "labels file must be .csv or .json")
     table = {}
-    for rec in records:
-        ident = _record_id(rec.get("id"))
+    for rec in read_label_records(path):
+        ident = record_id(rec.get("id"))
         if ident is None:
             continue
         rec = {k: v for k, v in rec.items() if k != "id"}
         if path.suffix.lower() == ".csv":
-            rec = {k: _decode_csv_cell(ident, k, v) for k, v in rec.items()}
+            rec = decode_csv_record(ident, rec)
         table[ident] = rec
     return table
 

@@ -111,7 +111,7 @@ def _json_records(path: Path) -> list[dict]:
     return data
 
 
-def _record_id(raw) -> str | None:
+def record_id(raw) -> str | None:
     """The id of a labels row as a string (JSON numbers 7 and 7.0 → "7"); None when missing."""
     if raw is None or isinstance(raw, bool):
         return None
@@ -136,24 +136,38 @@ def _decode_csv_cell(entry_id: str, key: str, cell: str):
     return cell
 
 
+def read_label_records(path: Path) -> list[dict]:
+    """The raw records of a labels file: ``.csv`` (spectrum cells still JSON text, see
+    :func:`decode_csv_record`) or ``.json`` (a list of records)."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return _csv_records(path)
+    if path.suffix.lower() == ".json":
+        return _json_records(path)
+    raise InputError(path, "labels file must be .csv or .json")
+
+
+def decode_csv_record(entry_id: str, record: dict) -> dict:
+    """A labels.csv record with its JSON-encoded spectrum cells decoded (errors name the entry)."""
+    return {k: _decode_csv_cell(entry_id, k, v) for k, v in record.items()}
+
+
 def _read_labels(root: Path, rejected: list, metadata: dict) -> tuple[dict[str, dict], Path | None]:
     """id → labels record (raw values, "id" removed); rows with a missing or repeated id rejected."""
     csv_path, json_path = root / "labels.csv", root / "labels.json"
     if csv_path.exists() and json_path.exists():
         raise InputError(root, "both labels.csv and labels.json present; keep one")
-    if csv_path.exists():
-        path, records = csv_path, _csv_records(csv_path)
-    elif json_path.exists():
-        path, records = json_path, _json_records(json_path)
-    else:
+    path = csv_path if csv_path.exists() else json_path if json_path.exists() else None
+    if path is None:
         return {}, None
+    records = read_label_records(path)
 
     ignored = sorted({k for r in records for k in r} - set(COLUMNS))
     if ignored:
         log.warning("%s: ignoring unknown columns %s (known: %s)", path, ignored, list(COLUMNS))
         metadata["ignored_columns"] = ignored
 
-    ids = [_record_id(rec.get("id")) for rec in records]
+    ids = [record_id(rec.get("id")) for rec in records]
     counts = Counter(i for i in ids if i is not None)
     table = {}
     for k, (entry_id, rec) in enumerate(zip(ids, records)):
@@ -246,7 +260,7 @@ def load_directory(root: str | Path) -> SourceData:
             structure = load_structure(path, name=f"structures/{path.name}")
             record = dict(labels.get(entry_id, {}))
             if labels_path is not None and labels_path.suffix == ".csv":
-                record = {k: _decode_csv_cell(entry_id, k, v) for k, v in record.items()}
+                record = decode_csv_record(entry_id, record)
             formula = _formula(entry_id, record.pop("formula", None), structure)
             entries.append(build_entry(entry_id, structure, formula, record))
         except InputError as err:
