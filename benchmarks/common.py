@@ -25,6 +25,21 @@ from betenet.physics.units import N_BINS  # noqa: E402
 SITE_DOS_VARIANTS = ("cpd", "fpd")
 
 
+def add_runtime_args(ap) -> None:
+    """``--threads`` and ``--no-keep-freed-memory``: the process settings of betenet/runtime.py (training's defaults)."""
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--no-keep-freed-memory", dest="keep_memory", action="store_false",
+                    help="leave glibc's allocator at its defaults (training keeps freed memory: runtime.keep_freed_memory)")
+
+
+def apply_runtime_args(args) -> str:
+    """Apply :func:`add_runtime_args`' settings; returns them as a line for the output."""
+    from betenet.runtime import configure
+
+    report = configure(threads=args.threads, keep_memory=args.keep_memory)
+    return f"threads={report.threads} keep_freed_memory={report.keep_freed_memory}"
+
+
 def structure_files(folder: Path, limit: int | None) -> list[Path]:
     """Structure files of ``folder`` in numeric order of their stem (``10.cif`` after ``9.cif``); first ``limit``."""
     suffixes = {".cif", ".vasp", ".poscar", ".xyz", ".extxyz"}

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from common import (build_graphs, machine_line, make_module, mean_neighbours, memory_mb, model_config,
-                    structure_files)
+from common import (add_runtime_args, apply_runtime_args, build_graphs, machine_line, make_module,
+                    mean_neighbours, memory_mb, model_config, structure_files)
 from betenet.data.datamodule import full_batch_loader
 from betenet.data.graphs import graph_stats
 
@@ -51,14 +51,13 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--variant", default="cso", choices=("cso", "cpd", "fpd"))
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    add_runtime_args(ap)
     ap.add_argument("--straightforward", action="store_true",
                     help="evaluate the network through the e3nn modules (fused=False), the reference path")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    print(apply_runtime_args(args))
     print(machine_line())
     t0 = time.perf_counter()
     graphs = build_graphs(structure_files(args.structures, args.limit), args.variant, seed=args.seed)

@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from torch_geometric.data import Batch
 
-from common import (build_graphs, machine_line, make_module, mean_neighbours, memory_mb, model_config,
-                    structure_files)
+from common import (add_runtime_args, apply_runtime_args, build_graphs, machine_line, make_module,
+                    mean_neighbours, memory_mb, model_config, structure_files)
 
 
 def predict(members, batches) -> tuple[float, list[torch.Tensor]]:
@@ -48,12 +48,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--variant", default="cso", choices=("cso", "cpd", "fpd"))
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    ap.add_argument("--threads", type=int, default=None)
+    add_runtime_args(ap)
     ap.add_argument("--straightforward", action="store_true", help="e3nn modules (fused=False)")
     args = ap.parse_args()
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    print(apply_runtime_args(args))
     print(machine_line())
     files = structure_files(args.structures, args.limit)
     t0 = time.perf_counter()

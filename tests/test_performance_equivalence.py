@@ -18,7 +18,7 @@ from betenet.data.graphs import graph_stats, structure_to_graph
 from betenet.data.structures import load_structure
 from betenet.errors import InputError
 from betenet.models import network
-from betenet.models.fused import NodeGroups, csr
+from betenet.models.fused import NodeGroups, ShellProduct, csr, shell_sums, sparse_dense
 from betenet.models.module import BetenetModule
 from betenet.models.network import BeteNet
 
@@ -203,3 +203,40 @@ def test_csr_sums_duplicate_entries():
     dense = torch.zeros(3, 4, dtype=torch.float64)
     dense.index_put_((rows, cols), vals, accumulate=True)  # (0,1): 1+3, (2,0): 2+5, (1,3): 4
     assert torch.equal(csr(rows, cols, vals, (3, 4)).to_dense(), dense)
+
+
+def test_sparse_dense_ignores_uninitialised_output_and_matches_dense():
+    """The product writes into an uninitialised buffer (beta = 0): empty rows must come out 0, never garbage."""
+    gen = torch.Generator().manual_seed(1)
+    rows, cols = torch.tensor([0, 0, 3, 4]), torch.tensor([1, 2, 0, 2])  # rows 1 and 2 empty
+    vals = torch.randn(4, generator=gen, dtype=torch.float64)
+    S = csr(rows, cols, vals, (5, 3))
+    x = torch.randn(3, 6, generator=gen, dtype=torch.float64)
+    for _ in range(3):  # fresh buffers may reuse freed memory holding NaNs
+        torch.full((5, 6), float("nan"), dtype=torch.float64)
+        out = sparse_dense(S, x)
+        assert torch.isfinite(out).all()
+        assert torch.allclose(out, S.to_dense() @ x, atol=1e-14)
+
+
+def test_shell_product_gradients():
+    gen = torch.Generator().manual_seed(2)
+    t = torch.randn(3, 7, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(7, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.equal(ShellProduct.apply(t, w), t * w)
+    assert torch.autograd.gradcheck(ShellProduct.apply, (t, w))
+
+
+def test_shell_sums_add_component_major_shells_into_node_major_rows():
+    shell_dst = torch.tensor([0, 0, 2, 1, 2])  # 5 shells into 3 atoms
+    sums = shell_sums(shell_dst, 3, [1, 3, 3], torch.float64)
+    assert sorted(sums) == [1, 3]
+    n_shells, d = 5, 3
+    m = torch.arange(d * n_shells * 2, dtype=torch.float64).view(d, n_shells, 2)  # [d, P, mul]
+    S, S_t = sums[d]
+    got = (S.to_dense() @ m.reshape(d * n_shells, 2)).view(3, d, 2)
+    expected = torch.zeros(3, d, 2, dtype=torch.float64)
+    for s, i in enumerate(shell_dst.tolist()):
+        expected[i] += m[:, s, :]
+    assert torch.equal(got, expected)
+    assert torch.equal(S_t.to_dense(), S.to_dense().T)

@@ -50,8 +50,9 @@ def read_metrics(run):
 def test_demo_member_trains_and_writes_its_outputs(cache, tmp_path):
     run = tmp_path / "run"
     res = train(COMMON + [f"paths.cache_dir={cache}", f"hydra.run.dir={run}", "trainer.max_epochs=60",
-                          "test_after_fit=true"], cwd=tmp_path)
+                          "test_after_fit=true", "runtime.threads=1"], cwd=tmp_path)
     assert str(run) in res.stdout
+    assert "runtime: 1 torch threads" in res.stdout
     for name in ("metrics.csv", "double_descent.png", "config_resolved.yaml", "bootstrap.json",
                  "regimes.json", "checkpoints/final.ckpt", "checkpoints/classical.ckpt"):
         assert (run / name).exists(), name

@@ -22,9 +22,12 @@ Nothing here is an approximation; three exact facts of the network and of crysta
                     = sum_{s: dst(s)=i} w_p[r(s), u] T_p[s, k, u],
        T_p[s, k, u] = sum_{e in s} sum_a Z_p[e, a, k] x[src(e), a, u]
 
-   ``T_p = R_p @ x`` with a constant sparse matrix ``R_p`` [shells*d_out, N*d_in], built once per graph
+   ``T_p = R_p @ x`` with a constant sparse matrix ``R_p`` [d_out*shells, N*d_in], built once per graph
    (:class:`GraphCache`), and the sum over shells is a second constant sparse matrix. A message pass is thus
    two sparse matmuls and one product with the radial weights on shells: nothing of size E*mul is formed.
+   Shell tensors are laid out ``[d_out, shells, mul]`` (component-major), so the radial weights [shells, mul]
+   broadcast over the leading dimension: contiguous inner loops, and a backward without reductions over
+   a middle dimension (:class:`ShellProduct`).
 
 The e3nn modules stay the owners of every parameter (state dicts and checkpoints are unchanged); the
 functions here read their weight views. ``tests/test_performance_equivalence.py`` checks outputs and
@@ -38,7 +41,7 @@ import warnings
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from e3nn import o3
@@ -62,10 +65,41 @@ class SparseMatmul(torch.autograd.Function):
         return None, None, sparse_dense(ctx.S_t, grad.contiguous())
 
 
+class ShellProduct(torch.autograd.Function):
+    """``t * w`` for shell tensors t [d, P, mul] and radial weights w [P, mul] (broadcast over d).
+
+    The weight gradient is accumulated component by component (``addcmul``) instead of forming ``g * t``
+    [d, P, mul] and reducing it.
+    """
+
+    @staticmethod
+    def forward(ctx, t: Tensor, w: Tensor) -> Tensor:
+        ctx.save_for_backward(t, w)
+        return t * w
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        t, w = ctx.saved_tensors
+        grad_t = grad * w if ctx.needs_input_grad[0] else None
+        grad_w = None
+        if ctx.needs_input_grad[1]:
+            grad_w = grad[0] * t[0]
+            for k in range(1, t.shape[0]):
+                grad_w.addcmul_(grad[k], t[k])
+        return grad_t, grad_w
+
+
 def sparse_dense(S: Tensor, x: Tensor) -> Tensor:  # noqa: N803
-    """``S @ x`` written straight into a new dense tensor (``S @ x`` itself adds a full copy of the result)."""
-    out = x.new_empty(S.shape[0], x.shape[1])
-    return torch.addmm(out, S, x, beta=0)  # beta = 0: the uninitialised ``out`` is ignored, NaNs included
+    """``S @ x`` written straight into a new dense tensor.
+
+    ``S @ x`` adds a full copy of the result, and ``addmm(out, S, x, beta=0)`` without ``out=`` copies its
+    (here uninitialised) input into a fresh result first; with ``out`` as both input and result MKL writes
+    once. With beta = 0 MKL ignores the uninitialised values (NaNs included, tested); on other devices the
+    buffer starts at zero.
+    """
+    shape = (S.shape[0], x.shape[1])
+    out = x.new_empty(shape) if x.device.type == "cpu" else x.new_zeros(shape)
+    return torch.addmm(out, S, x, beta=0, out=out)
 
 
 def csr(rows: Tensor, cols: Tensor, values: Tensor, shape: Tuple[int, int]) -> Tensor:
@@ -330,7 +364,7 @@ class GraphCache:
     groups: NodeGroups
     radial_rows: Tensor         # [U, number_of_basis] distinct radial embeddings
     shell_radial: Tensor        # [P] radial row of every shell (edges with one destination and one length)
-    shell_sum: Tuple[Tensor, Tensor]  # [N, P] 0/1: shells into their destination atom, and its transpose
+    shell_sum: Dict[int, Tuple[Tensor, Tensor]]  # per d: [N*d, d*P] 0/1 sum of shells into their atoms, transpose
     couplings: List[List[Tuple[Tensor, Tensor]]]  # per convolution, per edge path: (R_p, R_p^T)
 
 
@@ -340,17 +374,34 @@ def shells(edge_dst: Tensor, radial_index: Tensor, n_radial: int) -> Tuple[Tenso
     return shell, key // n_radial, key % n_radial
 
 
+def shell_sums(shell_dst: Tensor, num_nodes: int, dims: Sequence[int], dtype: torch.dtype
+               ) -> Dict[int, Tuple[Tensor, Tensor]]:
+    """Per component count d: the 0/1 matrix [N*d, d*P] summing the shells (component-major, ``k*P + s``) into
+    their destination atom (node-major, ``i*d + k``), and its transpose."""
+    n_shells = shell_dst.numel()
+    ids = torch.arange(n_shells, device=shell_dst.device)
+    out = {}
+    for d in sorted(set(dims)):
+        k = torch.arange(d, device=shell_dst.device)
+        rows = (shell_dst[None, :] * d + k[:, None]).reshape(-1)   # [d, P] -> node-major rows
+        cols = (k[:, None] * n_shells + ids[None, :]).reshape(-1)  # component-major columns
+        ones = torch.ones(rows.numel(), dtype=dtype, device=shell_dst.device)
+        shape = (num_nodes * d, d * n_shells)
+        out[d] = (csr(rows, cols, ones, shape), csr(cols, rows, ones, shape[::-1]))
+    return out
+
+
 def build_couplings(plan: ConvolutionPlan, edge_attr: Tensor, irreps_sh: o3.Irreps, edge_src: Tensor,
                     shell: Tensor, num_shells: int, num_nodes: int) -> List[Tuple[Tensor, Tensor]]:
-    """Per edge path p, ``R_p`` [P*d_out, N*d_in] (module doc) and its transpose."""
+    """Per edge path p, ``R_p`` [d_out*P, N*d_in] (module doc; rows component-major) and its transpose."""
     out = []
     for p in plan.edge:
         c = p.coupling.to(device=edge_attr.device, dtype=edge_attr.dtype)
         a_idx, k_idx = (c.abs().sum(1) > 0).nonzero(as_tuple=True)  # structural non-zeros of Z_p[e, a, k]
         values = edge_attr[:, irreps_sh.slices()[p.i_sh]] @ c[a_idx, :, k_idx].T  # [E, nnz]
-        rows = shell[:, None] * p.dim_out + k_idx[None, :]
+        rows = k_idx[None, :] * num_shells + shell[:, None]
         cols = edge_src[:, None] * p.dim_in + a_idx[None, :]
-        shape = (num_shells * p.dim_out, num_nodes * p.dim_in)
+        shape = (p.dim_out * num_shells, num_nodes * p.dim_in)
         out.append((csr(rows, cols, values, shape), csr(cols, rows, values, shape[::-1])))
     return out
 
@@ -366,15 +417,15 @@ def convolution_forward(conv, plan: ConvolutionPlan, couplings: List[Tuple[Tenso
     weight_rows = conv.fc(cache.radial_rows)  # [U, weight_numel]: the radial MLP on the distinct lengths only
     sc_out, lin1_out = attr_linear([conv.sc, conv.lin1], plan.pre, to_blocks(h, conv.irreps_in), attr_rows,
                                    cache.groups)
-    shell_sum, shell_sum_t = cache.shell_sum
     messages = {}  # mid block -> [N, d_out, mul]
     for p, (R, R_t) in zip(plan.edge, couplings):
         x = lin1_out[p.i_in]
         if x is None:  # lin1 reaches every block it reads; kept for generality
             x = h.new_zeros(n, p.dim_in, p.mul)
-        t = SparseMatmul.apply(R, R_t, x.reshape(n * p.dim_in, p.mul)).view(n_shells, p.dim_out, p.mul)
+        t = SparseMatmul.apply(R, R_t, x.reshape(n * p.dim_in, p.mul)).view(p.dim_out, n_shells, p.mul)
         weight = weight_rows[:, p.offset:p.offset + p.mul].index_select(0, cache.shell_radial)  # [P, mul]
-        m = (t * weight[:, None, :]).view(n_shells, p.dim_out * p.mul)
+        m = ShellProduct.apply(t, weight).view(p.dim_out * n_shells, p.mul)
+        shell_sum, shell_sum_t = cache.shell_sum[p.dim_out]
         messages[p.i_out] = SparseMatmul.apply(shell_sum, shell_sum_t, m).view(n, p.dim_out, p.mul)
     # one [N, d, sum mul] block per group of equal-irrep mid blocks (the order of plan.post)
     mid = [_cat([messages[i] for i in group], 2) * inv_sqrt_neighbors for group, _ in plan.post]

@@ -38,7 +38,7 @@ from torch_geometric.utils import scatter
 
 from betenet.errors import InputError
 from betenet.models.fused import (CacheStore, GraphCache, NodeGroups, build_couplings, convolution_forward,
-                                  convolution_plan, csr, distinct_rows, shells)
+                                  convolution_plan, distinct_rows, shell_sums, shells)
 from betenet.models.radial import EdgeFeatures, edge_features
 
 _SCALAR_ACT: Dict[int, Callable] = {1: F.silu, -1: torch.tanh}  # by parity of the scalar
@@ -260,14 +260,13 @@ class BeteNet(torch.nn.Module):
             radial_rows, radial_index = distinct_rows(edge_feats.radial)
             shell, shell_dst, shell_radial = shells(edge_dst, radial_index, radial_rows.shape[0])
             n_shells = shell_dst.numel()
-            ones = torch.ones(n_shells, dtype=radial_rows.dtype, device=radial_rows.device)
-            ids = torch.arange(n_shells, device=shell_dst.device)
             convs = [layer.conv for layer in self.layers] + [self.output_conv]
+            dims = [p.dim_out for c in convs for p in c.plan.edge]
             return GraphCache(
                 signature=self.signature, num_nodes=n, num_edges=edge_src.shape[0], num_shells=n_shells,
                 attr_rows=attr_rows, groups=NodeGroups.build(attr_index, attr_rows.shape[0]),
                 radial_rows=radial_rows, shell_radial=shell_radial,
-                shell_sum=(csr(shell_dst, ids, ones, (n, n_shells)), csr(ids, shell_dst, ones, (n_shells, n))),
+                shell_sum=shell_sums(shell_dst, n, dims, radial_rows.dtype),
                 couplings=[build_couplings(c.plan, edge_feats.attr, self.irreps_edge_attr, edge_src, shell,
                                            n_shells, n) for c in convs],
             )

@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from betenet.config import register_resolvers
+from betenet.runtime import configure
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ def train_member(cfg: DictConfig) -> dict:
         print(f"member already complete; outputs in {run_dir}")
         return json.loads((run_dir / "regimes.json").read_text())
 
+    runtime = cfg.get("runtime") or {}
+    report = configure(threads=runtime.get("threads"), keep_memory=bool(runtime.get("keep_freed_memory", True)))
+    print(f"runtime: {report.threads} torch threads, keep freed memory: {report.keep_freed_memory}")
     pl.seed_everything(int(cfg.seed), workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
