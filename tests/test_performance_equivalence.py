@@ -240,3 +240,18 @@ def test_shell_sums_add_component_major_shells_into_node_major_rows():
         expected[i] += m[:, s, :]
     assert torch.equal(got, expected)
     assert torch.equal(S_t.to_dense(), S.to_dense().T)
+
+
+def test_full_batch_moves_to_the_device_once(graphs):
+    """Lightning moves every batch to the device at each step. A torch_geometric batch moves in place
+    (``Batch.to`` replaces its tensors and returns itself), so the full batch, yielded as the same object every
+    epoch, is copied at the first step only, and the prepared graph keyed by its tensors stays valid."""
+    module = BetenetModule(net=dict(SMALL, num_neighbors=8.0))
+    batch = Batch.from_data_list(graphs[:3])
+    device = torch.device("meta")  # a real move (new tensors) without a GPU
+    first = module.transfer_batch_to_device(batch, device, 0)
+    assert first is batch and batch.x.device.type == "meta"
+    tensors = [batch.x, batch.z, batch.edge_vec, batch.edge_index]
+    again = module.transfer_batch_to_device(batch, device, 0)
+    assert again is batch and all(a is b for a, b in zip(tensors, [batch.x, batch.z, batch.edge_vec,
+                                                                    batch.edge_index]))

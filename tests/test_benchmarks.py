@@ -1,0 +1,52 @@
+"""The benchmark scripts run and print their result lines (benchmarks/*.py; figures: benchmarks/RESULTS.md).
+
+Nothing is timed here: tiny inputs, checking only that each script works end to end and that its last
+line carries the figure it promises.
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def run(script, *args):
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *map(str, args)],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    return res.stdout
+
+
+def last_figure(out, name):
+    match = re.fullmatch(rf"{name}=([0-9.]+)", out.strip().splitlines()[-1])
+    assert match, out[-1000:]
+    return float(match.group(1))
+
+
+def test_epoch_time(structures_dir):
+    out = run("epoch_time.py", "--structures", structures_dir, "--limit", 8, "--epochs", 2, "--threads", 1)
+    assert "structures=8 " in out and "threads=1 keep_freed_memory=" in out
+    assert last_figure(out, "seconds_per_epoch") > 0
+
+
+def test_members_trains_two_members_side_by_side(structures_dir):
+    out = run("members.py", "--structures", structures_dir, "--limit", 8, "--members", 2, "--epochs", 2,
+              "--member-epochs", 1000)
+    by_member = re.search(r"seconds_per_epoch_by_member=([0-9.,]+)", out).group(1).split(",")
+    assert len(by_member) == 2
+    per_hour = last_figure(out, "member_epochs_per_hour")
+    assert per_hour == pytest.approx(sum(3600 / float(s) for s in by_member), rel=1e-2)
+    members = float(re.search(r"members_per_hour=([0-9.]+) \(at 1000 epochs", out).group(1))
+    assert members == pytest.approx(per_hour / 1000, rel=1e-2)
+
+
+def test_inference(structures_dir):
+    out = run("inference.py", "--structures", structures_dir, "--limit", 8, "--members", 2, "--threads", 1)
+    match = re.search(r"with_graphs=([0-9.]+) without_graphs=([0-9.]+) warm=([0-9.]+) \(structures per second\)",
+                      out.strip().splitlines()[-1])
+    assert match and all(float(v) > 0 for v in match.groups()), out[-1000:]
