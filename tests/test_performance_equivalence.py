@@ -78,6 +78,8 @@ def test_paper_network_on_real_structures_float64(graphs):
     # the prepared graph really is smaller than the edge list: distinct attributes, lengths and shells
     cache = fused.prepare(batch)
     assert cache.attr_rows.shape[0] < batch.num_nodes and cache.num_shells < cache.num_edges
+    # and the first convolution runs on node classes and (radial row, source class) pairs
+    assert cache.classes is not None and cache.classes.num_pairs < cache.num_shells
 
 
 def test_paper_network_on_real_structures_float32(graphs):
@@ -101,7 +103,25 @@ def test_distinct_node_attributes_cpd_like(graphs):
     batch = Batch.from_data_list(gs)
     kw = dict(SMALL, in_dim=169, attr_dim=169, num_neighbors=10.0)
     fused, plain = pair(**kw)
-    assert fused.prepare(batch).attr_rows.shape[0] == batch.num_nodes
+    cache = fused.prepare(batch)
+    assert cache.attr_rows.shape[0] == batch.num_nodes and cache.classes is None
+    compare(fused, plain, batch, rtol=1e-10)
+
+
+def test_node_classes_follow_input_features_too(graphs):
+    """Nodes with equal attributes but different input features are different classes (release CPD-like x)."""
+    batch = Batch.from_data_list(graphs)
+    batch.x = batch.x * (1.0 + (batch.batch % 2 == 0).to(batch.x.dtype))[:, None]  # x doubled in every other graph
+    fused, plain = pair(**dict(SMALL, share_embedding=False, num_neighbors=10.0))
+    classes = fused.prepare(batch).classes
+    assert classes is not None and classes.x_rows.shape[0] > fused.prepare(batch).attr_rows.shape[0]
+    compare(fused, plain, batch, rtol=1e-10)
+
+
+def test_network_without_gated_layers(graphs):
+    """layers = 0: the output convolution is the first one and takes the node classes."""
+    batch = Batch.from_data_list(graphs[:8])
+    fused, plain = pair(**dict(SMALL, layers=0, num_neighbors=10.0))
     compare(fused, plain, batch, rtol=1e-10)
 
 

@@ -38,7 +38,7 @@ from torch_geometric.utils import scatter
 
 from betenet.errors import InputError
 from betenet.models.fused import (CacheStore, GraphCache, NodeGroups, build_couplings, convolution_forward,
-                                  convolution_plan, distinct_rows, shell_sums, shells)
+                                  convolution_plan, distinct_rows, node_classes, shell_sums, shells)
 from betenet.models.radial import EdgeFeatures, edge_features
 
 _SCALAR_ACT: Dict[int, Callable] = {1: F.silu, -1: torch.tanh}  # by parity of the scalar
@@ -136,9 +136,10 @@ class GatedConvolution(torch.nn.Module):
     def forward(self, h, node_attr, edge_src, edge_dst, edge, inv_sqrt_neighbors) -> torch.Tensor:
         return self.gate(self.conv(h, node_attr, edge_src, edge_dst, edge, inv_sqrt_neighbors))
 
-    def forward_fused(self, h, attr_rows, cache, couplings, inv_sqrt_neighbors) -> torch.Tensor:
+    def forward_fused(self, h, attr_rows, cache, couplings, inv_sqrt_neighbors, classes=None) -> torch.Tensor:
         conv = self.conv
-        return self.gate(convolution_forward(conv, conv.plan, couplings, h, attr_rows, cache, inv_sqrt_neighbors))
+        return self.gate(convolution_forward(conv, conv.plan, couplings, h, attr_rows, cache, inv_sqrt_neighbors,
+                                             classes))
 
 
 class BeteNet(torch.nn.Module):
@@ -262,6 +263,9 @@ class BeteNet(torch.nn.Module):
             n_shells = shell_dst.numel()
             convs = [layer.conv for layer in self.layers] + [self.output_conv]
             dims = [p.dim_out for c in convs for p in c.plan.edge]
+            classes = node_classes(data.x, data.z, attr_index, attr_rows.shape[0], radial_index,
+                                   radial_rows.shape[0], convs[0].plan, edge_feats.attr, self.irreps_edge_attr,
+                                   edge_src, edge_dst)
             return GraphCache(
                 signature=self.signature, num_nodes=n, num_edges=edge_src.shape[0], num_shells=n_shells,
                 attr_rows=attr_rows, groups=NodeGroups.build(attr_index, attr_rows.shape[0]),
@@ -269,6 +273,7 @@ class BeteNet(torch.nn.Module):
                 shell_sum=shell_sums(shell_dst, n, dims, radial_rows.dtype),
                 couplings=[build_couplings(c.plan, edge_feats.attr, self.irreps_edge_attr, edge_src, shell,
                                            n_shells, n) for c in convs],
+                classes=classes,
             )
 
     def _cache_for(self, data, edge_feats: Optional[EdgeFeatures]) -> Optional[GraphCache]:
@@ -276,7 +281,7 @@ class BeteNet(torch.nn.Module):
         geometry = [data.edge_vec] if edge_feats is None else [edge_feats.attr, edge_feats.radial]
         if not self.fused or any(t.requires_grad for t in geometry + [data.z]):
             return None  # gradients with respect to the geometry or the attributes: e3nn evaluation
-        tensors = geometry + [data.edge_index, data.z]
+        tensors = geometry + [data.edge_index, data.z, data.x]  # x: the first convolution's node classes
         # inference-mode tensors cannot enter autograd later: such a cache is kept apart
         extra = (data.x.shape[0], self.signature, torch.is_inference_mode_enabled())
         return GRAPH_CACHE.get(tensors, extra, lambda: self.prepare(data, edge_feats))
@@ -294,7 +299,6 @@ class BeteNet(torch.nn.Module):
         if edge_feats is not None and edge_feats.attr.shape[0] != edge_src.shape[0]:
             raise InputError("edge_feats", f"{edge_feats.attr.shape[0]} edges, edge_index has {edge_src.shape[0]}")
         inv_sqrt_neighbors = self.num_neighbors.rsqrt()
-        h = F.relu(self.embed_x(data.x))
         if cache is None:
             cache = self._cache_for(data, edge_feats)
         if cache is not None:
@@ -304,11 +308,19 @@ class BeteNet(torch.nn.Module):
                 raise InputError("cache", f"prepared for {cache.num_nodes} nodes and {cache.num_edges} edges, "
                                  f"data has {data.x.shape[0]} and {edge_src.shape[0]}")
             attr_rows = F.relu(self.embed_z(cache.attr_rows))
-            for layer, couplings in zip(self.layers, cache.couplings):
-                h = layer.forward_fused(h, attr_rows, cache, couplings, inv_sqrt_neighbors)
-            conv = self.output_conv
-            out = convolution_forward(conv, conv.plan, cache.couplings[-1], h, attr_rows, cache, inv_sqrt_neighbors)
+            classes = cache.classes  # the first convolution runs per node class (module doc of fused.py)
+            h = F.relu(self.embed_x(data.x if classes is None else classes.x_rows))
+            convs = list(self.layers) + [self.output_conv]
+            for i, (layer, couplings) in enumerate(zip(convs, cache.couplings)):
+                first = classes if i == 0 else None
+                couplings = couplings if first is None else first.couplings
+                if layer is self.output_conv:
+                    out = convolution_forward(layer, layer.plan, couplings, h, attr_rows, cache, inv_sqrt_neighbors,
+                                              first)
+                else:
+                    h = layer.forward_fused(h, attr_rows, cache, couplings, inv_sqrt_neighbors, first)
         else:
+            h = F.relu(self.embed_x(data.x))
             if edge_feats is None:
                 edge_feats = self.edge_features(data.edge_vec)
             node_attr = F.relu(self.embed_z(data.z))
