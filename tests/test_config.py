@@ -89,3 +89,10 @@ def test_wandb_offline_without_key(monkeypatch):
     assert cfg.logger.wandb.offline is True
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     assert compose_cfg([]).logger.wandb.offline is False
+
+
+def test_members_side_by_side_with_one_thread_each(tmp_path):
+    """README: several members at once through joblib, each process with one torch thread."""
+    cfg = compose_cfg(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "runtime.threads=1"])
+    assert cfg.hydra.launcher.n_jobs == 2 and cfg.runtime.threads == 1
+    assert compose_cfg([]).runtime == {"threads": None, "keep_freed_memory": True}
