@@ -17,6 +17,7 @@ from betenet.dft.cli import add_dft_commands
 from betenet.errors import InputError
 from betenet.evaluation.commands import add_evaluation_commands
 from betenet.physics.units import MU_STAR_DEFAULT
+from betenet.runtime import configure
 
 
 def _print_result(result: dict, as_json: bool) -> None:
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], dict] = args.func
     try:
+        if hasattr(args, "threads"):  # commands that run the network (betenet/runtime.py)
+            configure(threads=args.threads, source="--threads")
         result = func(args)
     except InputError as err:
         print(f"betenet {args.command}: error: {err}", file=sys.stderr)

@@ -139,6 +139,21 @@ def test_predict_without_members_is_a_one_line_error(tmp_path, capsys):
     assert code == 2 and "no usable ensemble member" in err and len(err.strip().splitlines()) == 1
 
 
+def test_threads_option(tmp_path, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        code, _, err = run(capsys, "predict", "--ensemble", tmp_path, tmp_path / "x.cif", "--out", tmp_path / "o.csv",
+                           "--threads", "1")
+        assert code == 2 and "no usable ensemble member" in err and torch.get_num_threads() == 1  # applied first
+        code, _, err = run(capsys, "predict", "--ensemble", tmp_path, tmp_path / "x.cif", "--out", tmp_path / "o.csv",
+                           "--threads", "-1")
+        assert code == 2 and "--threads" in err and len(err.strip().splitlines()) == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 # --------------------------------------------------------------------------------------------
 # evaluate
 # --------------------------------------------------------------------------------------------

@@ -422,6 +422,8 @@ def _ensemble_args(p: argparse.ArgumentParser, required: bool) -> None:
                    help="Coulomb pseudopotential for the predicted Tc (default: the members' own, 0.10)")
     p.add_argument("--device", default="cpu", help="torch device for prediction (cpu, cuda, ...)")
     p.add_argument("--batch-size", type=int, default=64, help="structures per forward pass")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: torch's choice; 1 when other jobs share the machine)")
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
