@@ -18,7 +18,7 @@ from betenet.data.graphs import graph_stats, structure_to_graph
 from betenet.data.structures import load_structure
 from betenet.errors import InputError
 from betenet.models import network
-from betenet.models.fused import NodeGroups, ShellProduct, csr, shell_sums, sparse_dense
+from betenet.models.fused import NodeGroups, ShellProduct, csr, shell_sums, source_side, sparse_dense
 from betenet.models.module import BetenetModule
 from betenet.models.network import BeteNet
 
@@ -80,6 +80,8 @@ def test_paper_network_on_real_structures_float64(graphs):
     assert cache.attr_rows.shape[0] < batch.num_nodes and cache.num_shells < cache.num_edges
     # and the first convolution runs on node classes and (radial row, source class) pairs
     assert cache.classes is not None and cache.classes.num_pairs < cache.num_shells
+    # layer 2's 0e -> 1o path runs on source pairs (fewer input than output components)
+    assert any(source_side(p) for p in fused.layers[1].conv.plan.edge) and cache.source_pairs is not None
 
 
 def test_paper_network_on_real_structures_float32(graphs):

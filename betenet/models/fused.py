@@ -27,7 +27,9 @@ Nothing here is an approximation; three exact facts of the network and of crysta
    two sparse matmuls and one product with the radial weights on shells: nothing of size E*mul is formed.
    Shell tensors are laid out ``[d_out, shells, mul]`` (component-major), so the radial weights [shells, mul]
    broadcast over the leading dimension: contiguous inner loops, and a backward without reductions over
-   a middle dimension (:class:`ShellProduct`).
+   a middle dimension (:class:`ShellProduct`). A path with fewer input than output components (0e -> 1o)
+   applies the weights on the source side instead, on the (radial row, source atom) pairs:
+   ``n_p = B_p @ (w_p[r(q)] x[src(q)])``, tensors [d_in, pairs, mul] (:func:`source_side`).
 
 4. Before the first convolution a node is known by its input features and attributes alone, and crystals
    repeat elements: nodes with equal rows of ``x`` and ``z`` form *classes* (64 for the 651 structures of
@@ -389,6 +391,8 @@ class GraphCache:
     shell_radial: Tensor        # [P] radial row of every shell (edges with one destination and one length)
     shell_sum: Dict[int, Tuple[Tensor, Tensor]]  # per d: [N*d, d*P] 0/1 sum of shells into their atoms, transpose
     couplings: List[List[Tuple[Tensor, Tensor]]]  # per convolution, per edge path: (R_p, R_p^T)
+    source_pairs: Optional[Tuple[Tensor, Tensor]] = None  # [Q] radial row and source atom of the pairs of
+    #                                                        source_side paths
     classes: Optional[NodeClasses] = None  # when nodes repeat (CSO): the first convolution per class
 
 
@@ -424,16 +428,38 @@ def path_entries(p: EdgePath, edge_attr: Tensor, irreps_sh: o3.Irreps) -> Tuple[
 
 
 def build_couplings(plan: ConvolutionPlan, edge_attr: Tensor, irreps_sh: o3.Irreps, edge_src: Tensor,
-                    shell: Tensor, num_shells: int, num_nodes: int) -> List[Tuple[Tensor, Tensor]]:
-    """Per edge path p, ``R_p`` [d_out*P, N*d_in] (module doc; rows component-major) and its transpose."""
+                    shell: Tensor, num_shells: int, num_nodes: int, edge_dst: Tensor, source_pair: Tensor,
+                    num_source_pairs: int) -> List[Tuple[Tensor, Tensor]]:
+    """Per edge path p, ``R_p`` [d_out*P, N*d_in] (module doc; rows component-major) and its transpose, or for
+    a :func:`source_side` path ``B_p`` over the (radial row, source atom) pairs (:func:`pair_coupling`)."""
     out = []
     for p in plan.edge:
+        if source_side(p):
+            out.append(pair_coupling(p, edge_attr, irreps_sh, edge_dst, source_pair, num_source_pairs, num_nodes))
+            continue
         a_idx, k_idx, values = path_entries(p, edge_attr, irreps_sh)
         rows = k_idx[None, :] * num_shells + shell[:, None]
         cols = edge_src[:, None] * p.dim_in + a_idx[None, :]
         shape = (p.dim_out * num_shells, num_nodes * p.dim_in)
         out.append((csr(rows, cols, values, shape), csr(cols, rows, values, shape[::-1])))
     return out
+
+
+def pair_coupling(p: EdgePath, edge_attr: Tensor, irreps_sh: o3.Irreps, edge_dst: Tensor, pair: Tensor,
+                  n_pairs: int, num_nodes: int) -> Tuple[Tensor, Tensor]:
+    """``B_p`` [N*d_out, d_in*Q] (rows node-major, columns component-major) summing every edge's coupling into
+    its destination from its (radial row, source) pair, and its transpose."""
+    a_idx, k_idx, values = path_entries(p, edge_attr, irreps_sh)
+    rows = edge_dst[:, None] * p.dim_out + k_idx[None, :]
+    cols = a_idx[None, :] * n_pairs + pair[:, None]
+    shape = (num_nodes * p.dim_out, p.dim_in * n_pairs)
+    return csr(rows, cols, values, shape), csr(cols, rows, values, shape[::-1])
+
+
+def source_side(p: EdgePath) -> bool:
+    """Paths with fewer input than output components (0e -> 1o, ...) run on source pairs: [d_in, Q, mul]
+    tensors instead of [d_out, P, mul] shells."""
+    return p.dim_in < p.dim_out
 
 
 def node_classes(x: Tensor, z: Tensor, attr_index: Tensor, n_attr_rows: int, radial_index: Tensor,
@@ -448,14 +474,7 @@ def node_classes(x: Tensor, z: Tensor, attr_index: Tensor, n_attr_rows: int, rad
     class_attr = torch.empty(n_classes, dtype=attr_index.dtype, device=attr_index.device)
     class_attr[node_class] = attr_index  # equal z within a class: any node's attribute row
     key, pair = torch.unique(radial_index * n_classes + node_class[edge_src], return_inverse=True)
-    n_pairs = key.numel()
-    couplings = []
-    for p in plan.edge:
-        a_idx, k_idx, values = path_entries(p, edge_attr, irreps_sh)
-        rows = edge_dst[:, None] * p.dim_out + k_idx[None, :]
-        cols = a_idx[None, :] * n_pairs + pair[:, None]
-        shape = (n * p.dim_out, p.dim_in * n_pairs)
-        couplings.append((csr(rows, cols, values, shape), csr(cols, rows, values, shape[::-1])))
+    couplings = [pair_coupling(p, edge_attr, irreps_sh, edge_dst, pair, key.numel(), n) for p in plan.edge]
     return NodeClasses(node_class=node_class, x_rows=class_rows[:, :x.shape[1]],
                        groups=NodeGroups.build(class_attr, n_attr_rows), pair_radial=key // n_classes,
                        pair_class=key % n_classes, couplings=couplings)
@@ -482,14 +501,16 @@ def convolution_forward(conv, plan: ConvolutionPlan, couplings: List[Tuple[Tenso
         if x is None:  # lin1 reaches every block it reads; kept for generality
             x = h.new_zeros(h.shape[0], p.dim_in, p.mul)
         weights = weight_rows[:, p.offset:p.offset + p.mul]
-        if classes is None:
+        pairs = (classes.pair_radial, classes.pair_class) if classes is not None else \
+            cache.source_pairs if source_side(p) else None
+        if pairs is None:  # destination shells: [d_out, P, mul]
             t = SparseMatmul.apply(R, R_t, x.reshape(n * p.dim_in, p.mul)).view(p.dim_out, n_shells, p.mul)
             m = ShellProduct.apply(t, weights.index_select(0, cache.shell_radial)).view(-1, p.mul)
             shell_sum, shell_sum_t = cache.shell_sum[p.dim_out]
             messages[p.i_out] = SparseMatmul.apply(shell_sum, shell_sum_t, m).view(n, p.dim_out, p.mul)
-        else:  # [d_in, Q, mul]: source features times radial weights on the (radial row, class) pairs
-            xq = x.transpose(0, 1).index_select(1, classes.pair_class)
-            g = ShellProduct.apply(xq, weights.index_select(0, classes.pair_radial)).view(-1, p.mul)
+        else:  # [d_in, Q, mul]: source features times radial weights on the (radial row, source) pairs
+            xq = x.transpose(0, 1).index_select(1, pairs[1])
+            g = ShellProduct.apply(xq, weights.index_select(0, pairs[0])).view(-1, p.mul)
             messages[p.i_out] = SparseMatmul.apply(R, R_t, g).view(n, p.dim_out, p.mul)
     # one [N, d, sum mul] block per group of equal-irrep mid blocks (the order of plan.post)
     mid = [_cat([messages[i] for i in group], 2) * inv_sqrt_neighbors for group, _ in plan.post]

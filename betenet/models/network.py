@@ -38,7 +38,8 @@ from torch_geometric.utils import scatter
 
 from betenet.errors import InputError
 from betenet.models.fused import (CacheStore, GraphCache, NodeGroups, build_couplings, convolution_forward,
-                                  convolution_plan, distinct_rows, node_classes, shell_sums, shells)
+                                  convolution_plan, distinct_rows, node_classes, shell_sums, shells,
+                                  source_side)
 from betenet.models.radial import EdgeFeatures, edge_features
 
 _SCALAR_ACT: Dict[int, Callable] = {1: F.silu, -1: torch.tanh}  # by parity of the scalar
@@ -262,7 +263,8 @@ class BeteNet(torch.nn.Module):
             shell, shell_dst, shell_radial = shells(edge_dst, radial_index, radial_rows.shape[0])
             n_shells = shell_dst.numel()
             convs = [layer.conv for layer in self.layers] + [self.output_conv]
-            dims = [p.dim_out for c in convs for p in c.plan.edge]
+            dims = [p.dim_out for c in convs for p in c.plan.edge if not source_side(p)]
+            pair_key, source_pair = torch.unique(radial_index * n + edge_src, return_inverse=True)
             classes = node_classes(data.x, data.z, attr_index, attr_rows.shape[0], radial_index,
                                    radial_rows.shape[0], convs[0].plan, edge_feats.attr, self.irreps_edge_attr,
                                    edge_src, edge_dst)
@@ -272,7 +274,8 @@ class BeteNet(torch.nn.Module):
                 radial_rows=radial_rows, shell_radial=shell_radial,
                 shell_sum=shell_sums(shell_dst, n, dims, radial_rows.dtype),
                 couplings=[build_couplings(c.plan, edge_feats.attr, self.irreps_edge_attr, edge_src, shell,
-                                           n_shells, n) for c in convs],
+                                           n_shells, n, edge_dst, source_pair, pair_key.numel()) for c in convs],
+                source_pairs=(pair_key // n, pair_key % n),
                 classes=classes,
             )
 
