@@ -107,6 +107,12 @@ def test_distinct_node_attributes_cpd_like(graphs):
     fused, plain = pair(**kw)
     cache = fused.prepare(batch)
     assert cache.attr_rows.shape[0] == batch.num_nodes and cache.classes is None
+    # x = [mass one-hot, ones] repeats by element: the first node maps contract the input side per element
+    assert cache.inputs is not None and cache.inputs.x_rows.shape[0] < batch.num_nodes // 2
+    compare(fused, plain, batch, rtol=1e-10)
+    # every input row distinct as well: per-node products throughout
+    batch.x = batch.x + torch.as_tensor(rng.random(batch.x.shape))
+    assert fused.prepare(batch).inputs is None
     compare(fused, plain, batch, rtol=1e-10)
 
 

@@ -323,9 +323,14 @@ def _cat(tensors: Sequence[Tensor], dim: int) -> Tensor:
 
 
 def attr_linear(tps: Sequence[o3.TensorProduct], plan: AttrPlan, blocks: Sequence[Optional[Tensor]],
-                attr_rows: Tensor, groups: NodeGroups) -> List[List[Optional[Tensor]]]:
+                attr_rows: Tensor, groups: NodeGroups, input_groups: Optional[NodeGroups] = None
+                ) -> List[List[Optional[Tensor]]]:
     """FCTP_t(h, a) for every t, with ``h`` as one [N, 2l+1, channels] tensor per group of the plan (None: zero)
     and ``a`` as distinct attribute rows [K, v].
+
+    ``input_groups`` (distinct attributes only): ``h`` holds one row per distinct input row instead of one per
+    node, and ``input_groups`` maps the nodes to them. The input side is contracted first, once per input
+    row (``H[k] = sum_u h[k, u] W[u, :, :]``), leaving v*w multiply-adds per node instead of u*v*w.
 
     Returns, per FCTP, one [N, 2l+1, mul_out] tensor (or None) per output block.
     """
@@ -340,7 +345,16 @@ def attr_linear(tps: Sequence[o3.TensorProduct], plan: AttrPlan, blocks: Sequenc
     if not mats:
         return outs
     v, k = attr_rows.shape[1], attr_rows.shape[0]
-    if groups.distinct:
+    if input_groups is not None and not groups.distinct:
+        raise ValueError("input_groups serve distinct attributes only")
+    if input_groups is not None:
+        per_node = attr_rows.index_select(0, groups.index)[:, None, :]  # [N, 1, v]
+        ys = []
+        for mat, (x, _) in zip(mats, used):
+            rows, d, w = x.shape[0], x.shape[1], mat.shape[2]
+            per_input = torch.einsum("kdu,vuw->kvdw", x, mat).reshape(rows, v, d * w)
+            ys.append(input_groups.matmul(per_node, per_input).view(-1, d, w))
+    elif groups.distinct:
         per_node = attr_rows.index_select(0, groups.index)
         ys = [torch.einsum("ndu,nv,vuw->ndw", x, per_node, mat) for mat, (x, _) in zip(mats, used)]
     else:
@@ -354,6 +368,14 @@ def attr_linear(tps: Sequence[o3.TensorProduct], plan: AttrPlan, blocks: Sequenc
             prev = outs[p.tp][p.i_out]
             outs[p.tp][p.i_out] = part if prev is None else prev + part
     return outs
+
+
+@dataclass
+class InputClasses:
+    """Nodes with equal input features, for a first convolution whose attributes are all distinct (CPD/FPD)."""
+
+    x_rows: Tensor              # [K, in_dim] distinct input rows
+    groups: NodeGroups          # the nodes by input row
 
 
 @dataclass
@@ -394,6 +416,7 @@ class GraphCache:
     source_pairs: Optional[Tuple[Tensor, Tensor]] = None  # [Q] radial row and source atom of the pairs of
     #                                                        source_side paths
     classes: Optional[NodeClasses] = None  # when nodes repeat (CSO): the first convolution per class
+    inputs: Optional[InputClasses] = None  # else, when input rows repeat: its node maps per input row
 
 
 def shells(edge_dst: Tensor, radial_index: Tensor, n_radial: int) -> Tuple[Tensor, Tensor, Tensor]:
@@ -462,6 +485,18 @@ def source_side(p: EdgePath) -> bool:
     return p.dim_in < p.dim_out
 
 
+def input_classes(x: Tensor, groups: NodeGroups) -> Optional[InputClasses]:
+    """:class:`InputClasses` when the attributes are distinct (``groups.distinct``: products per node) and the
+    input rows repeat (at most half as many as nodes); otherwise None."""
+    n = x.shape[0]
+    if not groups.distinct:
+        return None  # repeated attributes: the per-attribute-row products serve
+    x_rows, x_index = distinct_rows(x)
+    if 2 * x_rows.shape[0] > n:
+        return None
+    return InputClasses(x_rows=x_rows, groups=NodeGroups.build(x_index, x_rows.shape[0]))
+
+
 def node_classes(x: Tensor, z: Tensor, attr_index: Tensor, n_attr_rows: int, radial_index: Tensor,
                  n_radial: int, plan: ConvolutionPlan, edge_attr: Tensor, irreps_sh: o3.Irreps,
                  edge_src: Tensor, edge_dst: Tensor) -> Optional[NodeClasses]:
@@ -482,11 +517,12 @@ def node_classes(x: Tensor, z: Tensor, attr_index: Tensor, n_attr_rows: int, rad
 
 def convolution_forward(conv, plan: ConvolutionPlan, couplings: List[Tuple[Tensor, Tensor]], h: Tensor,
                         attr_rows: Tensor, cache: GraphCache, inv_sqrt_neighbors: Tensor,
-                        classes: Optional[NodeClasses] = None) -> Tensor:
+                        classes: Optional[NodeClasses] = None, inputs: Optional[InputClasses] = None) -> Tensor:
     """The fused equivalent of ``Convolution.forward`` (same parameters, same result).
 
     With ``classes`` (first convolution only), ``h`` holds one row per class and ``couplings`` are the
-    classes' ``B_p``; the result has one row per node either way.
+    classes' ``B_p``; with ``inputs`` (first convolution, distinct attributes), one row per distinct input
+    row. The result has one row per node in every case.
 
     Every tensor with one row per shell is made and consumed by one path (no splits or concatenations of
     them, whose backward would copy them again); joins happen on nodes, which are fewer.
@@ -494,12 +530,13 @@ def convolution_forward(conv, plan: ConvolutionPlan, couplings: List[Tuple[Tenso
     n, n_shells = cache.num_nodes, cache.num_shells
     weight_rows = conv.fc(cache.radial_rows)  # [U, weight_numel]: the radial MLP on the distinct lengths only
     sc_out, lin1_out = attr_linear([conv.sc, conv.lin1], plan.pre, to_blocks(h, conv.irreps_in), attr_rows,
-                                   cache.groups if classes is None else classes.groups)
+                                   cache.groups if classes is None else classes.groups,
+                                   None if inputs is None else inputs.groups)
     messages = {}  # mid block -> [N, d_out, mul]
     for p, (R, R_t) in zip(plan.edge, couplings):
         x = lin1_out[p.i_in]
         if x is None:  # lin1 reaches every block it reads; kept for generality
-            x = h.new_zeros(h.shape[0], p.dim_in, p.mul)
+            x = h.new_zeros(n if classes is None else h.shape[0], p.dim_in, p.mul)
         weights = weight_rows[:, p.offset:p.offset + p.mul]
         pairs = (classes.pair_radial, classes.pair_class) if classes is not None else \
             cache.source_pairs if source_side(p) else None
@@ -515,7 +552,7 @@ def convolution_forward(conv, plan: ConvolutionPlan, couplings: List[Tuple[Tenso
     # one [N, d, sum mul] block per group of equal-irrep mid blocks (the order of plan.post)
     mid = [_cat([messages[i] for i in group], 2) * inv_sqrt_neighbors for group, _ in plan.post]
     (lin2_out,) = attr_linear([conv.lin2], plan.post, mid, attr_rows, cache.groups)
-    s = from_blocks(sc_out, conv.irreps_out, h)
+    s = from_blocks(sc_out, conv.irreps_out, h if classes is not None else mid[0])
     if classes is not None:
         s = s.index_select(0, classes.node_class)
     return conv.c_s * s + conv.c_x * from_blocks(lin2_out, conv.irreps_out, mid[0])

@@ -38,8 +38,8 @@ from torch_geometric.utils import scatter
 
 from betenet.errors import InputError
 from betenet.models.fused import (CacheStore, GraphCache, NodeGroups, build_couplings, convolution_forward,
-                                  convolution_plan, distinct_rows, node_classes, shell_sums, shells,
-                                  source_side)
+                                  convolution_plan, distinct_rows, input_classes, node_classes, shell_sums,
+                                  shells, source_side)
 from betenet.models.radial import EdgeFeatures, edge_features
 
 _SCALAR_ACT: Dict[int, Callable] = {1: F.silu, -1: torch.tanh}  # by parity of the scalar
@@ -137,10 +137,11 @@ class GatedConvolution(torch.nn.Module):
     def forward(self, h, node_attr, edge_src, edge_dst, edge, inv_sqrt_neighbors) -> torch.Tensor:
         return self.gate(self.conv(h, node_attr, edge_src, edge_dst, edge, inv_sqrt_neighbors))
 
-    def forward_fused(self, h, attr_rows, cache, couplings, inv_sqrt_neighbors, classes=None) -> torch.Tensor:
+    def forward_fused(self, h, attr_rows, cache, couplings, inv_sqrt_neighbors, classes=None,
+                      inputs=None) -> torch.Tensor:
         conv = self.conv
         return self.gate(convolution_forward(conv, conv.plan, couplings, h, attr_rows, cache, inv_sqrt_neighbors,
-                                             classes))
+                                             classes, inputs))
 
 
 class BeteNet(torch.nn.Module):
@@ -262,6 +263,7 @@ class BeteNet(torch.nn.Module):
             radial_rows, radial_index = distinct_rows(edge_feats.radial)
             shell, shell_dst, shell_radial = shells(edge_dst, radial_index, radial_rows.shape[0])
             n_shells = shell_dst.numel()
+            groups = NodeGroups.build(attr_index, attr_rows.shape[0])
             convs = [layer.conv for layer in self.layers] + [self.output_conv]
             dims = [p.dim_out for c in convs for p in c.plan.edge if not source_side(p)]
             pair_key, source_pair = torch.unique(radial_index * n + edge_src, return_inverse=True)
@@ -270,13 +272,14 @@ class BeteNet(torch.nn.Module):
                                    edge_src, edge_dst)
             return GraphCache(
                 signature=self.signature, num_nodes=n, num_edges=edge_src.shape[0], num_shells=n_shells,
-                attr_rows=attr_rows, groups=NodeGroups.build(attr_index, attr_rows.shape[0]),
+                attr_rows=attr_rows, groups=groups,
                 radial_rows=radial_rows, shell_radial=shell_radial,
                 shell_sum=shell_sums(shell_dst, n, dims, radial_rows.dtype),
                 couplings=[build_couplings(c.plan, edge_feats.attr, self.irreps_edge_attr, edge_src, shell,
                                            n_shells, n, edge_dst, source_pair, pair_key.numel()) for c in convs],
                 source_pairs=(pair_key // n, pair_key % n),
                 classes=classes,
+                inputs=None if classes is not None else input_classes(data.x, groups),
             )
 
     def _cache_for(self, data, edge_feats: Optional[EdgeFeatures]) -> Optional[GraphCache]:
@@ -311,17 +314,20 @@ class BeteNet(torch.nn.Module):
                 raise InputError("cache", f"prepared for {cache.num_nodes} nodes and {cache.num_edges} edges, "
                                  f"data has {data.x.shape[0]} and {edge_src.shape[0]}")
             attr_rows = F.relu(self.embed_z(cache.attr_rows))
-            classes = cache.classes  # the first convolution runs per node class (module doc of fused.py)
-            h = F.relu(self.embed_x(data.x if classes is None else classes.x_rows))
+            # the first convolution runs per node class, or its node maps per input row (module doc of fused.py)
+            classes, inputs = cache.classes, cache.inputs
+            x_rows = classes.x_rows if classes is not None else inputs.x_rows if inputs is not None else data.x
+            h = F.relu(self.embed_x(x_rows))
             convs = list(self.layers) + [self.output_conv]
             for i, (layer, couplings) in enumerate(zip(convs, cache.couplings)):
-                first = classes if i == 0 else None
-                couplings = couplings if first is None else first.couplings
+                first = dict(classes=classes, inputs=inputs) if i == 0 else {}
+                if first.get("classes") is not None:
+                    couplings = classes.couplings
                 if layer is self.output_conv:
                     out = convolution_forward(layer, layer.plan, couplings, h, attr_rows, cache, inv_sqrt_neighbors,
-                                              first)
+                                              **first)
                 else:
-                    h = layer.forward_fused(h, attr_rows, cache, couplings, inv_sqrt_neighbors, first)
+                    h = layer.forward_fused(h, attr_rows, cache, couplings, inv_sqrt_neighbors, **first)
         else:
             h = F.relu(self.embed_x(data.x))
             if edge_feats is None:
