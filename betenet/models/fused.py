@@ -380,14 +380,14 @@ class InputClasses:
 
 @dataclass
 class NodeClasses:
-    """Nodes with equal input features and attributes, and the first convolution's per-class couplings."""
+    """Nodes with equal input features and attributes, and the (radial row, source class) pairs of the edges."""
 
     node_class: Tensor          # [N] class of every node
     x_rows: Tensor              # [C, in_dim] input features of every class
     groups: NodeGroups          # the classes by attribute row (node maps evaluated per class)
     pair_radial: Tensor         # [Q] radial row of every distinct (radial row, source class) pair of an edge
     pair_class: Tensor          # [Q] source class of every pair
-    couplings: List[Tuple[Tensor, Tensor]]  # first convolution, per edge path: (B_p, B_p^T)
+    edge_pair: Tensor           # [E] pair of every edge
 
     @property
     def num_pairs(self) -> int:
@@ -412,7 +412,7 @@ class GraphCache:
     radial_rows: Tensor         # [U, number_of_basis] distinct radial embeddings
     shell_radial: Tensor        # [P] radial row of every shell (edges with one destination and one length)
     shell_sum: Dict[int, Tuple[Tensor, Tensor]]  # per d: [N*d, d*P] 0/1 sum of shells into their atoms, transpose
-    couplings: List[List[Tuple[Tensor, Tensor]]]  # per convolution, per edge path: (R_p, R_p^T)
+    couplings: List[List[Tuple[Tensor, Tensor]]]  # per convolution, per edge path: (R_p, R_p^T) or (B_p, B_p^T)
     source_pairs: Optional[Tuple[Tensor, Tensor]] = None  # [Q] radial row and source atom of the pairs of
     #                                                        source_side paths
     classes: Optional[NodeClasses] = None  # when nodes repeat (CSO): the first convolution per class
@@ -451,14 +451,18 @@ def path_entries(p: EdgePath, edge_attr: Tensor, irreps_sh: o3.Irreps) -> Tuple[
 
 
 def build_couplings(plan: ConvolutionPlan, edge_attr: Tensor, irreps_sh: o3.Irreps, edge_src: Tensor,
-                    shell: Tensor, num_shells: int, num_nodes: int, edge_dst: Tensor, source_pair: Tensor,
-                    num_source_pairs: int) -> List[Tuple[Tensor, Tensor]]:
-    """Per edge path p, ``R_p`` [d_out*P, N*d_in] (module doc; rows component-major) and its transpose, or for
-    a :func:`source_side` path ``B_p`` over the (radial row, source atom) pairs (:func:`pair_coupling`)."""
+                    shell: Tensor, num_shells: int, num_nodes: int, edge_dst: Tensor,
+                    source_pairs: Tuple[Tensor, int], class_pairs: Optional[Tuple[Tensor, int]] = None
+                    ) -> List[Tuple[Tensor, Tensor]]:
+    """Per edge path p, ``R_p`` [d_out*P, N*d_in] (module doc; rows component-major) and its transpose, or
+    ``B_p`` (:func:`pair_coupling`) over the (radial row, source atom) pairs for a :func:`source_side` path,
+    and over the (radial row, source class) pairs for every path when ``class_pairs`` is given (the first
+    convolution with :class:`NodeClasses`). Pairs: (pair of every edge [E], number of pairs)."""
     out = []
     for p in plan.edge:
-        if source_side(p):
-            out.append(pair_coupling(p, edge_attr, irreps_sh, edge_dst, source_pair, num_source_pairs, num_nodes))
+        pairs = class_pairs or (source_pairs if source_side(p) else None)
+        if pairs is not None:
+            out.append(pair_coupling(p, edge_attr, irreps_sh, edge_dst, pairs[0], pairs[1], num_nodes))
             continue
         a_idx, k_idx, values = path_entries(p, edge_attr, irreps_sh)
         rows = k_idx[None, :] * num_shells + shell[:, None]
@@ -498,10 +502,9 @@ def input_classes(x: Tensor, groups: NodeGroups) -> Optional[InputClasses]:
 
 
 def node_classes(x: Tensor, z: Tensor, attr_index: Tensor, n_attr_rows: int, radial_index: Tensor,
-                 n_radial: int, plan: ConvolutionPlan, edge_attr: Tensor, irreps_sh: o3.Irreps,
-                 edge_src: Tensor, edge_dst: Tensor) -> Optional[NodeClasses]:
-    """The classes of :class:`NodeClasses` and ``B_p`` [N*d_out, d_in*Q] of the first convolution's paths
-    (rows node-major, columns component-major); None when fewer than two nodes share a class on average."""
+                 edge_src: Tensor) -> Optional[NodeClasses]:
+    """The classes of :class:`NodeClasses` and the (radial row, source class) pairs of the edges; None when
+    fewer than two nodes share a class on average."""
     class_rows, node_class = distinct_rows(torch.cat([x, z.to(x.dtype)], dim=1))
     n_classes, n = class_rows.shape[0], x.shape[0]
     if 2 * n_classes > n:
@@ -509,10 +512,9 @@ def node_classes(x: Tensor, z: Tensor, attr_index: Tensor, n_attr_rows: int, rad
     class_attr = torch.empty(n_classes, dtype=attr_index.dtype, device=attr_index.device)
     class_attr[node_class] = attr_index  # equal z within a class: any node's attribute row
     key, pair = torch.unique(radial_index * n_classes + node_class[edge_src], return_inverse=True)
-    couplings = [pair_coupling(p, edge_attr, irreps_sh, edge_dst, pair, key.numel(), n) for p in plan.edge]
     return NodeClasses(node_class=node_class, x_rows=class_rows[:, :x.shape[1]],
                        groups=NodeGroups.build(class_attr, n_attr_rows), pair_radial=key // n_classes,
-                       pair_class=key % n_classes, couplings=couplings)
+                       pair_class=key % n_classes, edge_pair=pair)
 
 
 def convolution_forward(conv, plan: ConvolutionPlan, couplings: List[Tuple[Tensor, Tensor]], h: Tensor,
@@ -521,7 +523,7 @@ def convolution_forward(conv, plan: ConvolutionPlan, couplings: List[Tuple[Tenso
     """The fused equivalent of ``Convolution.forward`` (same parameters, same result).
 
     With ``classes`` (first convolution only), ``h`` holds one row per class and ``couplings`` are the
-    classes' ``B_p``; with ``inputs`` (first convolution, distinct attributes), one row per distinct input
+    ``B_p`` of the class pairs; with ``inputs`` (first convolution, distinct attributes), one row per distinct input
     row. The result has one row per node in every case.
 
     Every tensor with one row per shell is made and consumed by one path (no splits or concatenations of

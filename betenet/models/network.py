@@ -137,12 +137,6 @@ class GatedConvolution(torch.nn.Module):
     def forward(self, h, node_attr, edge_src, edge_dst, edge, inv_sqrt_neighbors) -> torch.Tensor:
         return self.gate(self.conv(h, node_attr, edge_src, edge_dst, edge, inv_sqrt_neighbors))
 
-    def forward_fused(self, h, attr_rows, cache, couplings, inv_sqrt_neighbors, classes=None,
-                      inputs=None) -> torch.Tensor:
-        conv = self.conv
-        return self.gate(convolution_forward(conv, conv.plan, couplings, h, attr_rows, cache, inv_sqrt_neighbors,
-                                             classes, inputs))
-
 
 class BeteNet(torch.nn.Module):
     """BETE-NET: embedding -> ``layers`` gated equivariant convolutions -> scalar convolution -> ReLU -> pooling.
@@ -265,18 +259,21 @@ class BeteNet(torch.nn.Module):
             n_shells = shell_dst.numel()
             groups = NodeGroups.build(attr_index, attr_rows.shape[0])
             convs = [layer.conv for layer in self.layers] + [self.output_conv]
-            dims = [p.dim_out for c in convs for p in c.plan.edge if not source_side(p)]
             pair_key, source_pair = torch.unique(radial_index * n + edge_src, return_inverse=True)
-            classes = node_classes(data.x, data.z, attr_index, attr_rows.shape[0], radial_index,
-                                   radial_rows.shape[0], convs[0].plan, edge_feats.attr, self.irreps_edge_attr,
-                                   edge_src, edge_dst)
+            classes = node_classes(data.x, data.z, attr_index, attr_rows.shape[0], radial_index, edge_src)
+            # pairs of every path of a convolution: the class pairs for the first one when there are classes
+            class_pairs = [(classes.edge_pair, classes.num_pairs) if i == 0 and classes is not None else None
+                           for i in range(len(convs))]
+            dims = [p.dim_out for c, every in zip(convs, class_pairs) for p in c.plan.edge
+                    if every is None and not source_side(p)]
             return GraphCache(
                 signature=self.signature, num_nodes=n, num_edges=edge_src.shape[0], num_shells=n_shells,
                 attr_rows=attr_rows, groups=groups,
                 radial_rows=radial_rows, shell_radial=shell_radial,
                 shell_sum=shell_sums(shell_dst, n, dims, radial_rows.dtype),
-                couplings=[build_couplings(c.plan, edge_feats.attr, self.irreps_edge_attr, edge_src, shell,
-                                           n_shells, n, edge_dst, source_pair, pair_key.numel()) for c in convs],
+                couplings=[build_couplings(c.plan, edge_feats.attr, self.irreps_edge_attr, edge_src, shell, n_shells,
+                                           n, edge_dst, (source_pair, pair_key.numel()), every)
+                           for c, every in zip(convs, class_pairs)],
                 source_pairs=(pair_key // n, pair_key % n),
                 classes=classes,
                 inputs=None if classes is not None else input_classes(data.x, groups),
@@ -318,16 +315,13 @@ class BeteNet(torch.nn.Module):
             classes, inputs = cache.classes, cache.inputs
             x_rows = classes.x_rows if classes is not None else inputs.x_rows if inputs is not None else data.x
             h = F.relu(self.embed_x(x_rows))
-            convs = list(self.layers) + [self.output_conv]
-            for i, (layer, couplings) in enumerate(zip(convs, cache.couplings)):
+            convs = [layer.conv for layer in self.layers] + [self.output_conv]
+            for i, (conv, couplings) in enumerate(zip(convs, cache.couplings)):
                 first = dict(classes=classes, inputs=inputs) if i == 0 else {}
-                if first.get("classes") is not None:
-                    couplings = classes.couplings
-                if layer is self.output_conv:
-                    out = convolution_forward(layer, layer.plan, couplings, h, attr_rows, cache, inv_sqrt_neighbors,
-                                              **first)
-                else:
-                    h = layer.forward_fused(h, attr_rows, cache, couplings, inv_sqrt_neighbors, **first)
+                h = convolution_forward(conv, conv.plan, couplings, h, attr_rows, cache, inv_sqrt_neighbors, **first)
+                if i < len(self.layers):
+                    h = self.layers[i].gate(h)
+            out = h
         else:
             h = F.relu(self.embed_x(data.x))
             if edge_feats is None:

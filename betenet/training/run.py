@@ -44,8 +44,7 @@ def train_member(cfg: DictConfig) -> dict:
         return json.loads((run_dir / "regimes.json").read_text())
 
     runtime = cfg.get("runtime") or {}
-    report = configure(threads=runtime.get("threads"), keep_memory=bool(runtime.get("keep_freed_memory", True)))
-    print(f"runtime: {report.threads} torch threads, keep freed memory: {report.keep_freed_memory}")
+    configure(threads=runtime.get("threads"), keep_memory=bool(runtime.get("keep_freed_memory", True)))  # logs it
     pl.seed_everything(int(cfg.seed), workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
