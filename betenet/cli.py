@@ -33,14 +33,23 @@ def _print_result(result: dict, as_json: bool) -> None:
 
 def cmd_analyze_a2f(args: argparse.Namespace) -> dict:
     from betenet.physics.a2f_files import read_a2f
-    from betenet.physics.eliashberg import a2f_properties
     from betenet.physics.eliashberg_solver import eliashberg_tc
+    from betenet.physics.properties import a2f_properties, mcmillan_tc, spectrum_warnings
 
     spec = read_a2f(args.file, format=args.format)
-    result = a2f_properties(spec.omega_meV, spec.a2f, mu_star=args.mu_star)
-    result["tc_eliashberg_K"] = float(eliashberg_tc(spec.omega_meV, spec.a2f, mu_star=args.mu_star))
+    props = a2f_properties(spec.omega_meV, spec.a2f, mu_star=args.mu_star)
+    result = {"lambda": props["lambda"], "omega_log_K": props["omega_log_K"], "omega_2_K": props["omega_2_K"],
+              "tc_allen_dynes_K": props["tc_K"],
+              "tc_mcmillan_K": float(mcmillan_tc(props["lambda"], props["omega_log_K"], args.mu_star)),
+              "tc_eliashberg_K": float(eliashberg_tc(spec.omega_meV, spec.a2f, mu_star=args.mu_star))}
     if spec.lambda_reported is not None:
         result["lambda_reported"] = spec.lambda_reported
+    notes, facts = spectrum_warnings(spec.omega_meV, spec.a2f)
+    result["negative_lambda_fraction"] = facts["negative_lambda_fraction"]
+    for note in notes:
+        print(f"betenet analyze-a2f: warning: {args.file}: {note}", file=sys.stderr)
+    if args.json:
+        result["warnings"] = notes
     return result
 
 

@@ -31,11 +31,11 @@ from matplotlib.figure import Figure
 
 from betenet.errors import InputError
 from betenet.evaluation import figures
-from betenet.evaluation.metrics import (MOMENT_PROPERTIES, best_worst, normalised_error, per_element_error,
-                                        property_table, table_markdown)
+from betenet.evaluation.metrics import best_worst, normalised_error, per_element_error, property_table, table_markdown
 from betenet.evaluation.reports import (DEMO_TAG, baseline_split_predictions, ensemble_split_predictions,
                                         evaluation_report, screening_report, write_json)
 from betenet.evaluation.screening import DEFAULT_THRESHOLD_K
+from betenet.physics.properties import MOMENTS
 from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT
 from betenet.training.ensemble import load_ensemble
 
@@ -76,10 +76,10 @@ def _sweeps(items: list[str]) -> dict[str, Path]:
 
 def parity_figure(models: dict, path: Path) -> Path:
     """Rows: models; columns: λ, ω_log, ω_2 (true against the ensemble mean, ± member spread)."""
-    fig = Figure(figsize=(3.6 * len(MOMENT_PROPERTIES), 3.7 * len(models)))
-    axes = fig.subplots(len(models), len(MOMENT_PROPERTIES), squeeze=False)
+    fig = Figure(figsize=(3.6 * len(MOMENTS), 3.7 * len(models)))
+    axes = fig.subplots(len(models), len(MOMENTS), squeeze=False)
     for row, p in enumerate(models.values()):
-        for col, k in enumerate(MOMENT_PROPERTIES):
+        for col, k in enumerate(MOMENTS):
             figures.parity_plot(p.true[k], p.pred[k], k, ax=axes[row, col], std=None if p.std is None else p.std[k])
             axes[row, col].set_title(p.model)
     fig.tight_layout()

@@ -7,7 +7,7 @@ import pytest
 
 from betenet.errors import InputError
 from betenet.physics.a2f_files import A2FSpectrum, read_a2f, read_columns_a2f, read_qe_a2f
-from betenet.physics.eliashberg import moments
+from betenet.physics.properties import properties
 from betenet.physics.units import RY_TO_MEV
 
 QE_FILES = [f"a2F.dos{i}" for i in range(1, 11)]
@@ -36,7 +36,7 @@ def test_qe_lambda_matches_value_printed_by_qe(qe_al_dir, name):
     spec = read_qe_a2f(path)
     printed_lambda, printed_delta = _printed_lambda_and_delta(path)
     assert spec.lambda_reported == printed_lambda
-    lam = moments(spec.omega_meV, spec.a2f)["lam"]
+    lam = properties(spec.omega_meV, spec.a2f)["lambda"]
     assert lam == pytest.approx(printed_lambda, rel=5e-3)
     # the integration rule is QE's own rectangle rule on the restored uniform grid: agreement is
     # limited only by the 6 decimals QE prints for a2F (~3e-5 relative for these files)
@@ -56,7 +56,7 @@ def test_qe_lambda_matches_lambda_table(qe_al_dir, index):
     sigma, table_lambda = table[index - 1]
     assert sigma == pytest.approx(0.005 * index)
     spec = read_qe_a2f(qe_al_dir / f"a2F.dos{index}")
-    assert moments(spec.omega_meV, spec.a2f)["lam"] == pytest.approx(table_lambda, rel=5e-3)
+    assert properties(spec.omega_meV, spec.a2f)["lambda"] == pytest.approx(table_lambda, rel=5e-3)
 
 
 def test_qe_reader_structure(qe_al_dir):
@@ -68,8 +68,8 @@ def test_qe_reader_structure(qe_al_dir):
     # total = sum over modes, up to the 6 decimals QE prints for the total
     np.testing.assert_allclose(spec.per_mode.sum(axis=1), spec.a2f, atol=5.01e-7)
     # the unit conversion leaves lambda unchanged: integrate the same data on the Ry axis
-    lam_ry = moments(spec.omega_meV / RY_TO_MEV, spec.a2f)["lam"]
-    assert lam_ry == pytest.approx(moments(spec.omega_meV, spec.a2f)["lam"], rel=1e-12)
+    lam_ry = properties(spec.omega_meV / RY_TO_MEV, spec.a2f)["lambda"]
+    assert lam_ry == pytest.approx(properties(spec.omega_meV, spec.a2f)["lambda"], rel=1e-12)
     # the last frequency printed in the file, converted to meV
     last_omega_ry = float(path.read_text().strip().split("\n")[-3].split()[0])
     assert spec.omega_meV[-1] == pytest.approx(last_omega_ry * RY_TO_MEV, abs=0.5e-6 * RY_TO_MEV)
@@ -230,7 +230,7 @@ def test_qe67_one_record_per_line_layout(tmp_path, qe_al_dir):
     one = read_qe_a2f(path)
     assert one.per_mode.shape == ref.per_mode.shape
     np.testing.assert_allclose(one.a2f, ref.a2f, atol=1e-8)
-    assert moments(one.omega_meV, one.a2f)["lam"] == pytest.approx(ref.lambda_reported, rel=5e-3)
+    assert properties(one.omega_meV, one.a2f)["lambda"] == pytest.approx(ref.lambda_reported, rel=5e-3)
     bad = tmp_path / "a2F.dos4"
     bad.write_text("\n".join(lines[:5] + [lines[5] + " 0.1"] + lines[6:]) + "\n")
     with pytest.raises(InputError, match="a2F.dos4"):

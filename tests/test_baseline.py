@@ -16,7 +16,7 @@ from betenet.models.baseline import (
     entry_features,
     phdos_moments,
 )
-from betenet.physics.eliashberg import allen_dynes_tc
+from betenet.physics.properties import allen_dynes_tc
 from betenet.physics.units import MEV_TO_K
 
 FREQ = np.arange(1.0, 60.0, 1.0)  # uniform 1 meV grid, cells of equal width
@@ -35,14 +35,14 @@ def test_phdos_moments_two_lines():
     # ln w_log = (ln w1 / w1 + ln w2 / w2) / (1/w1 + 1/w2) = (4 ln 10 + ln 40) / 5
     #   -> w_log = (10^4 * 40)^(1/5) meV
     m = phdos_moments(FREQ, _two_peaks())
-    assert m["w2_K"] == pytest.approx(20.0 * MEV_TO_K)
-    assert m["wlog_K"] == pytest.approx((1e4 * 40) ** 0.2 * MEV_TO_K)
+    assert m["omega_2_K"] == pytest.approx(20.0 * MEV_TO_K)
+    assert m["omega_log_K"] == pytest.approx((1e4 * 40) ** 0.2 * MEV_TO_K)
     # scale free, and w <= 0 (imaginary modes stored as negative frequencies) does not count
     m7 = phdos_moments(FREQ, _two_peaks(7.0))
-    assert m7["wlog_K"] == pytest.approx(m["wlog_K"]) and m7["w2_K"] == pytest.approx(m["w2_K"])
+    assert m7["omega_log_K"] == pytest.approx(m["omega_log_K"]) and m7["omega_2_K"] == pytest.approx(m["omega_2_K"])
     f_neg = np.concatenate([[-5.0, 0.0], FREQ])
     g_neg = np.concatenate([[3.0, 2.0], _two_peaks()])
-    assert phdos_moments(f_neg, g_neg)["w2_K"] == pytest.approx(m["w2_K"])
+    assert phdos_moments(f_neg, g_neg)["omega_2_K"] == pytest.approx(m["omega_2_K"])
 
 
 def test_edos_at_fermi_linear_dos():

@@ -46,6 +46,32 @@ def test_analyze_a2f_on_qe_reference(qe_al_dir):
     assert out["tc_allen_dynes_K"] < out["omega_log_K"] / 10
 
 
+def test_analyze_a2f_one_policy_for_negative_values(qe_al_dir, tmp_path):
+    """QE's a2F.dos1 (0.005 Ry) has large negative noise: every property, the Eliashberg Tc included,
+    integrates it as given (QE's printed lambda), and the CLI says so on stderr and in --json."""
+    from betenet.physics.eliashberg_solver import matsubara_lambda
+
+    path = qe_al_dir / "a2F.dos1"
+    spec = read_qe_a2f(path)
+    res = betenet("analyze-a2f", str(path), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["lambda"] == pytest.approx(spec.lambda_reported, rel=1e-3)
+    # the solver's lambda is the same lambda
+    assert matsubara_lambda(spec.omega_meV, spec.a2f, 0.0) == pytest.approx(out["lambda"], rel=1e-9)
+    columns = tmp_path / "clipped.dat"
+    np.savetxt(columns, np.c_[spec.omega_meV, np.clip(spec.a2f, 0, None)])
+    clipped = json.loads(betenet("analyze-a2f", str(columns), "--format", "columns", "--json").stdout)["lambda"]
+    assert clipped > 1.3 * out["lambda"]  # the choice matters here, so it is stated
+    assert len(out["warnings"]) == 1 and "as given" in out["warnings"][0]
+    assert f"{clipped:.4g}" in out["warnings"][0]
+    assert 0 < out["negative_lambda_fraction"] < 1
+    assert "warning" in res.stderr and "as given" in res.stderr
+    # a clean spectrum: no warning
+    clean = betenet("analyze-a2f", str(qe_al_dir / "a2F.dos10"), "--json")
+    assert json.loads(clean.stdout)["warnings"] == [] and clean.stderr == ""
+
+
 def test_analyze_a2f_columns_and_mu_star(tmp_path):
     w = np.linspace(0.1, 40, 400)
     a2f = 0.8 * np.exp(-((w - 20) / 4) ** 2)

@@ -26,7 +26,7 @@ from betenet.dft.settings import load_settings
 from betenet.dft.state import MaterialState
 from betenet.dft.workflow import read_workflow
 from betenet.physics.a2f_files import read_qe_a2f
-from betenet.physics.eliashberg import a2f_properties
+from betenet.physics.properties import a2f_properties
 
 DATA = Path(__file__).parent / "data" / "qe"
 
@@ -62,7 +62,7 @@ def test_collect_material_record(al_folder, qe_al_dir):
     ref = read_qe_a2f(qe_al_dir / "a2F.dos4")  # 4 x 0.005 Ry = the paper's 0.02 Ry
     np.testing.assert_array_equal(c.record["a2f"], ref.a2f)
     expected = a2f_properties(ref.omega_meV, ref.a2f)
-    assert c.record["lambda"] == expected["lambda"] and c.record["tc_K"] == expected["tc_allen_dynes_K"]
+    assert c.record["lambda"] == expected["lambda"] and c.record["tc_K"] == expected["tc_K"]
     assert c.record["omega_log_K"] == expected["omega_log_K"] and c.record["omega_2_K"] == expected["omega_2_K"]
     assert c.record["min_phonon_freq_meV"] == read_ph_output(DATA / "al_ph_coarse.out").min_frequency_meV
     assert c.record["phdos_fine_site"].shape == (1, 50) and c.record["phdos_coarse_site"].shape == (1, 50)

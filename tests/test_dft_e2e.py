@@ -25,7 +25,7 @@ from betenet.dft.parsers import read_a2f_smearings, read_matdyn_dos, read_matdyn
 from betenet.dft.runners import run_material
 from betenet.dft.settings import load_settings
 from betenet.dft.state import MaterialState
-from betenet.physics.eliashberg import moments
+from betenet.physics.properties import properties
 from betenet.physics.grids import commensurate_kq_grids
 
 pytestmark = pytest.mark.qe
@@ -85,10 +85,10 @@ def test_lambda_for_every_smearing_matches_qe_reference(al_run, qe_al_dir):
     spectra = read_a2f_smearings(folder, 0.005, 10)
     assert len(spectra) == len(reference) == 10
     for sigma, spec in spectra.items():
-        lam = moments(spec.omega_meV, spec.a2f)["lam"]
+        lam = properties(spec.omega_meV, spec.a2f)["lambda"]
         assert lam == pytest.approx(reference[round(sigma, 4)], abs=LAMBDA_ABS_TOL), sigma
         assert lam == pytest.approx(spec.lambda_reported, rel=1e-4)  # QE's own sum in the file
-    lam_0015 = moments(spectra[0.015].omega_meV, spectra[0.015].a2f)["lam"]
+    lam_0015 = properties(spectra[0.015].omega_meV, spectra[0.015].a2f)["lambda"]
     assert lam_0015 == pytest.approx(0.4114, abs=LAMBDA_ABS_TOL)
 
 

@@ -20,7 +20,7 @@ from betenet.dft.parsers import (
 )
 from betenet.errors import InputError
 from betenet.physics.a2f_files import read_qe_a2f
-from betenet.physics.eliashberg import moments
+from betenet.physics.properties import properties
 from betenet.physics.units import CMM1_TO_MEV, RY_TO_MEV
 
 DATA = Path(__file__).parent / "data" / "qe"
@@ -45,7 +45,7 @@ def test_a2f_one_line_layout_of_qe_6():
     # total = sum over the 3 modes, up to the 6 printed significant digits
     np.testing.assert_allclose(spec.per_mode.sum(axis=1), spec.a2f, atol=2e-6 * np.abs(spec.a2f).max())
     # QE's own sum (rectangle rule) printed as 'lambda =' equals the betenet integral
-    assert moments(spec.omega_meV, spec.a2f)["lam"] == pytest.approx(spec.lambda_reported, rel=1e-4)
+    assert properties(spec.omega_meV, spec.a2f)["lambda"] == pytest.approx(spec.lambda_reported, rel=1e-4)
 
 
 def test_read_all_smearings_of_the_reference(qe_al_dir):
@@ -54,7 +54,7 @@ def test_read_all_smearings_of_the_reference(qe_al_dir):
     assert sorted(spectra) == pytest.approx([0.005 * n for n in range(1, 11)])
     table = {round(line.sigma_Ry, 4): line.lam for line in read_matdyn_lambda(qe_al_dir / "lambda")}
     for sigma, spec in spectra.items():  # the 4-decimal lambda file vs each file's integral
-        assert moments(spec.omega_meV, spec.a2f)["lam"] == pytest.approx(table[round(sigma, 4)], abs=6e-5)
+        assert properties(spec.omega_meV, spec.a2f)["lambda"] == pytest.approx(table[round(sigma, 4)], abs=6e-5)
 
 
 def test_matdyn_lambda_file_both_versions(qe_al_dir):

@@ -7,14 +7,20 @@ import pytest
 import torch
 
 from betenet.physics.eliashberg import (
-    a2f_properties,
-    allen_dynes_tc,
+    LAMBDA_EPS,
     allen_dynes_tc_torch,
     cell_widths_torch,
-    mcmillan_tc,
     mcmillan_tc_torch,
-    moments,
     moments_torch,
+)
+from betenet.physics.properties import (
+    PROPERTIES,
+    a2f_properties,
+    allen_dynes_tc,
+    lambda_weights,
+    mcmillan_tc,
+    properties,
+    spectrum_warnings,
 )
 from betenet.physics.units import BIN_CENTRES_MEV, MEV_TO_K
 
@@ -45,10 +51,28 @@ def _smooth_spectrum(n=None, seed=0, scale=1.0):
 def test_cell_widths_uniform_and_nonuniform():
     uniform = cell_widths_torch(torch.tensor([1.0, 3.0, 5.0, 7.0], dtype=torch.float64))
     assert torch.allclose(uniform, torch.full((4,), 2.0, dtype=torch.float64))
-    # non-uniform: interior cells span the midpoints to the neighbours, ends take the adjacent interval
+    # non-uniform: interior cells span the midpoints to the neighbours, ends take the adjacent
+    # interval; the cell of the point at 0 is cut at 0 ([-0.5, 0.5] -> [0, 0.5])
     w = cell_widths_torch(torch.tensor([0.0, 1.0, 3.0, 7.0], dtype=torch.float64))
-    assert torch.allclose(w, torch.tensor([1.0, 1.5, 3.0, 4.0], dtype=torch.float64))
+    assert torch.allclose(w, torch.tensor([0.5, 1.5, 3.0, 4.0], dtype=torch.float64))
     assert cell_widths_torch(torch.tensor([5.0])).item() == 0.0
+
+
+def test_first_bin_cell_starts_at_zero():
+    # The binned grid's first point 0.25 meV: cell [0, 1.25] (not [-0.75, 1.25]); the others 2 meV.
+    w = cell_widths_torch(torch.tensor(BIN_CENTRES_MEV, dtype=torch.float64)).numpy()
+    assert w[0] == pytest.approx(0.25 + (BIN_CENTRES_MEV[1] - BIN_CENTRES_MEV[0]) / 2)
+    np.testing.assert_allclose(w[1:], np.diff(BIN_CENTRES_MEV)[0])
+    # so d lambda / d a2F_0 = 2 * 1.25 / 0.25 = 10, not 16
+    assert lambda_weights(BIN_CENTRES_MEV)[0] == pytest.approx(2 * w[0] / BIN_CENTRES_MEV[0])
+
+
+def test_qe_grid_cells_are_qe_cells():
+    # QE's a2F grid w_i = (i + 1/2) Delta: every cell is Delta wide and the first starts at 0.
+    delta = 0.3
+    omega = (np.arange(200) + 0.5) * delta
+    w = cell_widths_torch(torch.tensor(omega)).numpy()
+    np.testing.assert_allclose(w, delta, rtol=1e-12)
 
 
 def test_box_spectrum_matches_closed_form():
@@ -56,24 +80,24 @@ def test_box_spectrum_matches_closed_form():
     # w_2^2 = (2H/lambda) (b^2 - a^2)/2 = (b^2 - a^2) / (2 ln(b/a)).
     a, b, height = 10.0, 30.0, 0.25
     omega, a2f = _box_spectrum(a, b, height, step=0.01)
-    m = moments(omega, a2f)
+    m = properties(omega, a2f)
     lam = 2 * height * math.log(b / a)
     wlog = math.sqrt(a * b)
     w2 = math.sqrt((b * b - a * a) / (2 * math.log(b / a)))
-    assert m["lam"] == pytest.approx(lam, rel=1e-6)
-    assert m["wlog_K"] == pytest.approx(wlog * MEV_TO_K, rel=1e-6)
-    assert m["w2_K"] == pytest.approx(w2 * MEV_TO_K, rel=1e-6)
+    assert m["lambda"] == pytest.approx(lam, rel=1e-6)
+    assert m["omega_log_K"] == pytest.approx(wlog * MEV_TO_K, rel=1e-6)
+    assert m["omega_2_K"] == pytest.approx(w2 * MEV_TO_K, rel=1e-6)
 
 
 def test_einstein_spectrum_narrow_box():
     # a2F = (lam0 w0 / 2) delta(w - w0)  ->  lambda = lam0, w_log = w_2 = w0.
     lam0, w0, half = 0.8, 20.0, 0.1
     omega, a2f = _box_spectrum(w0 - half, w0 + half, lam0 * w0 / 2 / (2 * half), step=0.01)
-    m = moments(omega, a2f)
+    m = properties(omega, a2f)
     # box of half-width 0.1 around 20 meV: relative deviations of order (half/w0)^2 = 2.5e-5
-    assert m["lam"] == pytest.approx(lam0, rel=1e-4)
-    assert m["wlog_K"] == pytest.approx(w0 * MEV_TO_K, rel=1e-4)
-    assert m["w2_K"] == pytest.approx(w0 * MEV_TO_K, rel=1e-4)
+    assert m["lambda"] == pytest.approx(lam0, rel=1e-4)
+    assert m["omega_log_K"] == pytest.approx(w0 * MEV_TO_K, rel=1e-4)
+    assert m["omega_2_K"] == pytest.approx(w0 * MEV_TO_K, rel=1e-4)
 
 
 def test_two_delta_spectrum_hand_derived():
@@ -85,19 +109,19 @@ def test_two_delta_spectrum_hand_derived():
     a2f = np.zeros_like(omega)
     a2f[omega == 10.0] = 3.0
     a2f[omega == 40.0] = 4.0
-    m = moments(omega, a2f)
-    assert m["lam"] == pytest.approx(0.8, rel=1e-12)
-    assert m["wlog_K"] == pytest.approx(10 * math.sqrt(2) * MEV_TO_K, rel=1e-12)
-    assert m["w2_K"] == pytest.approx(math.sqrt(475.0) * MEV_TO_K, rel=1e-12)
+    m = properties(omega, a2f)
+    assert m["lambda"] == pytest.approx(0.8, rel=1e-12)
+    assert m["omega_log_K"] == pytest.approx(10 * math.sqrt(2) * MEV_TO_K, rel=1e-12)
+    assert m["omega_2_K"] == pytest.approx(math.sqrt(475.0) * MEV_TO_K, rel=1e-12)
 
 
 def test_frequency_unit_does_not_change_lambda():
     omega = BIN_CENTRES_MEV
     a2f = _smooth_spectrum()
-    in_mev = moments(omega, a2f)
-    in_other_unit = moments(omega / 13.6, a2f)  # same spectrum, frequencies in another unit
-    assert in_other_unit["lam"] == pytest.approx(in_mev["lam"], rel=1e-12)
-    assert in_other_unit["wlog_K"] == pytest.approx(in_mev["wlog_K"] / 13.6, rel=1e-12)
+    in_mev = properties(omega, a2f)
+    in_other_unit = properties(omega / 13.6, a2f)  # same spectrum, frequencies in another unit
+    assert in_other_unit["lambda"] == pytest.approx(in_mev["lambda"], rel=1e-12)
+    assert in_other_unit["omega_log_K"] == pytest.approx(in_mev["omega_log_K"] / 13.6, rel=1e-12)
 
 
 def test_only_positive_frequencies_contribute():
@@ -107,7 +131,7 @@ def test_only_positive_frequencies_contribute():
     a2f_full = np.interp(full, BIN_CENTRES_MEV, _smooth_spectrum())
     a2f_full[full <= 0] = [5.0, -7.0, 3.0]
     pos = full > 0
-    got, want = moments(full, a2f_full), moments(full[pos], a2f_full[pos])
+    got, want = properties(full, a2f_full), properties(full[pos], a2f_full[pos])
     for key in want:
         assert got[key] == pytest.approx(want[key], rel=1e-12)
 
@@ -195,7 +219,7 @@ def test_all_zero_spectrum():
     assert torch.equal(outs, torch.zeros(5, dtype=torch.float64))
     assert torch.isfinite(grads).all()
     props = a2f_properties(BIN_CENTRES_MEV, np.zeros(51))
-    assert set(props) == {"lambda", "omega_log_K", "omega_2_K", "tc_allen_dynes_K", "tc_mcmillan_K"}
+    assert tuple(props) == PROPERTIES
     assert all(v == 0.0 for v in props.values())
 
 
@@ -213,10 +237,10 @@ def test_single_bin_spectrum():
     # all weight in bin k: w_log = w_2 = w_k exactly, lambda = 2 a2F_k dw / w_k
     a2f = np.zeros(51)
     a2f[10] = 0.4
-    m = moments(BIN_CENTRES_MEV, a2f)
-    assert m["lam"] == pytest.approx(2 * 0.4 * 2.0 / BIN_CENTRES_MEV[10], rel=1e-12)
-    assert m["wlog_K"] == pytest.approx(BIN_CENTRES_MEV[10] * MEV_TO_K, rel=1e-12)
-    assert m["w2_K"] == pytest.approx(BIN_CENTRES_MEV[10] * MEV_TO_K, rel=1e-12)
+    m = properties(BIN_CENTRES_MEV, a2f)
+    assert m["lambda"] == pytest.approx(2 * 0.4 * 2.0 / BIN_CENTRES_MEV[10], rel=1e-12)
+    assert m["omega_log_K"] == pytest.approx(BIN_CENTRES_MEV[10] * MEV_TO_K, rel=1e-12)
+    assert m["omega_2_K"] == pytest.approx(BIN_CENTRES_MEV[10] * MEV_TO_K, rel=1e-12)
     outs, grads = _all_outputs_and_grad(BIN_CENTRES_MEV, a2f)
     assert torch.isfinite(outs).all() and torch.isfinite(grads).all()
 
@@ -243,10 +267,10 @@ def test_float32_keeps_dtype_and_agrees():
     omega32 = torch.tensor(BIN_CENTRES_MEV, dtype=torch.float32)
     lam, wlog, w2 = moments_torch(omega32, torch.tensor(a2f, dtype=torch.float32))
     assert lam.dtype == wlog.dtype == w2.dtype == torch.float32
-    ref = moments(BIN_CENTRES_MEV, a2f)
-    np.testing.assert_allclose(lam.numpy(), ref["lam"], rtol=1e-5)
-    np.testing.assert_allclose(wlog.numpy(), ref["wlog_K"], rtol=1e-5)
-    np.testing.assert_allclose(w2.numpy(), ref["w2_K"], rtol=1e-5)
+    ref = properties(BIN_CENTRES_MEV, a2f)
+    np.testing.assert_allclose(lam.numpy(), ref["lambda"], rtol=1e-5)
+    np.testing.assert_allclose(wlog.numpy(), ref["omega_log_K"], rtol=1e-5)
+    np.testing.assert_allclose(w2.numpy(), ref["omega_2_K"], rtol=1e-5)
     tc = allen_dynes_tc_torch(lam, wlog, w2)
     assert tc.dtype == torch.float32 and torch.isfinite(tc).all()
 
@@ -267,12 +291,12 @@ def test_batched_torch_matches_numpy_per_spectrum():
         assert lam[i].item() == pytest.approx(p["lambda"], rel=1e-14, abs=1e-300)
         assert wlog[i].item() == pytest.approx(p["omega_log_K"], rel=1e-14, abs=1e-300)
         assert w2[i].item() == pytest.approx(p["omega_2_K"], rel=1e-14, abs=1e-300)
-        assert tc[i].item() == pytest.approx(p["tc_allen_dynes_K"], rel=1e-14, abs=1e-300)
-        assert tcm[i].item() == pytest.approx(p["tc_mcmillan_K"], rel=1e-14, abs=1e-300)
+        assert tc[i].item() == pytest.approx(p["tc_K"], rel=1e-14, abs=1e-300)
+        assert tcm[i].item() == pytest.approx(mcmillan_tc(p["lambda"], p["omega_log_K"], MU), rel=1e-14, abs=1e-300)
     # numpy wrapper on the whole batch gives arrays of the batch shape
-    m = moments(BIN_CENTRES_MEV, a2f.reshape(2, 3, 51))
-    assert m["lam"].shape == (2, 3)
-    np.testing.assert_allclose(m["lam"].ravel(), lam.numpy(), rtol=1e-14)
+    m = properties(BIN_CENTRES_MEV, a2f.reshape(2, 3, 51))
+    assert m["lambda"].shape == (2, 3)
+    np.testing.assert_allclose(m["lambda"].ravel(), lam.numpy(), rtol=1e-14)
 
 
 def test_gradcheck_moments_and_tc():
@@ -303,3 +327,34 @@ def test_gradient_finite_near_threshold():
     tc = allen_dynes_tc_torch(lam, torch.full_like(lam, 300.0), torch.full_like(lam, 350.0), MU)
     (g,) = torch.autograd.grad(tc.sum(), lam)
     assert torch.isfinite(g).all() and torch.all(g >= 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_vanishing_spectrum_has_finite_gradients(dtype):
+    # Spectra scaled to 1e-30: lambda is positive but below LAMBDA_EPS, so w_log, w_2 and Tc are 0
+    # and no gradient divides by lambda (in float32 1/lambda^2 would overflow to inf).
+    a2f = torch.tensor(_smooth_spectrum(n=3, seed=5) * 1e-30, dtype=dtype, requires_grad=True)
+    lam, wlog, w2 = moments_torch(torch.tensor(BIN_CENTRES_MEV, dtype=dtype), a2f)
+    tc = allen_dynes_tc_torch(lam, wlog, w2, MU)
+    assert torch.all(lam > 0) and torch.all(lam < LAMBDA_EPS)
+    assert torch.all(wlog == 0) and torch.all(w2 == 0) and torch.all(tc == 0)
+    for out in (lam, wlog, w2, tc):
+        (g,) = torch.autograd.grad(out.sum(), a2f, retain_graph=True)
+        assert torch.isfinite(g).all()
+
+
+def test_spectrum_warnings_report_negative_weight():
+    a2f = _smooth_spectrum()
+    clean, facts = spectrum_warnings(BIN_CENTRES_MEV, a2f)
+    assert clean == [] and facts["negative_lambda_fraction"] == 0.0
+    noisy = a2f.copy()
+    noisy[:5] -= 0.05
+    notes, facts = spectrum_warnings(BIN_CENTRES_MEV, noisy)
+    weights = lambda_weights(BIN_CENTRES_MEV)
+    neg = -(weights * noisy)[noisy < 0].sum()
+    assert facts["negative_lambda_fraction"] == pytest.approx(neg / np.abs(weights * noisy).sum())
+    # the properties integrate as given; the warning tells the clipped value
+    assert facts["lambda_as_given"] == pytest.approx(properties(BIN_CENTRES_MEV, noisy)["lambda"])
+    assert facts["lambda_negatives_zeroed"] == pytest.approx(
+        properties(BIN_CENTRES_MEV, np.clip(noisy, 0, None))["lambda"])
+    assert len(notes) == 1 and "as given" in notes[0]

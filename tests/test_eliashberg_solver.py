@@ -2,14 +2,20 @@
 
 import math
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from betenet.data.spectra import bin_spectrum
 from betenet.errors import InputError
-from betenet.physics.eliashberg import allen_dynes_tc, moments
-from betenet.physics.eliashberg_solver import _Problem, eliashberg_tc, gap_eigenvalue, matsubara_lambda
+from betenet.physics.a2f_files import read_a2f
+from betenet.physics.eliashberg_solver import (_Problem, eliashberg_tc, gap_eigenvalue, matsubara_lambda,
+                                              phonon_scale_meV)
+from betenet.physics.properties import a2f_properties, lambda_weights, properties
 from betenet.physics.units import BIN_CENTRES_MEV, MEV_TO_K
 
+DATA = Path(__file__).parent / "data" / "qe"
 W = BIN_CENTRES_MEV  # the 51 network bins, 2 meV apart: the grid the solver is fed in practice
 E_BIN = 10  # Einstein mode in one bin, at W[10] = 20.25 meV
 
@@ -32,8 +38,8 @@ SHAPES = {
 
 
 def _scaled(shape, lam):
-    """The spectrum ``shape`` rescaled so that ``moments`` gives coupling ``lam``."""
-    return shape * (lam / moments(W, shape)["lam"])
+    """The spectrum ``shape`` rescaled so that its lambda is ``lam``."""
+    return shape * (lam / properties(W, shape)["lambda"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -41,7 +47,7 @@ def _scaled(shape, lam):
 # ---------------------------------------------------------------------------------------------
 def test_kernel_at_zero_is_the_moments_lambda():
     a = _scaled(SHAPES["two_peak"], 0.8)
-    assert matsubara_lambda(W, a, 0.0) == pytest.approx(moments(W, a)["lam"], rel=1e-12)
+    assert matsubara_lambda(W, a, 0.0) == pytest.approx(properties(W, a)["lambda"], rel=1e-12)
 
 
 def test_kernel_of_one_bin_is_a_lorentzian():
@@ -56,8 +62,10 @@ def test_kernel_of_one_bin_is_a_lorentzian():
 def test_kernel_series_region_equals_direct_sum():
     a = _scaled(SHAPES["two_peak"], 1.0)
     nu = np.geomspace(1.0, 1e5, 200)
-    # Direct rectangle rule on the uniform 2 meV grid (every cell is 2 meV wide).
-    direct = np.array([2.0 * np.sum(2.0 * W * a / (W**2 + v**2)) for v in nu])
+    # Direct rectangle rule on the 2 meV grid: cells 2 meV wide, the first one [0, 1.25] meV.
+    cells = np.full_like(W, 2.0)
+    cells[0] = W[0] + 1.0
+    direct = np.array([2.0 * np.sum(cells * W * a / (W**2 + v**2)) for v in nu])
     np.testing.assert_allclose(matsubara_lambda(W, a, nu), direct, rtol=1e-12)
 
 
@@ -66,21 +74,28 @@ def test_kernel_series_region_equals_direct_sum():
 # ---------------------------------------------------------------------------------------------
 def test_zero_coupling_gives_zero_not_nan():
     assert eliashberg_tc(W, np.zeros_like(W)) == 0.0
-    assert eliashberg_tc(W, -np.ones_like(W)) == 0.0  # all negative: clipped to nothing
-    # A one-point grid has no cell width, so moments() gives lambda = 0 and so does the solver.
-    assert moments([20.0], [1.0])["lam"] == 0.0
+    assert eliashberg_tc(W, -np.ones_like(W)) == 0.0  # all negative: lambda < 0, no coupling
+    # A one-point grid has no cell width, so its lambda is 0 and so is the solver's.
+    assert properties([20.0], [1.0])["lambda"] == 0.0
     assert eliashberg_tc([20.0], [1.0]) == 0.0
     assert gap_eigenvalue(W, np.zeros_like(W), 5.0) == 0.0
 
 
-def test_negative_noise_and_nonpositive_frequencies_are_clipped():
+def test_nonpositive_frequencies_ignored_and_negative_noise_integrated_as_given():
     grid = np.concatenate(([-3.0, 0.0], W))
     clean = np.concatenate(([0.0, 0.0], _scaled(SHAPES["two_peak"], 0.9)))
     clean[-5:] = 0.0
+    shifted = clean.copy()
+    shifted[:2] = 0.7  # weight at ω <= 0 never couples
+    assert eliashberg_tc(grid, shifted) == eliashberg_tc(grid, clean)
+    # Negative noise counts as given, the one policy of every property: the solver's lambda is the
+    # properties' lambda, below the clean one.
     noisy = clean.copy()
-    noisy[:2] = 0.7  # weight at ω <= 0 never couples
-    noisy[-5:] = -1e-4  # small negative DFT noise in the tail
-    assert eliashberg_tc(grid, noisy) == eliashberg_tc(grid, clean)
+    noisy[3:8] -= 0.02
+    lam_noisy = float((lambda_weights(grid) * noisy).sum())
+    assert matsubara_lambda(grid, noisy, 0.0) == pytest.approx(lam_noisy, rel=1e-12)
+    assert lam_noisy == pytest.approx(properties(grid, noisy)["lambda"], rel=1e-12)
+    assert 0 < eliashberg_tc(grid, noisy) < eliashberg_tc(grid, clean)
 
 
 def test_bad_input_is_named():
@@ -118,8 +133,9 @@ def test_tc_solves_the_unfolded_eliashberg_equations():
     a = _scaled(SHAPES["einstein"], lam)
     tc = eliashberg_tc(W, a, mu, cutoff_factor=cutoff)
     t = tc / MEV_TO_K
-    omega_c = cutoff * W[E_BIN]
-    mu_c = mu / (1.0 + mu * math.log(W[E_BIN] / omega_c))
+    omega_ph = phonon_scale_meV(W, a)
+    omega_c = cutoff * omega_ph
+    mu_c = mu / (1.0 + mu * math.log(omega_ph / omega_c))
     n_half = 64
     n = np.arange(-n_half, n_half)
     wn = math.pi * t * (2 * n + 1)
@@ -155,8 +171,7 @@ def test_tc_rises_with_lambda():
 def test_close_to_allen_dynes_in_its_fitting_range(shape, lam):
     # Allen & Dynes (1975) fitted their formula to numerical Eliashberg Tc's to about 10-15%.
     a = _scaled(SHAPES[shape], lam)
-    m = moments(W, a)
-    tc_ad = allen_dynes_tc(m["lam"], m["wlog_K"], m["w2_K"], mu_star=0.10)
+    tc_ad = a2f_properties(W, a, mu_star=0.10)["tc_K"]
     assert eliashberg_tc(W, a, 0.10) == pytest.approx(tc_ad, rel=0.15)
 
 
@@ -201,3 +216,45 @@ def test_no_tc_above_the_floor_returns_zero():
     floor_K = 10.0 * W[E_BIN] / (math.pi * (2 * 16384 + 1)) * MEV_TO_K
     assert gap_eigenvalue(W, weak, floor_K, 0.1) < 1.0
     assert eliashberg_tc(W, weak, 0.1) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# the phonon scale: robust to tails
+# ---------------------------------------------------------------------------------------------
+def test_phonon_scale_is_the_weight_quantile():
+    # Uniform a2F on the grid: the cumulative weight is linear in the points, so the 99 % point is
+    # found by hand from the cells (first cell 1.25 meV, the others 2 meV).
+    a = np.ones_like(W)
+    cells = np.full_like(W, 2.0)
+    cells[0] = 1.25
+    cum = np.concatenate(([0.0], np.cumsum(cells)))
+    target = 0.99 * cum[-1]
+    i = np.searchsorted(cum, target)
+    pts = np.concatenate(([0.0], W))
+    expected = pts[i - 1] + (target - cum[i - 1]) / (cum[i] - cum[i - 1]) * (pts[i] - pts[i - 1])
+    assert phonon_scale_meV(W, a) == pytest.approx(expected, rel=1e-12)
+
+
+def test_einstein_ratio_tc_over_omega():
+    # lambda = 1, mu* = 0.1 Einstein mode: Tc / omega_E = 0.072 +- 0.002 (Allen & Dynes 1975,
+    # Table I / Fig. 1: the exact isotropic Eliashberg result for an Einstein spectrum).
+    tc = eliashberg_tc(W, _scaled(_einstein(), 1.0), 0.1)
+    assert tc / (W[E_BIN] * MEV_TO_K) == pytest.approx(0.072, abs=0.002)
+
+
+@pytest.fixture(scope="module")
+def al_binned():
+    """QE's fcc Al a2F (example run, smearing 0.020 Ry, shipped in tests/data/qe) on the 51 bins."""
+    spec = read_a2f(DATA / "al_a2F.dos4")
+    return bin_spectrum(spec.omega_meV, spec.a2f)
+
+
+def test_tiny_tail_does_not_move_tc(al_binned):
+    # A tail of 1e-5 x max in the last bin (what predicted spectra carry) moves lambda by ~1e-5 and
+    # Tc_Eliashberg by < 1 %: the cutoff scale is the 99 % weight quantile, not the highest bin.
+    tail = al_binned.copy()
+    tail[-1] += 1e-5 * al_binned.max()
+    assert properties(W, tail)["lambda"] == pytest.approx(properties(W, al_binned)["lambda"], rel=1e-4)
+    base = eliashberg_tc(W, al_binned)
+    assert base > 0
+    assert eliashberg_tc(W, tail) == pytest.approx(base, rel=1e-2)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from betenet.evaluation import figures
-from betenet.evaluation.metrics import per_element_error, properties_from_a2f
+from betenet.evaluation.metrics import per_element_error
 from betenet.evaluation.screening import confusion, operating_point, precision_recall
+from betenet.physics.properties import properties
 from betenet.physics.units import BIN_CENTRES_MEV
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -27,7 +28,7 @@ def _spectra(n, seed):
 def data():
     true_a2f = _spectra(12, 0)
     pred_a2f = true_a2f * np.random.default_rng(1).uniform(0.7, 1.3, size=(12, 1))
-    return true_a2f, pred_a2f, properties_from_a2f(true_a2f), properties_from_a2f(pred_a2f)
+    return true_a2f, pred_a2f, properties(BIN_CENTRES_MEV, true_a2f), properties(BIN_CENTRES_MEV, pred_a2f)
 
 
 def test_parity(tmp_path, data):

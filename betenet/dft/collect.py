@@ -4,7 +4,7 @@
 fine and coarse site-projected PhDOS, ph.x's frequencies (lowest mode), and the eDOS run (Fermi
 level, band gap, site-projected eDOS around E_F). The record holds the raw spectra (meV grids)
 under the generic directory format's keys and the labels lambda, omega_log, omega_2 and Allen–Dynes
-Tc (mu* = 0.10) computed from the a2F by :func:`betenet.physics.eliashberg.a2f_properties`.
+Tc (mu* = 0.10) computed from the a2F by :func:`betenet.physics.properties.a2f_properties`.
 :func:`collect` runs the paper's filters on all records and writes the kept ones (or all, with
 ``keep_rejected``) as a generic directory dataset or in the release format.
 """
@@ -39,7 +39,7 @@ from betenet.dft.workflow import (
     read_workflow,
 )
 from betenet.errors import InputError
-from betenet.physics.eliashberg import a2f_properties
+from betenet.physics.properties import PROPERTIES, a2f_properties
 from betenet.physics.units import MU_STAR_DEFAULT
 
 FORMATS = ("directory", "release")
@@ -64,11 +64,9 @@ class Collected:
 
 def _labels(omega_meV, a2f) -> dict:
     """lambda, omega_log, omega_2, Allen–Dynes Tc of a finite spectrum; None for all otherwise."""
-    keys = ("lambda", "omega_log_K", "omega_2_K", "tc_K")
     if not np.all(np.isfinite(a2f)):
-        return dict.fromkeys(keys)
-    p = a2f_properties(omega_meV, a2f, mu_star=MU_STAR_DEFAULT)
-    return dict(zip(keys, (p["lambda"], p["omega_log_K"], p["omega_2_K"], p["tc_allen_dynes_K"])))
+        return dict.fromkeys(PROPERTIES)
+    return a2f_properties(omega_meV, a2f, mu_star=MU_STAR_DEFAULT)
 
 
 def _edos_window(dos: ElectronDOS, fermi_eV: float, window_meV: float) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from betenet.evaluation.metrics import PROPERTIES, TABLE_DIGITS, regression_metrics
+from betenet.evaluation.metrics import TABLE_DIGITS, regression_metrics
+from betenet.physics.properties import PROPERTIES
 from betenet.evaluation.screening import PRCurve
 
 __all__ = [

@@ -4,8 +4,8 @@ ensemble's mean prediction as a function of the number of members averaged.
 
 Conventions
 -----------
-* Property names are the dataset's label keys: ``lambda``, ``omega_log_K``, ``omega_2_K``,
-  ``tc_K`` (:data:`PROPERTIES`); frequencies in K, λ dimensionless.
+* Property names are :data:`betenet.physics.properties.PROPERTIES`: ``lambda``, ``omega_log_K``,
+  ``omega_2_K``, ``tc_K``; frequencies in K, λ dimensionless.
 * Non-finite values (NaN, ±inf) in either the truth or the prediction drop that pair from a
   metric; ``n`` reports how many pairs were used.
 * R² = 1 − SS_res/SS_tot with SS_tot about the mean of the *used* truths.  When every used truth
@@ -27,17 +27,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from betenet.physics.eliashberg import allen_dynes_tc, moments
+from betenet.physics.properties import MOMENTS, PROPERTIES, properties
 from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT
 
 __all__ = [
-    "PROPERTIES",
-    "MOMENT_PROPERTIES",
     "PROPERTY_LABELS",
     "regression_metrics",
     "property_table",
     "table_markdown",
-    "properties_from_a2f",
     "normalised_error",
     "per_element_error",
     "Ranked",
@@ -45,10 +42,6 @@ __all__ = [
     "metric_vs_ensemble_size",
 ]
 
-#: Derived properties, in Table I's column order (T_c added).
-PROPERTIES = ("lambda", "omega_log_K", "omega_2_K", "tc_K")
-#: The three properties Δ̄ averages over.
-MOMENT_PROPERTIES = ("lambda", "omega_log_K", "omega_2_K")
 #: Column / axis labels.
 PROPERTY_LABELS = {"lambda": "λ", "omega_log_K": "ω_log (K)", "omega_2_K": "ω_2 (K)", "tc_K": "T_c (K)"}
 #: Decimals of MAE and RMSE per property in :func:`table_markdown` (R² always 2), as Table I.
@@ -135,21 +128,13 @@ def table_markdown(tables: Mapping[str, Mapping[str, dict]], digits: Mapping[str
     return "\n".join(lines) + "\n"
 
 
-def properties_from_a2f(a2f, omega_meV=BIN_CENTRES_MEV, mu_star: float = MU_STAR_DEFAULT) -> dict:
-    """λ, ω_log [K], ω_2 [K] and Allen–Dynes T_c [K] of spectra ``a2f`` [N, B] (or [B]) on
-    ``omega_meV`` [B], keyed by :data:`PROPERTIES` (arrays [N], or floats for one spectrum)."""
-    m = moments(omega_meV, a2f)
-    tc = allen_dynes_tc(m["lam"], m["wlog_K"], m["w2_K"], mu_star)
-    return {"lambda": m["lam"], "omega_log_K": m["wlog_K"], "omega_2_K": m["w2_K"], "tc_K": tc}
-
-
 # --------------------------------------------------------------------------------------------
 # Normalised error Δ̄, per element, best / worst
 # --------------------------------------------------------------------------------------------
 def normalised_error(
     true_props: Mapping[str, Iterable],
     pred_props: Mapping[str, Iterable],
-    names: Iterable[str] = MOMENT_PROPERTIES,
+    names: Iterable[str] = MOMENTS,
 ) -> np.ndarray:
     """Δ̄ [N]: mean over ``names`` (default λ, ω_log, ω_2) of |pred − true| / |true| per material;
     terms with true = 0 or a non-finite value are left out, NaN when none is left."""
@@ -286,7 +271,7 @@ def metric_vs_ensemble_size(
         scores = {k: {st: [] for st in stats} for k in names}
         for _ in range(n_here):
             members = rng.choice(m_members, size=s, replace=False)
-            props = properties_from_a2f(preds[members].mean(axis=0), omega, mu_star)
+            props = properties(omega, preds[members].mean(axis=0), mu_star)
             for k in names:
                 met = regression_metrics(truth[k], np.atleast_1d(props[k]))
                 for st in stats:

@@ -11,7 +11,7 @@ ordinary least squares (``numpy.linalg.lstsq``) on the rows where it is finite.
 Features.
 * eDOS(E_F): total electronic DOS (sum over the site projections) averaged over E_F ± 50 meV
   (Fig. 2 caption), in whatever unit the DOS is given in (the fit absorbs the scale).
-* PhDOS ω_log, ω_2 [K]: the a2F moments of :func:`betenet.physics.eliashberg.moments` applied to
+* PhDOS ω_log, ω_2 [K]: the a2F moments of :func:`betenet.physics.properties.properties` applied to
   the total phonon DOS g(ω) in place of α²F(ω), i.e. with the weight 2 g(ω)/ω:
   ω_log = exp[∫ ln ω g/ω dω / ∫ g/ω dω], ω_2² = ∫ ω g dω / ∫ g/ω dω
   (Allen & Dynes 1975 used the PhDOS ω_log the same way). Both are ratios, so the normalisation
@@ -20,7 +20,7 @@ Features.
 
 Prediction. λ, ω_log, ω_2 are the raw linear predictions (a linear model can go negative);
 T_c = Allen–Dynes(max(λ, 0), ω_log, ω_2; μ*), which is 0 when λ ≤ 0 or a predicted frequency
-is ≤ 0 (see :func:`betenet.physics.eliashberg.allen_dynes_tc`); NaN features give NaN outputs.
+is ≤ 0 (see :func:`betenet.physics.properties.allen_dynes_tc`); NaN features give NaN outputs.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 from scipy.integrate import trapezoid
 
 from betenet.errors import InputError
-from betenet.physics.eliashberg import allen_dynes_tc, moments
+from betenet.physics.properties import MOMENTS, allen_dynes_tc, properties
 from betenet.physics.units import MU_STAR_DEFAULT
 
 __all__ = [
@@ -49,16 +49,16 @@ __all__ = [
 #: Columns of the feature matrix (the intercept is appended by the model).
 FEATURE_NAMES = ("edos_ef", "phdos_wlog_K", "phdos_w2_K")
 #: Regressed properties (T_c follows from them).
-TARGETS = ("lambda", "omega_log_K", "omega_2_K")
+TARGETS = MOMENTS
 #: Half-width of the window around E_F over which the eDOS is averaged (Fig. 2 caption).
 EDOS_WINDOW_MEV = 50.0
 
 
 def phdos_moments(freq_meV, total_phdos) -> dict:
-    """``dict(wlog_K, w2_K)`` of a phonon DOS g(ω) [..., B] on ``freq_meV`` [B] (ascending),
+    """``dict(omega_log_K, omega_2_K)`` of a phonon DOS g(ω) [..., B] on ``freq_meV`` [B] (ascending),
     computed as the a2F moments with g in place of α²F (scale-free; ω > 0 only)."""
-    m = moments(freq_meV, total_phdos)
-    return dict(wlog_K=m["wlog_K"], w2_K=m["w2_K"])
+    m = properties(freq_meV, total_phdos)
+    return {k: m[k] for k in ("omega_log_K", "omega_2_K")}
 
 
 def edos_at_fermi(energy_meV, edos, window_meV: float = EDOS_WINDOW_MEV, fermi_meV: float = 0.0) -> float:
@@ -93,7 +93,7 @@ def baseline_features(
     if g.ndim == 2:
         g = g.sum(axis=0)
     ph = phdos_moments(phdos_freq_meV, g)
-    return np.array([edos_at_fermi(edos_energy_meV, edos, window_meV), ph["wlog_K"], ph["w2_K"]])
+    return np.array([edos_at_fermi(edos_energy_meV, edos, window_meV), ph["omega_log_K"], ph["omega_2_K"]])
 
 
 def entry_features(entry, window_meV: float = EDOS_WINDOW_MEV) -> np.ndarray:

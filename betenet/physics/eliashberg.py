@@ -1,28 +1,32 @@
-"""Moments of a2F(w) (lambda, w_log, w_2) and the Allen–Dynes / McMillan Tc formulas.
+"""Moments of a2F(w) (lambda, w_log, w_2) and the Allen–Dynes / McMillan Tc formulas, in torch.
 
 Each formula is written once, in torch: differentiable, batched over leading dimensions and
-dtype-preserving, so that a training loss can use it directly.  The numpy-facing functions
-(`moments`, `allen_dynes_tc`, `mcmillan_tc`, `a2f_properties`) call the same torch code in
-float64 and hand back numpy arrays or Python floats, so there is a single source of truth.
+dtype-preserving, so that a training loss can use it directly.  ``betenet.physics.properties``
+turns them into the named properties of a spectrum and holds the numpy-facing functions, which
+call this same code in float64.
 
 Units: frequencies in meV in; w_log, w_2 and Tc in kelvin out (via ``MEV_TO_K``).  lambda is
 dimensionless and does not depend on the frequency unit (dw/w is scale free).
 
-Integration rule (the rectangle rule of QE's matdyn, generalised to non-uniform grids): each
-grid point w_i is the centre of a cell whose width is half the distance between its two
-neighbours, ``dw_i = (w_{i+1} - w_{i-1}) / 2``; the first and last cells take the width of the
-adjacent interval (``w_1 - w_0`` and ``w_{n-1} - w_{n-2}``).  On a uniform grid every cell has
-the grid spacing, so ``lambda = 2 * sum_i a2F_i / w_i * dw`` is exactly the sum QE prints at the
-end of ``a2F.dosN``.  Only points with ``w > 0`` contribute (their cells keep their widths), so
-ln(w) and 1/w are never evaluated at w <= 0.  A one-point grid has no cell width and integrates
-to zero.
+Integration rule (QE matdyn's rectangle rule, generalised to non-uniform grids and kept on
+w >= 0): each grid point w_i is the centre of a cell reaching halfway to its two neighbours; the
+first and last cells are symmetric about their point (half the adjacent interval on either side);
+every cell is cut at w = 0, because a2F lives on w > 0 only.  On QE's a2F grid (w_i = (i + 1/2) Delta)
+every cell has width Delta and the first one starts exactly at 0, so ``lambda = 2 sum_i a2F_i / w_i
+Delta`` is the sum QE prints at the end of ``a2F.dosN``.  On the binned grid (0.25 + 2k meV) the
+first cell is [0, 1.25] meV, not [-0.75, 1.25]: its physical extent.  Points with w <= 0 never
+contribute (ln w and 1/w are never evaluated there).  A one-point grid has no cell width and
+integrates to zero.
 
     lambda = 2 ∫ a2F(w)/w dw
     w_log  = exp[(2/lambda) ∫ ln(w) a2F(w)/w dw]
     w_2    = [(2/lambda) ∫ w a2F(w) dw]^(1/2)
 
-w_log and w_2 are 0 when lambda <= 0 (no coupling: the averages are undefined), and w_2 is 0
-when its square is not positive (possible only for spectra with negative entries).
+Negative a2F values (DFT smearing noise) are integrated as given, in every property here and in the
+Eliashberg solver, as QE does; ``betenet.physics.properties.spectrum_warnings`` reports them.
+w_log and w_2 are 0 when lambda <= ``LAMBDA_EPS`` (no coupling: the averages are undefined, and
+in float32 a vanishing lambda would make their gradients overflow), and w_2 is 0 when its square
+is not positive (possible only for spectra with negative entries).
 
 Tc (Allen & Dynes, PRB 12, 905 (1975)), with D = lambda - mu*(1 + 0.62 lambda):
 
@@ -43,24 +47,22 @@ finite values and finite gradients.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from betenet.physics.units import MEV_TO_K, MU_STAR_DEFAULT
 
 __all__ = [
-    "moments",
+    "LAMBDA_EPS",
     "moments_torch",
-    "allen_dynes_tc",
     "allen_dynes_tc_torch",
-    "mcmillan_tc",
     "mcmillan_tc_torch",
     "mcmillan_lambda_for_tc_torch",
-    "a2f_properties",
     "cell_widths_torch",
 ]
 
+#: lambda at or below which a spectrum counts as uncoupled (w_log = w_2 = 0, no gradient through them).
+LAMBDA_EPS = 1e-8
 #: exp(-x) is exactly 0 in float64 (and float32) for x above ~745; the Tc exponent is cut there.
 _MAX_EXPONENT = 800.0
 
@@ -71,8 +73,8 @@ _MAX_EXPONENT = 800.0
 def cell_widths_torch(omega: Tensor) -> Tensor:
     """Integration weights dw_i of the rectangle rule on an ascending grid ``omega`` [B].
 
-    Interior points get half the distance between their neighbours, the two end points the
-    width of the adjacent interval; a one-point grid gets width 0.
+    Cell i spans [w_i - l_i/2, w_i + r_i/2] cut at w = 0, with l_i, r_i the distances to the
+    neighbours (the end points use the adjacent interval on both sides); a one-point grid gets 0.
     """
     if omega.ndim != 1:
         raise ValueError(f"omega must be a 1-D grid, got shape {tuple(omega.shape)}")
@@ -81,7 +83,9 @@ def cell_widths_torch(omega: Tensor) -> Tensor:
     d = omega[1:] - omega[:-1]
     left = torch.cat([d[:1], d])
     right = torch.cat([d, d[-1:]])
-    return 0.5 * (left + right)
+    upper = omega + 0.5 * right
+    lower = (omega - 0.5 * left).clamp(min=0.0)
+    return (upper - lower).clamp(min=0.0)
 
 
 def moments_torch(omega_meV: Tensor, a2f: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -102,7 +106,7 @@ def moments_torch(omega_meV: Tensor, a2f: Tensor) -> tuple[Tensor, Tensor, Tenso
     log_int = 2.0 * (a2f * (dw_over_w * torch.log(w))).sum(-1)  # 2∫ ln(w) a2F/w dw
     sq_int = 2.0 * (a2f * (dw_over_w * w * w)).sum(-1)  # 2∫ w a2F dw
 
-    has_lam = lam > 0
+    has_lam = lam > LAMBDA_EPS
     lam_safe = torch.where(has_lam, lam, torch.ones_like(lam))
     log_wlog = torch.where(has_lam, log_int / lam_safe, torch.zeros_like(lam))
     wlog = torch.where(has_lam, torch.exp(log_wlog), torch.zeros_like(lam))
@@ -177,69 +181,3 @@ def allen_dynes_tc_torch(
     f2 = 1.0 + (ratio - 1.0) * lam_s**2 / (lam_s**2 + big_l2**2)
     tc = f1 * f2 * wlog_s / 1.2 * torch.exp(-num / den)
     return torch.where(valid, tc, torch.zeros_like(tc))
-
-
-# --------------------------------------------------------------------------------------------
-# numpy-facing wrappers (float64, same code)
-# --------------------------------------------------------------------------------------------
-def _as_f64(x, name: str) -> Tensor:
-    arr = np.asarray(x, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return torch.from_numpy(arr.copy())
-
-
-def _out(t: Tensor):
-    a = t.detach().cpu().numpy()
-    return float(a) if a.ndim == 0 else a
-
-
-def _check_grid(omega: Tensor) -> None:
-    if omega.ndim != 1 or omega.shape[0] == 0:
-        raise ValueError(f"omega_meV must be a non-empty 1-D grid, got shape {tuple(omega.shape)}")
-    if omega.shape[0] > 1 and not bool((omega[1:] > omega[:-1]).all()):
-        raise ValueError("omega_meV must be strictly increasing")
-
-
-def moments(omega_meV, a2f) -> dict:
-    """numpy: ``dict(lam=..., wlog_K=..., w2_K=...)`` of ``a2f`` [..., B] on the grid ``omega_meV`` [B].
-
-    Floats for a single spectrum, arrays of the leading shape for a batch.
-    """
-    omega = _as_f64(omega_meV, "omega_meV")
-    _check_grid(omega)
-    lam, wlog, w2 = moments_torch(omega, _as_f64(a2f, "a2f"))
-    return dict(lam=_out(lam), wlog_K=_out(wlog), w2_K=_out(w2))
-
-
-def allen_dynes_tc(lam, wlog_K, w2_K, mu_star=MU_STAR_DEFAULT):
-    """numpy: Allen–Dynes Tc [K], vectorised over broadcastable inputs."""
-    return _out(
-        allen_dynes_tc_torch(
-            _as_f64(lam, "lam"),
-            _as_f64(wlog_K, "wlog_K"),
-            _as_f64(w2_K, "w2_K"),
-            _as_f64(mu_star, "mu_star"),
-        )
-    )
-
-
-def mcmillan_tc(lam, wlog_K, mu_star=MU_STAR_DEFAULT):
-    """numpy: McMillan Tc [K] (Allen–Dynes form, prefactor w_log/1.2), vectorised."""
-    return _out(
-        mcmillan_tc_torch(_as_f64(lam, "lam"), _as_f64(wlog_K, "wlog_K"), _as_f64(mu_star, "mu_star"))
-    )
-
-
-def a2f_properties(omega_meV, a2f, mu_star=MU_STAR_DEFAULT) -> dict:
-    """Everything the CLI reports for one spectrum: lambda, w_log, w_2 and both Tc's (floats, K)."""
-    if np.ndim(a2f) != 1:
-        raise ValueError(f"a2f_properties takes one spectrum (1-D a2f), got shape {np.shape(a2f)}")
-    m = moments(omega_meV, a2f)
-    return {
-        "lambda": float(m["lam"]),
-        "omega_log_K": float(m["wlog_K"]),
-        "omega_2_K": float(m["w2_K"]),
-        "tc_allen_dynes_K": float(allen_dynes_tc(m["lam"], m["wlog_K"], m["w2_K"], mu_star)),
-        "tc_mcmillan_K": float(mcmillan_tc(m["lam"], m["wlog_K"], mu_star)),
-    }

@@ -1,0 +1,150 @@
+"""The physical properties of an a2F spectrum under one set of names, in torch and in numpy.
+
+:data:`PROPERTIES` names them everywhere in the package — labels, losses, predictions, metrics:
+
+* ``lambda``       electron–phonon coupling constant λ = 2 ∫ a2F(ω)/ω dω
+* ``omega_log_K``  logarithmic moment ω_log (K)
+* ``omega_2_K``    second moment ω_2 (K)
+* ``tc_K``         Allen–Dynes T_c (K) at a given μ*
+
+:func:`properties_torch` (differentiable, batched, dtype-preserving) and :func:`properties` (numpy,
+float64, the same torch code) return dicts with exactly these keys; :func:`a2f_properties` is the
+one-spectrum convenience with Python floats. Files and CLI output may rename them (e.g. ``tc_K`` is
+written ``tc_allen_dynes_K`` beside ``tc_mcmillan_K``); nothing else does.
+
+Policy for negative a2F values (smearing noise of DFT output): every property, here and in the
+Eliashberg solver, integrates the spectrum as given, as QE does. :func:`spectrum_warnings` says how
+much of the λ integrand is negative and what λ would be with the negative values set to zero, so a
+user sees when the choice matters (QE's a2F.dos1 for Al: λ 0.219 as given, 0.343 clipped).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from betenet.physics.eliashberg import (allen_dynes_tc_torch, cell_widths_torch, mcmillan_tc_torch,
+                                        moments_torch)
+from betenet.physics.units import MU_STAR_DEFAULT
+
+__all__ = [
+    "PROPERTIES",
+    "MOMENTS",
+    "properties_torch",
+    "properties",
+    "a2f_properties",
+    "allen_dynes_tc",
+    "mcmillan_tc",
+    "lambda_weights",
+    "spectrum_warnings",
+]
+
+#: The derived properties of a spectrum, in Table I's column order (T_c added).
+PROPERTIES = ("lambda", "omega_log_K", "omega_2_K", "tc_K")
+#: The three moments (the properties that do not depend on μ*).
+MOMENTS = PROPERTIES[:3]
+#: Negative weight below this share of the λ integrand is not worth a warning.
+NEGATIVE_WARN_FRACTION = 1e-3
+
+
+def properties_torch(omega_meV: Tensor, a2f: Tensor, mu_star: Tensor | float = MU_STAR_DEFAULT) -> dict[str, Tensor]:
+    """:data:`PROPERTIES` of ``a2f`` [..., B] on the ascending grid ``omega_meV`` [B] (tensors of
+    ``a2f``'s leading shape and dtype, differentiable with respect to ``a2f``)."""
+    lam, wlog, w2 = moments_torch(omega_meV, a2f)
+    tc = allen_dynes_tc_torch(lam, wlog, w2, mu_star)
+    return dict(zip(PROPERTIES, (lam, wlog, w2, tc)))
+
+
+# --------------------------------------------------------------------------------------------
+# numpy-facing functions (float64, the same torch code)
+# --------------------------------------------------------------------------------------------
+def _as_f64(x, name: str) -> Tensor:
+    arr = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return torch.from_numpy(arr.copy())
+
+
+def _out(t: Tensor):
+    a = t.detach().cpu().numpy()
+    return float(a) if a.ndim == 0 else a
+
+
+def _grid(omega_meV) -> Tensor:
+    omega = _as_f64(omega_meV, "omega_meV")
+    if omega.ndim != 1 or omega.shape[0] == 0:
+        raise ValueError(f"omega_meV must be a non-empty 1-D grid, got shape {tuple(omega.shape)}")
+    if omega.shape[0] > 1 and not bool((omega[1:] > omega[:-1]).all()):
+        raise ValueError("omega_meV must be strictly increasing")
+    return omega
+
+
+def properties(omega_meV, a2f, mu_star=MU_STAR_DEFAULT) -> dict:
+    """numpy: :data:`PROPERTIES` of ``a2f`` [..., B] on the grid ``omega_meV`` [B]; floats for one
+    spectrum, arrays of the leading shape for a batch. ``mu_star`` may broadcast against the batch."""
+    props = properties_torch(_grid(omega_meV), _as_f64(a2f, "a2f"), _as_f64(mu_star, "mu_star"))
+    return {k: _out(v) for k, v in props.items()}
+
+
+def a2f_properties(omega_meV, a2f, mu_star=MU_STAR_DEFAULT) -> dict[str, float]:
+    """:data:`PROPERTIES` of one spectrum as Python floats."""
+    if np.ndim(a2f) != 1:
+        raise ValueError(f"a2f_properties takes one spectrum (1-D a2f), got shape {np.shape(a2f)}")
+    return {k: float(v) for k, v in properties(omega_meV, a2f, mu_star).items()}
+
+
+def allen_dynes_tc(lam, wlog_K, w2_K, mu_star=MU_STAR_DEFAULT):
+    """numpy: Allen–Dynes Tc [K], vectorised over broadcastable inputs."""
+    return _out(allen_dynes_tc_torch(_as_f64(lam, "lam"), _as_f64(wlog_K, "wlog_K"), _as_f64(w2_K, "w2_K"),
+                                     _as_f64(mu_star, "mu_star")))
+
+
+def mcmillan_tc(lam, wlog_K, mu_star=MU_STAR_DEFAULT):
+    """numpy: McMillan Tc [K] (Allen–Dynes form, prefactor w_log/1.2), vectorised."""
+    return _out(mcmillan_tc_torch(_as_f64(lam, "lam"), _as_f64(wlog_K, "wlog_K"), _as_f64(mu_star, "mu_star")))
+
+
+# --------------------------------------------------------------------------------------------
+# diagnostics
+# --------------------------------------------------------------------------------------------
+def lambda_weights(omega_meV) -> np.ndarray:
+    """d lambda / d a2F_i = 2 dw_i / w_i on the grid (0 for w_i <= 0): lambda = weights @ a2F."""
+    omega = _grid(omega_meV)
+    w = cell_widths_torch(omega).numpy()
+    om = omega.numpy()
+    return np.where(om > 0, 2.0 * w / np.where(om > 0, om, 1.0), 0.0)
+
+
+def spectrum_warnings(omega_meV, a2f) -> tuple[list[str], dict]:
+    """What a user should know before trusting the properties of one raw spectrum.
+
+    Returns ``(warnings, facts)``: ``facts`` holds ``negative_lambda_fraction`` (share of the
+    absolute λ integrand carried by negative a2F values), ``lambda_as_given`` and
+    ``lambda_negatives_zeroed``, ``n_nonpositive_frequencies``; ``warnings`` one sentence per
+    problem (negative weight above :data:`NEGATIVE_WARN_FRACTION`, frequencies at or below 0, a
+    single point).
+    """
+    omega = np.asarray(omega_meV, dtype=float)
+    spec = np.asarray(a2f, dtype=float)
+    weights = lambda_weights(omega)
+    contrib = weights * spec
+    total_abs = float(np.abs(contrib).sum())
+    negative = float(-contrib[contrib < 0].sum())
+    facts = {
+        "negative_lambda_fraction": negative / total_abs if total_abs > 0 else 0.0,
+        "lambda_as_given": float(contrib.sum()),
+        "lambda_negatives_zeroed": float(contrib[contrib > 0].sum()),
+        "n_nonpositive_frequencies": int((omega <= 0).sum()),
+    }
+    out = []
+    if facts["negative_lambda_fraction"] > NEGATIVE_WARN_FRACTION:
+        out.append(f"negative a2F values carry {100 * facts['negative_lambda_fraction']:.1f} % of the lambda "
+                   f"integrand; every property integrates them as given (lambda {facts['lambda_as_given']:.4g}; "
+                   f"with negative values set to 0 it would be {facts['lambda_negatives_zeroed']:.4g})")
+    if facts["n_nonpositive_frequencies"]:
+        out.append(f"{facts['n_nonpositive_frequencies']} point(s) at frequency <= 0 meV are ignored "
+                   "(a2F lives on w > 0)")
+    if omega.size < 2:
+        out.append("a single frequency point has no integration cell: every property is 0")
+    return out, facts
