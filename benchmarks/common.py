@@ -62,7 +62,7 @@ def build_graphs(files: list[Path], variant: str = "cso", r_max: float = 4.0, se
         site_dos = rng.random((len(structure), N_BINS)) if variant in SITE_DOS_VARIANTS else None
         g = structure_to_graph(structure, r_max=r_max, self_loops=True, site_dos=site_dos,
                                y=rng.random(N_BINS), id=path.stem, allow_isolated=True)
-        g.labels = torch.full((1, 4), float("nan"))
+        g.reported = torch.full((1, 4), float("nan"))
         g.weight = torch.ones(1)
         graphs.append(g)
     return graphs

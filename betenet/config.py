@@ -17,9 +17,19 @@ def wandb_offline() -> bool:
     return not os.environ.get("WANDB_API_KEY")
 
 
+def node_dim(site_dos: str, n_bins: int) -> int:
+    """Width of the node inputs/attributes: one-hot(Z) over 118 elements, plus the binned site PhDOS
+    (``n_bins`` values) unless ``site_dos`` is ``none`` (betenet/data/graphs.py)."""
+    from betenet.data.structures import MAX_Z
+
+    return MAX_Z if str(site_dos) == "none" else MAX_Z + int(n_bins)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("wandb_offline"):
         OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
+    if not OmegaConf.has_resolver("node_dim"):
+        OmegaConf.register_new_resolver("node_dim", node_dim)
 
 
 register_resolvers()

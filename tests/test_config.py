@@ -96,3 +96,16 @@ def test_members_side_by_side_with_one_thread_each(tmp_path):
     cfg = compose_cfg(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "runtime.threads=1"])
     assert cfg.hydra.launcher.n_jobs == 2 and cfg.runtime.threads == 1
     assert compose_cfg([]).runtime == {"threads": None, "keep_freed_memory": True}
+
+
+@pytest.mark.parametrize("variant,n_bins,width", [("cso", 51, 118), ("cpd", 51, 169), ("fpd", 101, 219)])
+def test_node_and_output_widths_follow_variant_and_window(variant, n_bins, width, tmp_path):
+    """in_dim / attr_dim are derived from the variant's site PhDOS and the spectrum window, out_dim is
+    the window's bin count, and the module's grid is the data's."""
+    cfg = compose_cfg([f"variant={variant}", f"data.spectrum.n_bins={n_bins}", "model.net.num_neighbors=12",
+                       f"hydra.run.dir={tmp_path}",
+                       f"hydra.runtime.output_dir={tmp_path}"])
+    net = OmegaConf.to_container(cfg.model.net, resolve=True)
+    assert net["in_dim"] == net["attr_dim"] == width and net["out_dim"] == n_bins
+    module = hydra.utils.instantiate(cfg.model)
+    assert module.grid.n_bins == n_bins and module.omega_meV.shape == (n_bins,)

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from betenet.data.datamodule import BetenetDataModule, entry_labels
+from betenet.data.datamodule import BetenetDataModule, reported_values
 from betenet.data.sources.base import Entry
-from betenet.models.losses import LABEL_NAMES
-from betenet.physics.eliashberg import a2f_properties
-from betenet.physics.units import BIN_CENTRES_MEV
+from betenet.data.spectra import bin_spectrum
+from betenet.physics.properties import PROPERTIES
+from betenet.physics.units import BinGrid
 
 
 @pytest.fixture(scope="module")
@@ -65,30 +65,38 @@ def test_cpd_attributes_carry_site_phdos(cache):
     assert not torch.allclose(gf.z[:, 118:], g.z[:, 118:])
 
 
-def test_labels_given_by_source_else_derived_from_binned_target(cache):
+def test_graph_carries_binned_target_and_reported_values_apart(cache):
     dm = make(cache)
     g = next(iter(dm.built.graphs.values()))
-    # the demo source gives lambda computed from its raw (0.5 meV grid) a2F: that label is kept
-    from betenet.data.sources.directory import load_directory
     from betenet.data.sources.demo import load_demo_dataset
+    from betenet.data.sources.directory import load_directory
 
     entry = next(e for e in load_directory(load_demo_dataset(cache, n=40)).entries if e.id == g.id)
-    assert g.labels[0, 0].item() == pytest.approx(entry.labels["lambda"], rel=1e-6)
-    # without given labels they come from the binned target
-    bare = Entry(id=entry.id, structure=entry.structure, formula=entry.formula)
-    y = g.y[0].double().numpy()
-    props = a2f_properties(BIN_CENTRES_MEV, y)
-    derived = entry_labels(bare, y)
-    assert derived[0] == pytest.approx(props["lambda"]) and derived[3] == pytest.approx(props["tc_allen_dynes_K"])
+    # y is the binned raw a2F; reported holds exactly the scalars the source ships, untouched
+    np.testing.assert_allclose(g.y[0].double().numpy(), bin_spectrum(entry.a2f_freq_meV, entry.a2f), rtol=1e-6)
+    np.testing.assert_allclose(g.reported[0].double().numpy(), [entry.labels[k] for k in PROPERTIES], rtol=1e-6)
     stats = dm.statistics()
     assert stats["graphs"] == 40 and stats["with_a2f"] == 40 and stats["mean_neighbours"] > 1
+    assert stats["reported_tc_K"] == 40
 
 
-def test_given_labels_win_and_missing_stay_nan():
+def test_reported_values_missing_stay_nan():
     entry = Entry(id="a", structure=None, formula="X", labels={"tc_K": 7.0})
-    lab = entry_labels(entry, None)
-    assert lab[LABEL_NAMES.index("tc_K")] == 7.0
-    assert np.isnan(lab[[i for i, n in enumerate(LABEL_NAMES) if n != "tc_K"]]).all()
+    lab = reported_values(entry)
+    assert lab[PROPERTIES.index("tc_K")] == 7.0
+    assert np.isnan(lab[[i for i, n in enumerate(PROPERTIES) if n != "tc_K"]]).all()
+
+
+def test_wider_spectrum_grid_sets_target_and_attribute_widths(cache):
+    dm = make(cache, site_dos="coarse", spectrum={"n_bins": 61, "recipe": "physical"})
+    g = next(iter(dm.built.graphs.values()))
+    assert dm.grid == BinGrid(n_bins=61)
+    assert g.y.shape == (1, 61) and g.z.shape[1] == 118 + 61
+    paper = make(cache, spectrum={"recipe": "paper"})
+    physical = make(cache)
+    assert not torch.equal(paper.built.graphs[g.id].y, physical.built.graphs[g.id].y)
+    with pytest.raises(Exception, match="recipe"):
+        make(cache, spectrum={"recipe": "smooth"})
 
 
 def test_filters_reject_with_reasons_and_counts(cache, tmp_path):
@@ -123,3 +131,41 @@ def test_filters_reject_with_reasons_and_counts(cache, tmp_path):
     counts = {s.name: s.count for s in dm.filter_report.steps}
     assert counts == {"nan_spectra": 0, "unstable": 1, "negative_a2f": 1, "duplicates": 1}
     assert len(dm.built.graphs) == 10
+
+
+def test_weight_above_the_window_is_warned_with_its_share(tmp_path, caplog):
+    """An entry whose raw a2F has a high-frequency peak above 100.95 meV: the data module names it and
+    the share of lambda the binned representation drops (computed here by the rectangle rule)."""
+    import json
+    import logging
+
+    from pymatgen.core import Lattice, Structure
+
+    from betenet.physics.properties import lambda_weights
+
+    root = tmp_path / "data"
+    (root / "structures").mkdir(parents=True)
+    Structure(Lattice.cubic(3.3), ["Nb", "Nb"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
+        filename=str(root / "structures" / "hydride.cif"))
+    Structure(Lattice.cubic(4.05), ["Al"] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]).to(
+        filename=str(root / "structures" / "plain.cif"))
+    w = np.arange(0.1, 200.0, 0.1)
+    low = np.exp(-(((w - 20) / 4) ** 2))
+    high = low + 2.0 * np.exp(-(((w - 150) / 8) ** 2))
+    records = [{"id": "hydride", "a2f_freq_meV": w.tolist(), "a2f": high.tolist()},
+               {"id": "plain", "a2f_freq_meV": w.tolist(), "a2f": low.tolist()}]
+    (root / "labels.json").write_text(json.dumps(records))
+    contrib = lambda_weights(w) * high
+    share = contrib[w > 100.95].sum() / contrib.sum()
+    with caplog.at_level(logging.WARNING, logger="betenet.data.datamodule"):
+        dm = BetenetDataModule(source="directory", root=str(root), cache_dir=str(tmp_path / "c"), filters=[])
+        dm.build_graphs()
+    lines = [r.getMessage() for r in caplog.records if "above the" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("hydride:") and f"{100 * share:.1f} %" in lines[0]
+    # a window reaching 200 meV keeps it: no warning
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="betenet.data.datamodule"):
+        wide = BetenetDataModule(source="directory", root=str(root), cache_dir=str(tmp_path / "c"), filters=[],
+                                 spectrum={"n_bins": 101})
+        wide.build_graphs()
+    assert not [r for r in caplog.records if "above the" in r.getMessage()]

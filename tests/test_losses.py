@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from betenet.models.losses import LABEL_NAMES, BetenetLoss, curvature, predicted_properties, wasserstein_1d
-from betenet.physics.eliashberg import (a2f_properties, mcmillan_lambda_for_tc_torch, mcmillan_tc_torch)
-from betenet.physics.units import BIN_CENTRES_MEV
+from betenet.models.losses import BetenetLoss, curvature, property_matrix, wasserstein_1d
+from betenet.physics.eliashberg import mcmillan_lambda_for_tc_torch, mcmillan_tc_torch
+from betenet.physics.properties import PROPERTIES, a2f_properties
+from betenet.physics.units import BIN_CENTRES_MEV, BinGrid
 
 OMEGA = torch.as_tensor(BIN_CENTRES_MEV, dtype=torch.float64)
 
@@ -43,21 +44,21 @@ def test_wasserstein_and_curvature_by_hand():
 
 def test_properties_agree_with_numpy_physics():
     pred = spectra(2)
-    props = predicted_properties(pred, OMEGA, 0.1)
+    props = property_matrix(pred, OMEGA, 0.1)
     ref = a2f_properties(BIN_CENTRES_MEV, pred[1].numpy())
     assert props[1, 0].item() == pytest.approx(ref["lambda"])
     assert props[1, 1].item() == pytest.approx(ref["omega_log_K"])
-    assert props[1, 3].item() == pytest.approx(ref["tc_allen_dynes_K"])
+    assert props[1, 3].item() == pytest.approx(ref["tc_K"])
 
 
 def test_property_term_masks_unknown_labels_and_has_gradient():
     pred = spectra(3).requires_grad_()
     labels = torch.full((3, 4), float("nan"), dtype=torch.float64)
-    labels[0, LABEL_NAMES.index("lambda")] = 1.0
+    labels[0, PROPERTIES.index("lambda")] = 1.0
     nan_y = torch.full_like(pred, float("nan"))
     loss_fn = BetenetLoss(mse=0.0, properties={"lambda": 1.0})
     loss, parts = loss_fn(pred, nan_y, labels)
-    lam0 = predicted_properties(pred.detach(), OMEGA, 0.1)[0, 0]
+    lam0 = property_matrix(pred.detach(), OMEGA, 0.1)[0, 0]
     assert loss.item() == pytest.approx(((lam0 - 1.0) ** 2).item())
     loss.backward()
     assert torch.isfinite(pred.grad).all() and pred.grad[1:].abs().sum() == 0 and pred.grad[0].abs().sum() > 0
@@ -82,7 +83,7 @@ def test_tc_only_label_gets_a_gradient_below_the_threshold():
     weak = torch.full((1, 51), 1e-4, dtype=torch.float64, requires_grad=True)  # lambda << threshold
     labels = torch.full((1, 4), float("nan"), dtype=torch.float64)
     labels[0, 3] = 10.0
-    assert predicted_properties(weak.detach(), OMEGA, 0.1)[0, 3].item() == 0.0
+    assert property_matrix(weak.detach(), OMEGA, 0.1)[0, 3].item() == 0.0
     loss, _ = BetenetLoss(mse=0.0, properties={"tc_K": 1.0})(weak, torch.full_like(weak, float("nan")), labels)
     loss.backward()
     assert loss.item() > 0 and weak.grad.abs().sum() > 0
@@ -94,3 +95,33 @@ def test_unknown_property_and_all_off_rejected():
         BetenetLoss(properties={"gap": 1.0})
     with pytest.raises(ValueError):
         BetenetLoss(mse=0.0)(spectra(1), spectra(1))
+
+
+def test_reference_is_the_binned_target_where_there_is_one():
+    """Entries with a binned a2F are measured against the properties of that a2F (at the loss's
+    mu*), never against a reported scalar; entries without one against the reported value."""
+    y = spectra(3, 2)
+    y[2] = float("nan")  # no a2F: only a reported Tc
+    reported = torch.tensor([[9.0, 1.0, 1.0, 99.0]] * 3, dtype=torch.float64)  # deliberately inconsistent
+    loss_fn = BetenetLoss(mu_star=0.13)
+    ref = loss_fn.reference(y, reported)
+    for i in (0, 1):
+        props = a2f_properties(BIN_CENTRES_MEV, y[i].numpy(), mu_star=0.13)
+        np.testing.assert_allclose(ref[i].numpy(), [props[k] for k in PROPERTIES], rtol=1e-12)
+    np.testing.assert_array_equal(ref[2].numpy(), reported[2].numpy())
+    # predicting the target exactly: every property term is zero
+    pred = torch.where(torch.isfinite(y), y, torch.zeros_like(y))
+    loss_fn = BetenetLoss(mse=1.0, properties={k: 1.0 for k in PROPERTIES}, mu_star=0.13)
+    _, parts = loss_fn(pred[:2], y[:2], reported[:2])
+    assert all(v.item() == 0.0 for v in parts.values())
+
+
+def test_wider_grid_loss():
+    grid = BinGrid(n_bins=101)
+    pred = torch.rand(2, 101, dtype=torch.float64)
+    loss_fn = BetenetLoss(mse=0.0, properties={"lambda": 1.0}, grid=grid)
+    reported = torch.full((2, 4), float("nan"), dtype=torch.float64)
+    reported[:, 0] = 0.5
+    loss, _ = loss_fn(pred, torch.full_like(pred, float("nan")), reported)
+    lam = np.array([a2f_properties(grid.centres, p.numpy())["lambda"] for p in pred])
+    assert loss.item() == pytest.approx(np.mean((lam - 0.5) ** 2))

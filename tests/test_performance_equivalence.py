@@ -39,7 +39,7 @@ def graphs(structures_dir):
     for f in files:
         g = structure_to_graph(load_structure(f), r_max=4.0, allow_isolated=True, y=rng.random(51),
                                dtype=torch.float64)
-        g.labels = torch.full((1, 4), float("nan"), dtype=torch.float64)
+        g.reported = torch.full((1, 4), float("nan"), dtype=torch.float64)
         g.weight = torch.ones(1, dtype=torch.float64)
         out.append(g)
     return out

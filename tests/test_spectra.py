@@ -1,19 +1,25 @@
-"""Spectrum binning: fine grid, Savitzky–Golay(101, 3), 51 bins, clipping, validation."""
+"""Spectrum binning: fine grid, Savitzky–Golay(101, 3), 51 bins, the low-frequency edge, the two
+recipes, the window, clipping, validation."""
 
 import numpy as np
 import pytest
-from scipy.signal import savgol_coeffs
+from scipy.integrate import trapezoid
+from scipy.signal import savgol_coeffs, savgol_filter
 
 from betenet.data.spectra import (
-    FINE_GRID_MEV,
     SAVGOL_ORDER,
     SAVGOL_WINDOW,
     bin_site_dos,
     bin_spectrum,
+    lambda_above_window,
     validate_binned,
 )
 from betenet.errors import InputError
-from betenet.physics.units import BIN_CENTRES_MEV, N_BINS
+from betenet.physics.a2f_files import read_a2f
+from betenet.physics.properties import properties
+from betenet.physics.units import BIN_CENTRES_MEV, N_BINS, PAPER_GRID, BinGrid
+
+FINE_GRID_MEV = PAPER_GRID.fine
 
 DW = 2.0  # bin spacing (meV)
 FREQ = np.arange(0.0, 150.0, 0.05)  # a finer input grid than the 0.1 meV target grid
@@ -103,8 +109,8 @@ def test_out_of_range_is_zero_and_edge_mode_holds_values():
     np.testing.assert_allclose(b[inside], 1.0, atol=1e-9)  # SG reproduces a constant exactly
     assert np.all(b[outside] == 0.0)
     assert inside.sum() == 15 and outside.sum() == 26  # 26.25..54.25; 0.25..14.25 and 66.25..100.25
-    # the release's np.interp without left/right holds the edge values: a constant stays constant
-    np.testing.assert_allclose(bin_spectrum(f, np.ones_like(f), outside="edge"), 1.0, atol=1e-9)
+    # the paper recipe's np.interp without left/right holds the edge values: a constant stays constant
+    np.testing.assert_allclose(bin_spectrum(f, np.ones_like(f), recipe="paper"), 1.0, atol=1e-9)
 
 
 def test_unsorted_input_is_sorted_first():
@@ -160,3 +166,76 @@ def test_validate_binned():
     assert validate_binned(np.zeros((4, N_BINS)), "x", rows=4).shape == (4, N_BINS)
     with pytest.raises(InputError, match=r"\(3, 51\)"):
         validate_binned(np.zeros((4, N_BINS)), "x", rows=3)
+
+
+# ------------------------------------------------------------------------------------------
+# the low-frequency edge and the two recipes
+# ------------------------------------------------------------------------------------------
+def test_physical_recipe_is_exact_for_an_odd_cubic():
+    """a2F = w^3 is odd, so its odd continuation below 0 is w^3 itself, a cubic: Savitzky–Golay of
+    order 3 reproduces it exactly everywhere. Bins 1.. are the samples c_k^3; bin 0 follows the w^2
+    law from bin 1: b_0 = c_1^3 (c_0/c_1)^2."""
+    f = np.arange(0.0, 150.0, 0.01)
+    b = bin_spectrum(f, f**3)
+    c = BIN_CENTRES_MEV
+    np.testing.assert_allclose(b[1:], c[1:] ** 3, rtol=1e-6)
+    assert b[0] == pytest.approx(c[1] ** 3 * (c[0] / c[1]) ** 2, rel=1e-6)
+
+
+def test_first_bin_follows_the_w2_law():
+    f = np.arange(0.0, 150.0, 0.05)
+    spectrum = gaussian(f, 6.0, 2.5) + gaussian(f, 30.0, 4.0)  # steep rise at a few meV
+    b = bin_spectrum(f, spectrum)
+    c = BIN_CENTRES_MEV
+    assert b[0] == pytest.approx(b[1] * (c[0] / c[1]) ** 2, rel=1e-12)
+
+
+def test_paper_recipe_is_the_release_procedure():
+    """The release, written out: np.interp without left/right onto arange(0.25, 101, 0.1),
+    savgol_filter(101, 3) in interp mode, np.interp onto arange(0.25, 101, 2), clip at 0."""
+    rng = np.random.default_rng(4)
+    f = np.sort(rng.uniform(0.5, 90.0, 700))
+    v = gaussian(f, 20.0, 3.0) + 0.3 * gaussian(f, 55.0, 6.0) + 0.01 * rng.standard_normal(f.size)
+    fine = np.arange(0.25, 101.0, 0.1)
+    release = np.clip(np.interp(np.arange(0.25, 101.0, 2.0), fine,
+                                savgol_filter(np.interp(fine, f, v), 101, 3, mode="interp")), 0, None)
+    np.testing.assert_array_equal(bin_spectrum(f, v, recipe="paper"), release)
+    with pytest.raises(ValueError, match="recipe"):
+        bin_spectrum(f, v, recipe="savgol")
+
+
+def test_binned_lambda_matches_qe_within_two_percent(qe_al_dir):
+    """QE's fcc Al files with little negative weight (smearings 0.030..0.050 Ry, files 6..10: negative
+    a2F at most ~0.2 % of the positive weight): lambda of the 51 bins stays within 2 % of the lambda
+    QE printed at the end of each file."""
+    for n in range(6, 11):
+        spec = read_a2f(qe_al_dir / f"a2F.dos{n}")
+        lam = properties(BIN_CENTRES_MEV, bin_spectrum(spec.omega_meV, spec.a2f))["lambda"]
+        assert lam == pytest.approx(spec.lambda_reported, rel=0.02), n
+
+
+# ------------------------------------------------------------------------------------------
+# the window
+# ------------------------------------------------------------------------------------------
+def test_lambda_above_window_is_the_lost_share():
+    f = np.arange(0.05, 200.0, 0.1)
+    a = gaussian(f, 30.0, 5.0) + gaussian(f, 150.0, 8.0)
+    top = PAPER_GRID.top_meV
+    # the share of 2 int a/w dw above the top, by the trapezoid rule on the same points
+    expected = trapezoid((a / f)[f > top], f[f > top]) / trapezoid(a / f, f)
+    assert lambda_above_window(f, a) == pytest.approx(expected, rel=2e-3)
+    assert 0.1 < expected < 0.25
+    # a grid reaching 200 meV represents it
+    wide = BinGrid(n_bins=101)
+    assert lambda_above_window(f, a, wide) == 0.0
+    b = bin_spectrum(f, a, grid=wide)
+    assert b.shape == (101,) and wide.centres[np.argmax(b[60:]) + 60] == pytest.approx(150.25)
+    assert lambda_above_window(f, -a) == 0.0  # no positive lambda: nothing to lose
+
+
+def test_wider_grid_keeps_the_paper_grid_values_below_its_top():
+    f = np.arange(0.0, 150.0, 0.05)
+    a = gaussian(f, 30.0, 4.0)
+    narrow, wide = bin_spectrum(f, a), bin_spectrum(f, a, grid=BinGrid(n_bins=101))
+    # identical processing of the same input: the first 45 bins (far from either top) agree
+    np.testing.assert_allclose(wide[:45], narrow[:45], atol=1e-12)

@@ -144,7 +144,7 @@ def test_mixed_supervision_with_only_tc_labels(cache, tmp_path):
     assert all(torch.isfinite(torch.tensor(losses)))
     assert min(losses[-5:]) < losses[0], "Tc-only supervision did not reduce the training loss"
     boot = json.loads((run / "bootstrap.json").read_text())
-    assert boot["statistics"]["with_a2f"] == 0 and boot["statistics"]["with_tc_K"] == DEMO_N
+    assert boot["statistics"]["with_a2f"] == 0 and boot["statistics"]["reported_tc_K"] == DEMO_N
 
 
 def test_wandb_logs_offline_without_api_key(cache, tmp_path):

@@ -4,6 +4,14 @@ Graphs are built once per (source, processing settings) and cached under a key h
 so a changed source or setting rebuilds. The bootstrap member (`seed`) only decides which cached
 graphs land in train (with duplicate weights) and validation (out-of-bag); the test split is fixed
 by the source's own split or an element-balanced 80/20 split.
+
+What a graph carries as truth. ``y`` [1, B] is the binned a2F (``betenet.data.spectra``; a NaN row
+when the entry has none): the reference of every a2F-derived property, which losses and metrics
+compute from it at their own μ*, exactly as from a prediction (like with like). ``reported``
+[1, 4] holds the scalar values the dataset ships (:data:`~betenet.physics.properties.PROPERTIES`
+order, NaN = not given), computed by the dataset from its raw spectrum or measured otherwise:
+they supervise entries without an a2F (e.g. Tc-only data) and are reported in a separate column
+set, never mixed with the binned reference.
 """
 
 from __future__ import annotations
@@ -27,20 +35,21 @@ from betenet.data.filters import (DEFAULT_NEGATIVE_A2F_TOL, DEFAULT_UNSTABLE_THR
 from betenet.data.graphs import graph_stats, structure_to_graph
 from betenet.data.sources.base import Entry, SourceData, fingerprint
 from betenet.data.sources.demo import default_cache_dir
-from betenet.data.spectra import bin_site_dos, bin_spectrum
+from betenet.data.spectra import RECIPES, bin_site_dos, bin_spectrum, lambda_above_window
 from betenet.data.splits import (BootstrapSplit, bootstrap_member, element_balanced_split, member_from_draw,
                                  release_bootstrap)
 from betenet.errors import InputError
-from betenet.models.losses import LABEL_NAMES
-from betenet.physics.eliashberg import a2f_properties
-from betenet.physics.units import BIN_CENTRES_MEV, N_BINS
+from betenet.physics.properties import PROPERTIES
+from betenet.physics.units import BinGrid
 
 log = logging.getLogger(__name__)
 
 #: Bump when graph construction changes so old caches are not reused.
-GRAPH_CACHE_VERSION = 1
+GRAPH_CACHE_VERSION = 2
 #: Node-attribute choice per variant: which site-projected PhDOS (if any) is appended.
 SITE_DOS_KINDS = ("none", "coarse", "fine")
+#: A raw a2F losing more than this share of λ above the binned window is warned about.
+LAMBDA_LOST_WARN = 0.01
 
 
 def source_root(source: str, root: str | os.PathLike | None = None, demo_size: int = 300,
@@ -67,41 +76,44 @@ def read_source(source: str, root: Path) -> SourceData:
     return load_release(root) if source == "release" else load_directory(root)
 
 
-def entry_labels(entry: Entry, y: np.ndarray | None) -> np.ndarray:
-    """[4] scalar labels: given labels first, else computed from the binned a2F target, else NaN."""
-    derived = {}
-    if y is not None:
-        p = a2f_properties(BIN_CENTRES_MEV, y)
-        derived = {"lambda": p["lambda"], "omega_log_K": p["omega_log_K"], "omega_2_K": p["omega_2_K"],
-                   "tc_K": p["tc_allen_dynes_K"]}
-    out = np.full(len(LABEL_NAMES), np.nan)
-    for j, name in enumerate(LABEL_NAMES):
-        value = entry.labels.get(name, derived.get(name))
-        if value is not None:
-            out[j] = float(value)
-    return out
+def reported_values(entry: Entry) -> np.ndarray:
+    """[4] the scalars the dataset ships for ``entry`` in :data:`PROPERTIES` order, NaN where absent."""
+    return np.array([float(entry.labels.get(name, np.nan)) for name in PROPERTIES])
+
+
+def spectrum_settings(spectrum: dict | None) -> tuple[BinGrid, str]:
+    """(bin grid, recipe) of a ``data.spectrum`` config mapping (None: the paper's grid, ``physical``)."""
+    spectrum = dict(spectrum or {})
+    recipe = str(spectrum.get("recipe", "physical"))
+    if recipe not in RECIPES:
+        raise InputError("data.spectrum.recipe", f"unknown recipe {recipe!r}; use one of {RECIPES}")
+    return BinGrid.from_config(spectrum), recipe
 
 
 def entry_to_graph(entry: Entry, site_dos_kind: str = "none", r_max: float = 4.0,
-                   self_loops: bool = True, allow_isolated: bool = False) -> Data:
-    """One dataset entry → graph with binned target `y` (NaN row when absent) and `labels` [1, 4]."""
+                   self_loops: bool = True, allow_isolated: bool = False, spectrum: dict | None = None) -> Data:
+    """One dataset entry → graph with binned target ``y`` (NaN row when absent) and ``reported`` [1, 4].
+
+    ``spectrum`` (``data.spectrum``: recipe, start_meV, step_meV, n_bins) sets how a2F and site
+    PhDOS are binned (``betenet.data.spectra``)."""
     if site_dos_kind not in SITE_DOS_KINDS:
         raise ValueError(f"site_dos must be one of {SITE_DOS_KINDS}, got {site_dos_kind!r}")
+    grid, recipe = spectrum_settings(spectrum)
     y = None
     if entry.a2f is not None:
-        y = bin_spectrum(entry.a2f_freq_meV, entry.a2f, name=f"{entry.id} a2F")
+        y = bin_spectrum(entry.a2f_freq_meV, entry.a2f, name=f"{entry.id} a2F", grid=grid, recipe=recipe)
     site_dos = None
     if site_dos_kind != "none":
         freq = getattr(entry, f"phdos_{site_dos_kind}_freq_meV")
         dos = getattr(entry, f"phdos_{site_dos_kind}_site")
         if dos is None:
             raise InputError(entry.id, f"no {site_dos_kind} site-projected phonon DOS (needed by this variant)")
-        site_dos = bin_site_dos(freq, dos, name=f"{entry.id} {site_dos_kind} site PhDOS")
+        site_dos = bin_site_dos(freq, dos, name=f"{entry.id} {site_dos_kind} site PhDOS", grid=grid, recipe=recipe)
     graph = structure_to_graph(entry.structure, r_max=r_max, self_loops=self_loops, site_dos=site_dos,
-                               y=y, id=entry.id, allow_isolated=allow_isolated)
+                               y=y, id=entry.id, allow_isolated=allow_isolated, n_bins=grid.n_bins)
     if y is None:
-        graph.y = torch.full((1, N_BINS), float("nan"))
-    graph.labels = torch.as_tensor(entry_labels(entry, y), dtype=torch.float32).view(1, -1)
+        graph.y = torch.full((1, grid.n_bins), float("nan"))
+    graph.reported = torch.as_tensor(reported_values(entry), dtype=torch.float32).view(1, -1)
     return graph
 
 
@@ -154,7 +166,7 @@ class BetenetDataModule(pl.LightningDataModule):
                  cache_dir: str | None = None, demo_size: int = 300, demo_seed: int = 0,
                  num_workers: int = 0, filters: tuple[str, ...] | list[str] | None = FILTERS,
                  unstable_threshold_meV: float = DEFAULT_UNSTABLE_THRESHOLD_MEV,
-                 negative_a2f_tol: float = DEFAULT_NEGATIVE_A2F_TOL):
+                 negative_a2f_tol: float = DEFAULT_NEGATIVE_A2F_TOL, spectrum: dict | None = None):
         super().__init__()
         if bootstrap not in ("weighted", "unique", "release", "release_unique"):
             raise ValueError("bootstrap must be weighted, unique, release or release_unique")
@@ -166,6 +178,8 @@ class BetenetDataModule(pl.LightningDataModule):
         self.demo_size, self.demo_seed, self.num_workers = demo_size, demo_seed, num_workers
         self.filters = tuple(filters or ())
         self.unstable_threshold_meV, self.negative_a2f_tol = unstable_threshold_meV, negative_a2f_tol
+        self.grid, self.recipe = spectrum_settings(spectrum)
+        self.spectrum = {"recipe": self.recipe, **self.grid.as_dict()}
         self.filter_report: FilterReport | None = None
         self.built: BuiltGraphs | None = None
         self.split_ids: dict[str, list[str]] = {}
@@ -175,6 +189,7 @@ class BetenetDataModule(pl.LightningDataModule):
     def cache_key(self, root: Path) -> str:
         settings = dict(version=GRAPH_CACHE_VERSION, source=self.source, site_dos=self.site_dos,
                         r_max=self.r_max, self_loops=self.self_loops, allow_isolated=self.allow_isolated,
+                        spectrum=self.spectrum,
                         root=str(root.resolve()), fingerprint=fingerprint(root))
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -184,25 +199,43 @@ class BetenetDataModule(pl.LightningDataModule):
         path = self.cache_dir / "graphs" / f"{self.cache_key(root)}.pt"
         if path.exists():
             log.info("graphs loaded from cache %s", path)
-            return BuiltGraphs(**torch.load(path, weights_only=False))
+            built = BuiltGraphs(**torch.load(path, weights_only=False))
+            self._warn_window(built)
+            return built
         data = read_source(self.source, root)
         graphs, rejected = {}, list(data.rejected)
         entries = self.apply_filters(data.entries, rejected)
+        lost = {}
         for entry in entries:
             try:
                 graphs[entry.id] = entry_to_graph(entry, self.site_dos, self.r_max, self.self_loops,
-                                                  self.allow_isolated)
+                                                  self.allow_isolated, self.spectrum)
             except InputError as err:
                 rejected.append((entry.id, err.reason))
+                continue
+            if entry.a2f is not None:
+                share = lambda_above_window(entry.a2f_freq_meV, entry.a2f, self.grid)
+                if share > LAMBDA_LOST_WARN:
+                    lost[entry.id] = share
+        data.metadata["lambda_above_window"] = lost
         for entry_id, reason in rejected:
             log.warning("rejected %s: %s", entry_id, reason)
         log.info("built %d graphs, rejected %d entries", len(graphs), len(rejected))
         built = BuiltGraphs(graphs, rejected, data.splits, data.metadata, data.bootstrap_dir)
+        self._warn_window(built)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         torch.save({f.name: getattr(built, f.name) for f in dataclasses.fields(built)}, tmp)
         tmp.replace(path)
         return built
+
+    def _warn_window(self, built: BuiltGraphs) -> None:
+        """One warning per entry whose raw a2F has more than 1 % of its λ above the binned window."""
+        lost = built.metadata.get("lambda_above_window") or {}
+        for entry_id, share in lost.items():
+            log.warning("%s: %.1f %% of lambda lies above the %.2f meV top of the binned window and is not "
+                        "represented (widen data.spectrum: step_meV / n_bins)", entry_id, 100 * share,
+                        self.grid.top_meV)
 
     def apply_filters(self, entries: list[Entry], rejected: list[tuple[str, str]]) -> list[Entry]:
         """The configured data filters (NaN, unstable, negative a2F, duplicates), each reported with a count."""
@@ -269,11 +302,11 @@ class BetenetDataModule(pl.LightningDataModule):
     def statistics(self) -> dict:
         graphs = list(self.built.graphs.values())
         stats = graph_stats(graphs)
-        labels = torch.cat([g.labels for g in graphs]) if graphs else torch.empty(0, 4)
-        ys = torch.cat([g.y for g in graphs]) if graphs else torch.empty(0, N_BINS)
+        reported = torch.cat([g.reported for g in graphs]) if graphs else torch.empty(0, len(PROPERTIES))
+        ys = torch.cat([g.y for g in graphs]) if graphs else torch.empty(0, self.grid.n_bins)
         stats["with_a2f"] = int(torch.isfinite(ys).all(-1).sum())
-        for j, name in enumerate(LABEL_NAMES):
-            stats[f"with_{name}"] = int(torch.isfinite(labels[:, j]).sum())
+        for j, name in enumerate(PROPERTIES):
+            stats[f"reported_{name}"] = int(torch.isfinite(reported[:, j]).sum())
         stats["rejected"] = len(self.built.rejected)
         stats.update({f"n_{k}": len(v) for k, v in self.split_ids.items()})
         return stats

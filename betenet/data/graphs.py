@@ -32,6 +32,7 @@ from torch_geometric.data import Data
 from betenet.data.spectra import validate_binned
 from betenet.data.structures import MAX_Z, validate_structure
 from betenet.errors import InputError
+from betenet.physics.units import N_BINS
 
 #: Atomic mass (amu) indexed by Z − 1 for Z = 1..118.
 ATOMIC_MASS_AMU = np.asarray(atomic_masses[1 : MAX_Z + 1], dtype=float)
@@ -51,11 +52,12 @@ def structure_to_graph(
     *,
     allow_isolated: bool = False,
     dtype: torch.dtype | None = None,
+    n_bins: int = N_BINS,
 ) -> Data:
     """Return the graph of ``structure`` as a ``torch_geometric.data.Data``.
 
     Attributes: ``pos`` [n,3], ``lattice`` [1,3,3], ``edge_index`` [2,E] (long), ``edge_shift``
-    [E,3], ``edge_vec`` [E,3], ``x``, ``z`` (see module doc), ``y`` [1,51] when given, ``id`` and
+    [E,3], ``edge_vec`` [E,3], ``x``, ``z`` (see module doc), ``y`` [1, n_bins] when given, ``id`` and
     ``formula`` (reduced). ``site_dos`` and ``y`` must already be binned (51 bins, ≥ 0).
 
     An atom with no neighbour within ``r_max`` other than itself raises ``InputError`` unless
@@ -95,7 +97,7 @@ def structure_to_graph(
     x = onehot * ATOMIC_MASS_AMU[numbers - 1][:, None]
     z = onehot
     if site_dos is not None:
-        dos = validate_binned(site_dos, f"{label} site_dos", rows=n)
+        dos = validate_binned(site_dos, f"{label} site_dos", rows=n, n_bins=n_bins)
         x = np.concatenate([x, np.ones_like(dos)], axis=1)
         z = np.concatenate([z, dos], axis=1)
 
@@ -111,7 +113,7 @@ def structure_to_graph(
         formula=structure.composition.reduced_formula,
     )
     if y is not None:
-        data.y = torch.as_tensor(validate_binned(y, f"{label} target"), dtype=dtype).unsqueeze(0)
+        data.y = torch.as_tensor(validate_binned(y, f"{label} target", n_bins=n_bins), dtype=dtype).unsqueeze(0)
     return data
 
 

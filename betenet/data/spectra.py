@@ -1,16 +1,33 @@
-"""Turn a raw spectrum (a2F or a site-projected phonon DOS, meV) into the 51-bin network target.
+"""Turn a raw spectrum (a2F or a site-projected phonon DOS, meV) into the binned network target.
 
-One function serves targets and CPD/FPD node attributes alike (paper Methods, DESIGN.md):
+One function serves targets and CPD/FPD node attributes alike. The binned spectrum is a set of point
+samples of a smoothed spectrum at the bin centres of a :class:`~betenet.physics.units.BinGrid`
+(default the paper's 51 centres 0.25 + 2k meV). Two recipes (config ``data.spectrum.recipe``):
 
-1. linear interpolation onto the fine grid ``FINE_GRID_MEV`` (0.1 meV step from 0.25 meV);
-2. Savitzky–Golay smoothing, window 101 points (10 meV), polynomial order 3, ``mode="interp"``;
-3. linear interpolation onto the bin centres ``BIN_CENTRES_MEV`` (0.25 + 2k meV, k = 0..50);
-4. negative values clipped to 0.
+``physical`` (default)
+    1. linear interpolation onto the grid's 0.1 meV fine grid, 0 outside the input's range;
+    2. below the first fine point the spectrum is continued as an odd function of ω,
+       a2F(−ω) = −a2F(ω), so the smoothed curve passes through 0 at ω = 0 (a2F and the phonon DOS
+       vanish there: acoustic phonons);
+    3. Savitzky–Golay smoothing, window 101 points (10 meV), polynomial order 3 (``mode="interp"``
+       at the top end);
+    4. linear interpolation onto the bin centres;
+    5. the first bin follows the ω² law of acoustic phonons from the second:
+       b_0 = b_1 (c_0 / c_1)², because a 10 meV window cannot resolve the rise from 0 at 0.25 meV
+       (unresolved, it put up to 10 times the physical value into the bin with the largest 1/ω
+       weight, and λ of the demo set 30 % off at the 95th percentile);
+    6. negative values clipped to 0.
 
-Outside the frequency range of the input the spectrum is taken as 0 (``outside="zero"``, the
-physical choice: no states beyond the computed range). The authors' release called
-``np.interp`` without ``left``/``right`` and so held the first/last input value constant outside
-the range; ``outside="edge"`` reproduces that exactly.
+``paper``
+    The published recipe, bit for bit: interpolation holding the first/last input value outside
+    the input's range (``np.interp`` without ``left``/``right``, as the release called it),
+    Savitzky–Golay with ``mode="interp"`` (a cubic extrapolated to the lowest fine points),
+    interpolation onto the centres, negatives clipped. Use it to reproduce the release's targets.
+
+The moments of a binned spectrum use the rectangle rule of ``betenet.physics.eliashberg`` with the
+first cell [0, 1.25] meV (its physical extent from 0). Weight of a raw spectrum above the window's
+top (the fine grid's last point, 100.95 meV for the paper's grid) is not represented:
+:func:`lambda_above_window` measures the share of λ lost, and the data module warns about it.
 """
 
 from __future__ import annotations
@@ -19,21 +36,16 @@ import numpy as np
 from scipy.signal import savgol_filter
 
 from betenet.errors import InputError
-from betenet.physics.units import BIN_CENTRES_MEV, N_BINS
+from betenet.physics.properties import lambda_weights
+from betenet.physics.units import FINE_STEP_MEV, PAPER_GRID, BinGrid
 
-#: Fine grid step (meV): the 0.1 meV resolution of the DFT a2F files.
-FINE_STEP_MEV = 0.1
-#: Fine grid 0.25, 0.35, ..., 100.95 meV: ``np.arange(0.25, 101.0, 0.1)`` exactly as the release
-#: built it (values equal start + k*step to within 3e-14 meV). (101 - 0.25)/0.1 = 1007.5 is far
-#: from an integer, so float rounding cannot add or drop the end point: always 1008 points and the
-#: grid stops at 100.95 meV, past the last bin centre (100.25 meV).
-FINE_GRID_MEV = np.arange(0.25, 101.0, FINE_STEP_MEV)
-assert FINE_GRID_MEV.size == 1008 and FINE_GRID_MEV[-1] > BIN_CENTRES_MEV[-1]
 #: Savitzky–Golay window in fine-grid points (101 points = 10 meV) and polynomial order.
 SAVGOL_WINDOW = 101
 SAVGOL_ORDER = 3
-
-_OUTSIDE = ("zero", "edge")
+#: The processing recipes (module docstring).
+RECIPES = ("physical", "paper")
+#: Fine points continued below the first one by the odd reflection (more than half a window).
+_ODD_POINTS = SAVGOL_WINDOW // 2 + 10
 
 
 def _clean_frequencies(freq, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -53,47 +65,57 @@ def _clean_frequencies(freq, name: str) -> tuple[np.ndarray, np.ndarray]:
     return fs, order
 
 
-def _smooth_and_bin(fine: np.ndarray) -> np.ndarray:
-    """Savitzky–Golay along the last axis, interpolate onto the bin centres, clip at 0."""
-    smooth = savgol_filter(fine, SAVGOL_WINDOW, SAVGOL_ORDER, mode="interp", axis=-1)
-    if smooth.ndim == 1:
-        binned = np.interp(BIN_CENTRES_MEV, FINE_GRID_MEV, smooth)
-    else:
-        binned = np.stack([np.interp(BIN_CENTRES_MEV, FINE_GRID_MEV, row) for row in smooth])
+def _check_recipe(recipe: str) -> None:
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
+
+
+def _fine_rows(fs: np.ndarray, rows: np.ndarray, grid: BinGrid, recipe: str) -> np.ndarray:
+    """Rows of values on the fine grid; for ``physical`` preceded by the odd continuation below 0."""
+    fine = grid.fine
+    if recipe == "paper":
+        return np.stack([np.interp(fine, fs, r) for r in rows])
+    ext = fine[0] + FINE_STEP_MEV * np.arange(-_ODD_POINTS, fine.size)
+    sign = np.where(ext > 0, 1.0, -1.0)
+    return np.stack([sign * np.interp(np.abs(ext), fs, r, left=0.0, right=0.0) for r in rows])
+
+
+def _smooth_and_bin(rows: np.ndarray, grid: BinGrid, recipe: str) -> np.ndarray:
+    """Savitzky–Golay along the last axis, sample at the bin centres, first-bin law, clip at 0."""
+    smooth = savgol_filter(rows, SAVGOL_WINDOW, SAVGOL_ORDER, mode="interp", axis=-1)
+    smooth = smooth[:, -grid.fine.size:]
+    centres = grid.centres
+    binned = np.stack([np.interp(centres, grid.fine, row) for row in smooth])
+    if recipe == "physical":
+        binned[:, 0] = binned[:, 1] * (centres[0] / centres[1]) ** 2
     return np.clip(binned, 0.0, None)
 
 
-def _to_fine(fs: np.ndarray, vs: np.ndarray, outside: str) -> np.ndarray:
-    if outside == "zero":
-        return np.interp(FINE_GRID_MEV, fs, vs, left=0.0, right=0.0)
-    return np.interp(FINE_GRID_MEV, fs, vs)
-
-
-def bin_spectrum(freq_meV, values, *, name: str = "spectrum", outside: str = "zero") -> np.ndarray:
-    """Process one spectrum sampled at ``freq_meV`` (meV) into 51 non-negative bins.
+def bin_spectrum(freq_meV, values, *, name: str = "spectrum", grid: BinGrid = PAPER_GRID,
+                 recipe: str = "physical") -> np.ndarray:
+    """Process one spectrum sampled at ``freq_meV`` (meV) into ``grid.n_bins`` non-negative bins.
 
     Frequencies may come in any order (they are sorted together with the values) but must be
     unique and finite; at least 2 points. Units of ``values`` are kept (a2F is dimensionless,
     a DOS keeps its states/meV). Raises ``InputError(name, reason)`` on bad input.
     """
-    if outside not in _OUTSIDE:
-        raise ValueError(f"outside must be one of {_OUTSIDE}, got {outside!r}")
+    _check_recipe(recipe)
     fs, order = _clean_frequencies(freq_meV, name)
     v = np.asarray(values, dtype=float)
     if v.shape != (fs.size,):
         raise InputError(name, f"values have shape {v.shape}, frequencies have {fs.size} points")
     if not np.all(np.isfinite(v)):
         raise InputError(name, "values contain NaN or inf")
-    return _smooth_and_bin(_to_fine(fs, v[order], outside))
+    return _smooth_and_bin(_fine_rows(fs, v[order][None], grid, recipe), grid, recipe)[0]
 
 
-def bin_site_dos(freq_meV, site_dos, *, name: str = "site_dos", outside: str = "zero") -> np.ndarray:
-    """Process a site-projected DOS ``[n_sites, n_freq]`` on a shared grid into ``[n_sites, 51]``.
+def bin_site_dos(freq_meV, site_dos, *, name: str = "site_dos", grid: BinGrid = PAPER_GRID,
+                 recipe: str = "physical") -> np.ndarray:
+    """Process a site-projected DOS ``[n_sites, n_freq]`` on a shared grid into ``[n_sites, n_bins]``.
 
     Each site goes through exactly the steps of :func:`bin_spectrum`.
     """
-    if outside not in _OUTSIDE:
-        raise ValueError(f"outside must be one of {_OUTSIDE}, got {outside!r}")
+    _check_recipe(recipe)
     fs, order = _clean_frequencies(freq_meV, name)
     d = np.asarray(site_dos, dtype=float)
     if d.ndim != 2 or d.shape[1] != fs.size or d.shape[0] == 0:
@@ -101,20 +123,33 @@ def bin_site_dos(freq_meV, site_dos, *, name: str = "site_dos", outside: str = "
     bad = np.flatnonzero(~np.all(np.isfinite(d), axis=1))
     if bad.size:
         raise InputError(name, f"site {bad[0]} contains NaN or inf")
-    fine = np.stack([_to_fine(fs, row[order], outside) for row in d])
-    return _smooth_and_bin(fine)
+    return _smooth_and_bin(_fine_rows(fs, d[:, order], grid, recipe), grid, recipe)
 
 
-def validate_binned(a2f, name: str, *, rows: int | None = None, tol: float = 0.0) -> np.ndarray:
+def lambda_above_window(freq_meV, a2f, grid: BinGrid = PAPER_GRID) -> float:
+    """Share of λ of the raw spectrum that lies above the window's top (``grid.top_meV``), which
+    the binned representation drops; 0.0 when λ of the raw spectrum is not positive."""
+    f = np.asarray(freq_meV, dtype=float)
+    order = np.argsort(f, kind="stable")
+    f, a = f[order], np.asarray(a2f, dtype=float)[order]
+    contrib = lambda_weights(f) * a
+    total = float(contrib.sum())
+    if total <= 0:
+        return 0.0
+    return float(contrib[f > grid.top_meV].sum()) / total
+
+
+def validate_binned(a2f, name: str, *, rows: int | None = None, tol: float = 0.0,
+                    n_bins: int = PAPER_GRID.n_bins) -> np.ndarray:
     """Check an already binned spectrum and return it as a float array.
 
-    Shape must be ``(51,)`` (``rows=None``) or ``(rows, 51)``; values finite and ≥ ``-tol``.
+    Shape must be ``(n_bins,)`` (``rows=None``) or ``(rows, n_bins)``; values finite and ≥ ``-tol``.
     Raises ``InputError(name, reason)`` otherwise.
     """
     a = np.asarray(a2f, dtype=float)
-    want = (N_BINS,) if rows is None else (rows, N_BINS)
+    want = (n_bins,) if rows is None else (rows, n_bins)
     if a.shape != want:
-        raise InputError(name, f"expected shape {want} ({N_BINS} bins), got {a.shape}")
+        raise InputError(name, f"expected shape {want} ({n_bins} bins), got {a.shape}")
     if not np.all(np.isfinite(a)):
         raise InputError(name, "binned spectrum contains NaN or inf")
     if a.size and a.min() < -tol:

@@ -282,8 +282,12 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
         result["members"] = len(ensemble)
         result["skipped_members"] = len(ensemble.skipped)
     for k, m in summary["metrics"].items():
+        if m["n"]:
+            for stat in ("r2", "mae", "rmse"):
+                result[f"{stat}_{k}"] = m[stat]
+    for k, m in (summary.get("reported_metrics") or {}).items():
         for stat in ("r2", "mae", "rmse"):
-            result[f"{stat}_{k}"] = m[stat]
+            result[f"{stat}_{k}_reported"] = m[stat]
     return result
 
 
@@ -356,7 +360,7 @@ def cmd_screen(args: argparse.Namespace) -> dict:
     dm = _datamodule(args, ensemble)
     p1 = _split_predictions(args, ensemble, dm)
     out = Path(args.out)
-    if not np.isfinite(p1.true["tc_K"]).any():
+    if not np.isfinite(p1.truth(args.truth)[1]["tc_K"]).any():
         # No reference T_c: rank the split's structures instead.
         ranking = write_ranking(out / "candidates.csv", p1.ids, p1.formulas, p1.pred["tc_K"],
                                 None if p1.std is None else p1.std["tc_K"])
@@ -368,7 +372,8 @@ def cmd_screen(args: argparse.Namespace) -> dict:
         stage2 = _load(args.ensemble_stage2, args.checkpoint)
         args2 = argparse.Namespace(**{**vars(args), "model": "ensemble"})
         p2 = _split_predictions(args2, stage2, _datamodule(args2, stage2))
-    result = screening_report(p1, out, args.threshold, args.precision, args.recall, args.stage1_precision, stage2=p2)
+    result = screening_report(p1, out, args.threshold, args.precision, args.recall, args.stage1_precision, stage2=p2,
+                              truth=args.truth)
     s1 = result["models"]["stage1"]
     flat = {"mode": "labelled", "out": str(out), "model": s1["model"], "n": s1["n"], "n_positive": s1["n_positive"],
             "average_precision": s1["average_precision"], "random_ap": s1["random_ap"],
@@ -419,7 +424,8 @@ def _ensemble_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--checkpoint", default="final",
                    help="which checkpoint of each run: final (default), classical, critical, modern or a file name")
     p.add_argument("--mu-star", type=float, default=None,
-                   help="Coulomb pseudopotential for the predicted Tc (default: the members' own, 0.10)")
+                   help="Coulomb pseudopotential of every Allen-Dynes Tc, predicted and reference "
+                        "(default: the members' own, 0.10); reported values stay as the dataset gives them")
     p.add_argument("--device", default="cpu", help="torch device for prediction (cpu, cuda, ...)")
     p.add_argument("--batch-size", type=int, default=64, help="structures per forward pass")
     p.add_argument("--threads", type=int, default=None,
@@ -466,6 +472,9 @@ def add_evaluation_commands(sub) -> None:
     _data_args(p)
     p.add_argument("inputs", nargs="*", metavar="INPUTS", help="unlabeled structures to rank (files, folders, globs)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--truth", choices=["auto", "reference", "reported"], default="auto",
+                   help="reference Tc: of the binned reference a2F (reference), the dataset's reported value "
+                        "(reported), or auto (reference when the data has a2F, else reported)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_K,
                    help="a material is a positive when its reference Tc >= this (K; default 5)")
     point = p.add_mutually_exclusive_group()

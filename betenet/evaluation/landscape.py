@@ -136,7 +136,7 @@ def training_loss(batch) -> Callable[[torch.nn.Module], float]:
     def loss_fn(module) -> float:
         b = batch.clone()
         pred = module(b)
-        loss, _ = module.loss_fn(pred, b.y, b.labels, b.weight if "weight" in b else None)
+        loss, _ = module.loss_fn(pred, b.y, b.get("reported"), b.weight if "weight" in b else None)
         return float(loss)
 
     return loss_fn

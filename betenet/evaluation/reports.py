@@ -14,8 +14,14 @@ linear baseline fitted on the rest of the data (:func:`baseline_split_prediction
   cheap threshold passes materials to stage 2, which flags them at its chosen point);
 * :func:`write_ranking` ranks unlabelled candidates by predicted T_c with its uncertainty.
 
-Reference values are the dataset's labels as the model trained on them (given labels, else the
-properties of the target a2F at μ* = 0.10); ``mu_star`` changes the predicted T_c only.
+Two column sets, never mixed (:class:`SplitPredictions`):
+
+* ``true`` — the reference: λ, ω_log, ω_2 and T_c of the binned reference a2F, computed exactly as
+  from the predicted a2F (same grid, same quadrature, same μ*), as the paper compares them. A model
+  that returns the reference spectrum scores zero error. ``mu_star`` applies to both T_c's.
+* ``reported`` — the scalars the dataset ships (from its raw spectrum, or the only labels a
+  Tc-only dataset has), at whatever μ* the dataset used. Reported separately (``reported_metrics``,
+  ``*_reported`` columns) wherever any is given.
 """
 
 from __future__ import annotations
@@ -31,11 +37,12 @@ import numpy as np
 
 from betenet.errors import InputError
 from betenet.evaluation import figures
-from betenet.evaluation.metrics import (MOMENT_PROPERTIES, PROPERTIES, best_worst, metric_vs_ensemble_size,
-                                        normalised_error, per_element_error, property_table, table_markdown)
+from betenet.evaluation.metrics import (best_worst, metric_vs_ensemble_size, normalised_error, per_element_error,
+                                        property_table, table_markdown)
 from betenet.evaluation.screening import (DEFAULT_THRESHOLD_K, PRCurve, confusion, curve_average_precision,
                                           operating_point, precision_recall, random_ap, rank_candidates,
                                           threshold_for_precision, two_stage)
+from betenet.physics.properties import MOMENTS, PROPERTIES, properties
 from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT
 
 __all__ = [
@@ -62,7 +69,7 @@ class SplitPredictions:
     split: str
     ids: list[str]
     formulas: list[str]
-    true: dict[str, np.ndarray]  # PROPERTIES → [N], NaN = unknown
+    true: dict[str, np.ndarray]  # PROPERTIES → [N] of the binned reference a2F at mu_star, NaN = no a2F
     pred: dict[str, np.ndarray]  # PROPERTIES → [N]
     std: dict[str, np.ndarray] | None = None  # ensemble spread, [N] each
     true_a2f: np.ndarray | None = None  # [N, B], NaN rows where no target spectrum
@@ -72,9 +79,33 @@ class SplitPredictions:
     elements: dict[str, list[str]] = field(default_factory=dict)
     mu_star: float = MU_STAR_DEFAULT
     notes: dict = field(default_factory=dict)
+    reported: dict[str, np.ndarray] | None = None  # PROPERTIES → [N] as the dataset gives them, NaN = not given
+    omega_meV: np.ndarray = field(default_factory=lambda: np.asarray(BIN_CENTRES_MEV, dtype=float))
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def has_reference(self) -> bool:
+        """Whether any material has a reference a2F (and so reference properties)."""
+        return any(np.isfinite(v).any() for v in self.true.values())
+
+    @property
+    def has_reported(self) -> bool:
+        return self.reported is not None and any(np.isfinite(v).any() for v in self.reported.values())
+
+    def truth(self, which: str = "auto") -> tuple[str, dict[str, np.ndarray]]:
+        """``(name, values)`` of one column set: ``reference``, ``reported``, or ``auto`` (the
+        reference when any material has one, else the reported values)."""
+        if which == "auto":
+            which = "reference" if self.has_reference or not self.has_reported else "reported"
+        if which == "reference":
+            return which, self.true
+        if which == "reported":
+            if self.reported is None:
+                raise InputError(self.model, "the data reports no scalar values")
+            return which, self.reported
+        raise ValueError(f"truth must be auto, reference or reported, got {which!r}")
 
     def subset(self, ids: Iterable[str]) -> SplitPredictions:
         """The same predictions restricted to (and ordered as) ``ids``."""
@@ -83,7 +114,7 @@ class SplitPredictions:
         take = lambda d: None if d is None else {k: v[idx] for k, v in d.items()}  # noqa: E731
         arr = lambda a: None if a is None else a[idx]  # noqa: E731
         return replace(self, ids=[self.ids[k] for k in idx], formulas=[self.formulas[k] for k in idx],
-                       true=take(self.true), pred=take(self.pred), std=take(self.std),
+                       true=take(self.true), pred=take(self.pred), std=take(self.std), reported=take(self.reported),
                        true_a2f=arr(self.true_a2f), a2f_mean=arr(self.a2f_mean), a2f_std=arr(self.a2f_std),
                        member_a2f=None if self.member_a2f is None else self.member_a2f[:, idx],
                        elements={i: self.elements[i] for i in ids if i in self.elements})
@@ -99,15 +130,27 @@ def _split_graphs(datamodule, split: str) -> list:
     return graphs
 
 
-def _truth(graphs) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, list[str]]]:
-    from betenet.data.datamodule import graph_elements
-    from betenet.models.losses import LABEL_NAMES
+def reference_properties(true_a2f, omega_meV, mu_star: float) -> dict[str, np.ndarray]:
+    """:data:`PROPERTIES` [N] of reference spectra ``true_a2f`` [N, B] (NaN rows: no reference)."""
+    a = np.asarray(true_a2f, dtype=np.float64)
+    has = np.all(np.isfinite(a), axis=1)
+    out = {k: np.full(a.shape[0], np.nan) for k in PROPERTIES}
+    if has.any():
+        props = properties(omega_meV, a[has], mu_star)
+        for k in PROPERTIES:
+            out[k][has] = np.atleast_1d(props[k])
+    return out
 
-    labels = np.stack([g.labels[0].double().numpy() for g in graphs])
-    true = {name: labels[:, LABEL_NAMES.index(name)] for name in PROPERTIES}
+
+def _truth(graphs, omega_meV, mu_star: float):
+    """(reference properties, reported values, reference a2F [N, B], elements) of split graphs."""
+    from betenet.data.datamodule import graph_elements
+
     true_a2f = np.stack([g.y[0].double().numpy() for g in graphs])
+    given = np.stack([g.reported[0].double().numpy() for g in graphs])
+    reported = {name: given[:, j] for j, name in enumerate(PROPERTIES)}
     elements = {str(g.id): sorted(graph_elements(g)) for g in graphs}
-    return true, true_a2f, elements
+    return reference_properties(true_a2f, omega_meV, mu_star), reported, true_a2f, elements
 
 
 #: Appended to model labels on the generated demo set, so its results are never taken for real data.
@@ -121,10 +164,13 @@ def _on_demo(datamodule) -> bool:
 def ensemble_split_predictions(ensemble, datamodule, split: str = "test", mu_star: float | None = None,
                                name: str | None = None, progress: bool = False, device="cpu",
                                batch_size: int = 64) -> SplitPredictions:
-    """The ensemble's predictions for the ``split`` of ``datamodule`` (``all`` = every entry)."""
+    """The ensemble's predictions for the ``split`` of ``datamodule`` (``all`` = every entry); the
+    reference T_c at the same ``mu_star`` (default: the members' own)."""
     graphs = _split_graphs(datamodule, split)
-    true, true_a2f, elements = _truth(graphs)
-    pred = ensemble.predict(graphs, mu_star=mu_star, batch_size=batch_size, device=device, progress=progress)
+    mu = ensemble.mu_star if mu_star is None else float(mu_star)
+    omega = ensemble.grid.centres
+    true, reported, true_a2f, elements = _truth(graphs, omega, mu)
+    pred = ensemble.predict(graphs, mu_star=mu, batch_size=batch_size, device=device, progress=progress)
     if name is None:
         demo = f", {DEMO_TAG}" if _on_demo(datamodule) else ""
         name = f"{ensemble.variant.upper()} ×{len(ensemble)}{demo}"
@@ -132,7 +178,7 @@ def ensemble_split_predictions(ensemble, datamodule, split: str = "test", mu_sta
         model=name, split=split, ids=pred.ids,
         formulas=pred.formulas, true=true, pred=dict(pred.properties), std=dict(pred.properties_std),
         true_a2f=true_a2f, a2f_mean=pred.a2f_mean, a2f_std=pred.a2f_std, member_a2f=pred.member_a2f,
-        elements=elements, mu_star=pred.mu_star,
+        elements=elements, mu_star=pred.mu_star, reported=reported, omega_meV=omega,
         notes={"members": ensemble.names, "skipped_members": [list(s) for s in ensemble.skipped],
                "ensemble": ensemble.source, "variant": ensemble.variant})
 
@@ -145,10 +191,10 @@ def baseline_split_predictions(datamodule, split: str = "test", mu_star: float =
     predictions; with none usable for the fit it raises ``InputError``."""
     from betenet.data.datamodule import read_source, source_root
     from betenet.models.baseline import LinearBaseline, entry_features
-    from betenet.models.losses import LABEL_NAMES
 
     graphs = _split_graphs(datamodule, split)
-    true, true_a2f, elements = _truth(graphs)
+    omega = datamodule.grid.centres
+    true, reported, true_a2f, elements = _truth(graphs, omega, mu_star)
     test_ids = [str(g.id) for g in graphs]
     pool = list(dict.fromkeys(datamodule.split_ids["train"] + datamodule.split_ids["val"]))
     held_out = set(test_ids)
@@ -176,8 +222,9 @@ def baseline_split_predictions(datamodule, split: str = "test", mu_star: float =
                                 f"Ph_2x2x2_interpolated_*); none of the {len(train_ids)} has them "
                                 f"(e.g. {example[0]}: {example[1]})")
     graph_of = datamodule.built.graphs
-    targets = {k: np.array([float(graph_of[i].labels[0, LABEL_NAMES.index(k)]) for i in train_ids])
-               for k in MOMENT_PROPERTIES}
+    train_ref = reference_properties(np.stack([graph_of[i].y[0].double().numpy() for i in train_ids]), omega,
+                                     mu_star)
+    targets = {k: train_ref[k] for k in MOMENTS}
     try:
         model = LinearBaseline(mu_star=mu_star).fit(x_train, targets)
     except ValueError as exc:
@@ -188,7 +235,7 @@ def baseline_split_predictions(datamodule, split: str = "test", mu_star: float =
         model=name or (f"Base, {DEMO_TAG}" if _on_demo(datamodule) else "Base"),
         split=split, ids=test_ids, formulas=[str(g.formula) for g in graphs], true=true,
         pred={k: np.asarray(pred[k], dtype=np.float64) for k in PROPERTIES}, true_a2f=true_a2f,
-        elements=elements, mu_star=mu_star,
+        elements=elements, mu_star=mu_star, reported=reported, omega_meV=omega,
         notes={"baseline_coefficients": model.coefficients(), "n_fit": len(train_ids) - len(miss_train),
                "fit_entries_without_features": len(miss_train),
                "split_entries_without_features": sorted(miss_test)})
@@ -243,9 +290,13 @@ def _cell(x) -> str:
 
 
 def _write_predictions_csv(p: SplitPredictions, delta: np.ndarray, path: Path) -> Path:
+    """One row per material: ``<property>_true`` (of the reference a2F), ``<property>_reported``
+    (the dataset's value, when the data reports any), ``<property>_pred`` and ``_std``, Δ̄."""
+    reported = p.reported if p.has_reported else None
     cols = ["id", "formula"]
     for k in PROPERTIES:
-        cols += [f"{k}_true", f"{k}_pred"] + ([f"{k}_std"] if p.std else [])
+        cols += [f"{k}_true"] + ([f"{k}_reported"] if reported else []) + [f"{k}_pred"] + \
+            ([f"{k}_std"] if p.std else [])
     cols.append("delta")
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -253,10 +304,19 @@ def _write_predictions_csv(p: SplitPredictions, delta: np.ndarray, path: Path) -
         for i, (ident, formula) in enumerate(zip(p.ids, p.formulas)):
             row = [ident, formula]
             for k in PROPERTIES:
-                row += [_cell(p.true[k][i]), _cell(p.pred[k][i])] + ([_cell(p.std[k][i])] if p.std else [])
+                row += [_cell(p.true[k][i])] + ([_cell(reported[k][i])] if reported else []) + \
+                    [_cell(p.pred[k][i])] + ([_cell(p.std[k][i])] if p.std else [])
             row.append(_cell(delta[i]))
             w.writerow(row)
     return path
+
+
+def _reported_table(p: SplitPredictions) -> dict[str, dict] | None:
+    """Metrics of the predictions against the reported values, for the properties the data reports."""
+    if not p.has_reported:
+        return None
+    given = {k: v for k, v in p.reported.items() if np.isfinite(v).any()}
+    return property_table(given, p.pred)
 
 
 def _ranked(rows) -> list[dict]:
@@ -271,17 +331,30 @@ def evaluation_report(p: SplitPredictions, out, k: int = 6, sizes: Iterable[int]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = property_table(p.true, p.pred)
+    reported = _reported_table(p)
     files = {}
-    files["table_json"] = write_json(out / "table1.json", {"model": p.model, "split": p.split, "n": len(p),
-                                                           "mu_star": p.mu_star, "metrics": table})
-    (out / "table1.md").write_text(table_markdown({p.model: table}))
+    head = {"model": p.model, "split": p.split, "n": len(p), "mu_star": p.mu_star,
+            "truth": "properties of the binned reference a2F (same grid, quadrature and mu* as the prediction)",
+            "metrics": table}
+    if reported is not None:
+        head["reported_metrics"] = reported
+        head["reported_truth"] = "scalar values the dataset reports (its own spectrum processing and mu*)"
+    files["table_json"] = write_json(out / "table1.json", head)
+    blocks = {p.model: table} if p.has_reference or reported is None else {}
+    if reported is not None:
+        blocks[f"{p.model} vs reported"] = reported
+    (out / "table1.md").write_text(table_markdown(blocks))
     files["table_markdown"] = out / "table1.md"
-    files["parity"] = figures.parity_grid(p.true, p.pred, out / "parity.png", title=f"{p.model}: {p.split} split",
-                                          std_props=p.std)
+    if p.has_reference or reported is None:
+        files["parity"] = figures.parity_grid(p.true, p.pred, out / "parity.png",
+                                              title=f"{p.model}: {p.split} split", std_props=p.std)
+    if reported is not None:
+        files["parity_reported"] = figures.parity_grid(
+            {k: p.reported[k] for k in reported}, {k: p.pred[k] for k in reported}, out / "parity_reported.png",
+            title=f"{p.model}: {p.split} split vs reported values", std_props=p.std)
     delta = normalised_error(p.true, p.pred)
     files["predictions"] = _write_predictions_csv(p, delta, out / "predictions.csv")
-    summary = {"model": p.model, "split": p.split, "n": len(p), "mu_star": p.mu_star, "metrics": table,
-               "notes": p.notes}
+    summary = {**head, "notes": p.notes}
 
     per_el = per_element_error(p.ids, p.elements, delta)
     summary["per_element"] = {el: {"mean_delta": m, "n": c} for el, (m, c) in per_el.items()}
@@ -299,15 +372,17 @@ def evaluation_report(p: SplitPredictions, out, k: int = 6, sizes: Iterable[int]
             idx = has[[r.index for r in rows]]
             titles = [f"{p.formulas[i]} ({p.ids[i]})  Δ̄ = {r.delta:.2f}" for i, r in zip(idx, rows)]
             files[f"{which}_spectra"] = figures.spectra_panel(
-                BIN_CENTRES_MEV, p.true_a2f[idx], {p.model: p.a2f_mean[idx]},
+                p.omega_meV, p.true_a2f[idx], {p.model: p.a2f_mean[idx]},
                 None if p.a2f_std is None else {p.model: p.a2f_std[idx]}, titles,
                 out / f"{which}_spectra.png", suptitle=f"{p.model}: {which} {len(rows)} by Δ̄")
 
     if p.member_a2f is not None:
         m = p.member_a2f.shape[0]
         sizes = default_sizes(m) if sizes is None else sorted({int(s) for s in sizes if 1 <= int(s) <= m})
-        result = metric_vs_ensemble_size(p.member_a2f, p.true, sizes=sizes, n_draws=n_draws, seed=seed,
-                                         mu_star=p.mu_star)
+        truth_name, truth = p.truth()
+        result = metric_vs_ensemble_size(p.member_a2f, truth, omega_meV=p.omega_meV, sizes=sizes, n_draws=n_draws,
+                                         seed=seed, mu_star=p.mu_star)
+        result["truth"] = truth_name
         summary["ensemble_size"] = result
         files["ensemble_size_json"] = write_json(out / "ensemble_size.json", result)
         files["ensemble_size"] = figures.ensemble_size_plot(result, out / "ensemble_size.png",
@@ -349,14 +424,17 @@ def _chosen_point(curve: PRCurve, true, pred, threshold_K: float, precision=None
 
 
 def screening_curve(p: SplitPredictions, threshold_K: float = DEFAULT_THRESHOLD_K, precision: float | None = None,
-                    recall: float | None = None, stage1_precision: float = 1.0) -> tuple[dict, PRCurve]:
+                    recall: float | None = None, stage1_precision: float = 1.0,
+                    truth: str = "auto") -> tuple[dict, PRCurve]:
     """PR analysis of one model: ``(summary, curve)``. The summary holds ``average_precision``,
     ``random_ap`` (prevalence of the scored materials), ``cheap_stage`` (the lowest decision
     threshold reaching ``stage1_precision``) and ``operating`` (at ``precision``, or ``recall``;
-    default precision :data:`DEFAULT_OPERATING_PRECISION`), each with its confusion counts."""
+    default precision :data:`DEFAULT_OPERATING_PRECISION`), each with its confusion counts.
+    Positives are materials whose ``truth`` T_c (:meth:`SplitPredictions.truth`) is ≥ ``threshold_K``."""
     if precision is None and recall is None:
         precision = DEFAULT_OPERATING_PRECISION
-    true, pred = np.asarray(p.true["tc_K"], float), np.asarray(p.pred["tc_K"], float)
+    truth_name, truth_values = p.truth(truth)
+    true, pred = np.asarray(truth_values["tc_K"], float), np.asarray(p.pred["tc_K"], float)
     used = np.isfinite(true) & np.isfinite(pred)
     if not used.any():
         raise InputError(p.model, f"no material of the {p.split} split has both a reference and a predicted T_c")
@@ -367,7 +445,8 @@ def screening_curve(p: SplitPredictions, threshold_K: float = DEFAULT_THRESHOLD_
                                   "lower --threshold") from None
     cheap = _cheap_point(curve, true, pred, threshold_K, stage1_precision)
     summary = {
-        "model": p.model, "split": p.split, "threshold_K": threshold_K, "n": int(used.sum()),
+        "model": p.model, "split": p.split, "truth": truth_name, "mu_star": p.mu_star,
+        "threshold_K": threshold_K, "n": int(used.sum()),
         "n_positive": curve.n_positive, "average_precision": curve_average_precision(curve),
         "random_ap": random_ap(true[used], threshold_K), "cheap_stage": cheap,
         "operating": _chosen_point(curve, true, pred, threshold_K, precision, recall),
@@ -388,8 +467,8 @@ def _marker(op: dict | None) -> dict | None:
 
 def screening_report(stage1: SplitPredictions, out, threshold_K: float = DEFAULT_THRESHOLD_K,
                      precision: float | None = None, recall: float | None = None, stage1_precision: float = 1.0,
-                     stage2: SplitPredictions | None = None, extra: Mapping[str, SplitPredictions] | None = None
-                     ) -> dict:
+                     stage2: SplitPredictions | None = None, extra: Mapping[str, SplitPredictions] | None = None,
+                     truth: str = "auto") -> dict:
     """Write ``screening.json``, ``pr_curves.png`` and ``confusion_*.png`` into ``out``.
 
     Alone, ``stage1`` is one screening model marked at its operating point. With ``stage2`` (e.g.
@@ -411,7 +490,7 @@ def screening_report(stage1: SplitPredictions, out, threshold_K: float = DEFAULT
     result = {"threshold_K": threshold_K, "stage1_precision": stage1_precision, "models": {}}
     curves, aps, markers, confs = {}, {}, {}, {}
     for role, p in models.items():
-        summary, curve = screening_curve(p, threshold_K, precision, recall, stage1_precision)
+        summary, curve = screening_curve(p, threshold_K, precision, recall, stage1_precision, truth)
         result["models"][role] = summary
         curves[p.model], aps[p.model] = curve, summary["average_precision"]
         point = summary["cheap_stage"] if (role == "stage1" and stage2 is not None) else summary["operating"]
@@ -424,7 +503,7 @@ def screening_report(stage1: SplitPredictions, out, threshold_K: float = DEFAULT
         if cheap is None:
             result["two_stage"] = {"error": f"stage 1 reaches precision {stage1_precision:g} at no threshold"}
         else:
-            true = s1.true["tc_K"]
+            true = s1.truth(result["models"]["stage1"]["truth"])[1]["tc_K"]
             flow = two_stage(true, s1.pred["tc_K"], s2.pred["tc_K"], cheap["decision_K"], threshold_K,
                              None if op2 is None else op2["decision_K"])
             curve = flow.pop("curve")

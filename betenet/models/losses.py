@@ -1,8 +1,11 @@
 """Training losses on predicted a2F: binned MSE, 1-D Wasserstein, curvature, and physics-property terms.
 
 Every term is masked: an entry contributes to the bin terms only where it carries a binned a2F
-target, and to a property term only where that scalar label is known (mixed supervision). Bootstrap
-weights (duplicate counts of a resample) multiply each entry's contribution.
+target, and to a property term only where that property's reference is known (mixed supervision).
+The reference of a property is the property of the binned a2F target when the entry has one (the
+same quantity, on the same grid and at the same μ*, as the prediction's), otherwise the value the
+dataset reports (e.g. a Tc-only entry). Bootstrap weights (duplicate counts of a resample) multiply
+each entry's contribution.
 """
 
 from __future__ import annotations
@@ -11,11 +14,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from betenet.physics.eliashberg import allen_dynes_tc_torch, mcmillan_lambda_for_tc_torch, moments_torch
-from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT
-
-#: Order of the scalar labels in a graph's `labels` tensor.
-LABEL_NAMES = ("lambda", "omega_log_K", "omega_2_K", "tc_K")
+from betenet.physics.eliashberg import mcmillan_lambda_for_tc_torch
+from betenet.physics.properties import PROPERTIES, properties_torch
+from betenet.physics.units import MU_STAR_DEFAULT, PAPER_GRID, BinGrid
 
 #: Scale of each property's error inside the loss (the error is divided by it before squaring).
 DEFAULT_PROPERTY_SCALES = {"lambda": 1.0, "omega_log_K": 100.0, "omega_2_K": 100.0, "tc_K": 10.0}
@@ -29,11 +30,11 @@ def _weighted_mean(per_entry: torch.Tensor, mask: torch.Tensor, weight: torch.Te
     return torch.where(total > 0, (w * torch.nan_to_num(per_entry)).sum() / safe, total * 0.0)
 
 
-def predicted_properties(a2f: torch.Tensor, omega_meV: torch.Tensor, mu_star: float) -> torch.Tensor:
-    """[N, 4] lambda, omega_log_K, omega_2_K, Allen–Dynes Tc of predicted spectra on the bin grid."""
-    lam, wlog, w2 = moments_torch(omega_meV, a2f)
-    tc = allen_dynes_tc_torch(lam, wlog, w2, mu_star=mu_star)
-    return torch.stack([lam, wlog, w2, tc], dim=-1)
+def property_matrix(a2f: torch.Tensor, omega_meV: torch.Tensor, mu_star: float) -> torch.Tensor:
+    """[N, 4] :data:`~betenet.physics.properties.PROPERTIES` of spectra [N, B], the column order of
+    a graph's ``labels``."""
+    props = properties_torch(omega_meV, a2f, mu_star)
+    return torch.stack([props[k] for k in PROPERTIES], dim=-1)
 
 
 def wasserstein_1d(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -59,11 +60,12 @@ class BetenetLoss:
     properties: dict[str, float] = field(default_factory=dict)
     property_scales: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PROPERTY_SCALES))
     mu_star: float = MU_STAR_DEFAULT
+    grid: BinGrid = PAPER_GRID
 
     def __post_init__(self):
-        unknown = set(self.properties) - set(LABEL_NAMES)
+        unknown = set(self.properties) - set(PROPERTIES)
         if unknown:
-            raise ValueError(f"unknown property loss terms {sorted(unknown)}; known: {LABEL_NAMES}")
+            raise ValueError(f"unknown property loss terms {sorted(unknown)}; known: {PROPERTIES}")
 
     def tc_threshold_guide(self, props: torch.Tensor, tc_true: torch.Tensor) -> torch.Tensor:
         """Squared shortfall of lambda below the McMillan lambda that would give the target Tc.
@@ -77,9 +79,22 @@ class BetenetLoss:
         short = torch.relu(lam_needed - lam) * (tc_pred < tc_true)
         return (short / self.property_scales["lambda"]) ** 2
 
-    def __call__(self, pred: torch.Tensor, y: torch.Tensor, labels: torch.Tensor | None = None,
+    def omega(self, like: torch.Tensor) -> torch.Tensor:
+        """The bin centres (meV) as a tensor of ``like``'s dtype and device."""
+        return torch.as_tensor(self.grid.centres, dtype=like.dtype, device=like.device)
+
+    def reference(self, y: torch.Tensor, reported: torch.Tensor | None) -> torch.Tensor:
+        """[N, 4] reference properties: those of the binned target ``y`` where an entry has one,
+        else the ``reported`` values (NaN = unknown)."""
+        has_y = torch.isfinite(y).all(-1)
+        from_y = property_matrix(torch.where(has_y[:, None], y, torch.zeros_like(y)), self.omega(y), self.mu_star)
+        other = torch.full_like(from_y, float("nan")) if reported is None else reported.to(from_y.dtype)
+        return torch.where(has_y[:, None], from_y, other)
+
+    def __call__(self, pred: torch.Tensor, y: torch.Tensor, reported: torch.Tensor | None = None,
                  weight: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """pred, y: [N, 51] (y rows of NaN where no a2F target); labels: [N, 4] with NaN = unknown."""
+        """pred, y: [N, B] (y rows of NaN where no a2F target); reported: [N, 4] (:data:`PROPERTIES`
+        order) scalars the dataset gives, NaN = unknown."""
         n = pred.shape[0]
         weight = torch.ones(n, dtype=pred.dtype, device=pred.device) if weight is None else weight.to(pred.dtype)
         has_y = torch.isfinite(y).all(-1)
@@ -92,11 +107,11 @@ class BetenetLoss:
         if self.curvature:
             parts["curvature"] = self.curvature * _weighted_mean(curvature(pred), torch.ones_like(has_y), weight)
         active = {k: v for k, v in self.properties.items() if v}
-        if active and labels is not None:
-            omega = torch.as_tensor(BIN_CENTRES_MEV, dtype=pred.dtype, device=pred.device)
-            props = predicted_properties(pred, omega, self.mu_star)
+        if active:
+            props = property_matrix(pred, self.omega(pred), self.mu_star)
+            labels = self.reference(y, reported)
             for name, w in active.items():
-                j = LABEL_NAMES.index(name)
+                j = PROPERTIES.index(name)
                 known = torch.isfinite(labels[:, j])
                 target = torch.where(known, labels[:, j], torch.zeros_like(labels[:, j]))
                 err = ((props[:, j] - target) / self.property_scales[name]) ** 2

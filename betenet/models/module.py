@@ -1,8 +1,11 @@
 """BetenetModule: the LightningModule that wraps the network, the loss and the optimizer.
 
 Logs per epoch: `train_loss`, `val_loss` (out-of-bag, same loss, unweighted) and validation MAE of
-lambda, omega_log, omega_2 and Allen–Dynes Tc computed from the predicted a2F through the
-differentiable physics.
+lambda, omega_log, omega_2 and Allen–Dynes Tc of the predicted a2F against the loss's reference
+(the properties of the binned target a2F, or the dataset's reported value for entries without one).
+
+``bins`` (start_meV, step_meV, n_bins) is the binned grid the network predicts on; it is stored
+with the hyper-parameters, so a checkpoint knows its own frequency axis.
 """
 
 from __future__ import annotations
@@ -12,28 +15,30 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from betenet.models.losses import LABEL_NAMES, BetenetLoss, predicted_properties
+from betenet.models.losses import BetenetLoss, property_matrix
 from betenet.models.network import BeteNet
-from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT
-
-MAE_NAMES = {"lambda": "val_mae_lambda", "omega_log_K": "val_mae_omega_log_K",
-             "omega_2_K": "val_mae_omega_2_K", "tc_K": "val_mae_tc_K"}
+from betenet.physics.properties import PROPERTIES
+from betenet.physics.units import MU_STAR_DEFAULT, BinGrid
 
 
 class BetenetModule(pl.LightningModule):
     """Network + loss + AdamW. `net` holds BeteNet's constructor arguments (plain config)."""
 
     def __init__(self, net: dict[str, Any], loss: dict[str, Any] | None = None, lr: float = 0.005,
-                 weight_decay: float = 0.0, mu_star: float = MU_STAR_DEFAULT, dtype: str = "float32"):
+                 weight_decay: float = 0.0, mu_star: float = MU_STAR_DEFAULT, dtype: str = "float32",
+                 bins: dict[str, Any] | None = None):
         super().__init__()
         self.save_hyperparameters()
+        self.grid = BinGrid.from_config(bins)
+        if int(net.get("out_dim", self.grid.n_bins)) != self.grid.n_bins:
+            raise ValueError(f"net.out_dim={net.get('out_dim')} differs from the {self.grid.n_bins} bins of {self.grid}")
         self.net = BeteNet(**dict(net))
-        self.loss_fn = BetenetLoss(**dict(loss or {}), mu_star=mu_star)
+        self.loss_fn = BetenetLoss(**dict(loss or {}), mu_star=mu_star, grid=self.grid)
         if dtype == "float64":
             self.net.double()
         elif dtype != "float32":
             raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-        self.register_buffer("omega_meV", torch.as_tensor(BIN_CENTRES_MEV, dtype=self._float_dtype),
+        self.register_buffer("omega_meV", torch.as_tensor(self.grid.centres, dtype=self._float_dtype),
                              persistent=False)
 
     @property
@@ -42,7 +47,7 @@ class BetenetModule(pl.LightningModule):
 
     def _cast(self, batch):
         if self._float_dtype == torch.float64:
-            for key in ("x", "z", "edge_vec", "pos", "y", "labels", "weight"):
+            for key in ("x", "z", "edge_vec", "pos", "y", "reported", "weight"):
                 if key in batch:
                     batch[key] = batch[key].double()
         return batch
@@ -53,7 +58,7 @@ class BetenetModule(pl.LightningModule):
     def _step(self, batch, weighted: bool):
         pred = self(batch)
         weight = batch.weight if weighted and "weight" in batch else None
-        loss, parts = self.loss_fn(pred, batch.y, batch.labels, weight)
+        loss, parts = self.loss_fn(pred, batch.y, batch.get("reported"), weight)
         return pred, loss, parts
 
     def training_step(self, batch, batch_idx):
@@ -69,12 +74,13 @@ class BetenetModule(pl.LightningModule):
         pred, loss, _ = self._step(batch, weighted=False)
         n = batch.num_graphs
         self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
-        props = predicted_properties(pred.detach(), self.omega_meV.to(pred.dtype), self.hparams.mu_star)
-        for j, name in enumerate(LABEL_NAMES):
-            known = torch.isfinite(batch.labels[:, j])
+        props = property_matrix(pred.detach(), self.omega_meV.to(pred.dtype), self.hparams.mu_star)
+        reference = self.loss_fn.reference(batch.y, batch.get("reported"))
+        for j, name in enumerate(PROPERTIES):
+            known = torch.isfinite(reference[:, j])
             if known.any():
-                mae = (props[known, j] - batch.labels[known, j]).abs().mean()
-                self.log(MAE_NAMES[name], mae, on_step=False, on_epoch=True, batch_size=int(known.sum()))
+                mae = (props[known, j] - reference[known, j]).abs().mean()
+                self.log(f"val_mae_{name}", mae, on_step=False, on_epoch=True, batch_size=int(known.sum()))
 
     def test_step(self, batch, batch_idx):
         pred, loss, _ = self._step(batch, weighted=False)

@@ -30,8 +30,8 @@ import torch
 from tqdm.auto import tqdm
 
 from betenet.errors import InputError
-from betenet.evaluation.metrics import PROPERTIES, properties_from_a2f
-from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT
+from betenet.physics.properties import PROPERTIES, properties
+from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT, BinGrid
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def combine_members(member_a2f, mu_star: float = MU_STAR_DEFAULT, omega_meV=BIN_
     """Ensemble statistics of member spectra ``member_a2f`` [M, N, B] on ``omega_meV`` [B].
 
     Returns ``dict(a2f_mean [N, B], a2f_std [N, B], properties, properties_std)``; ``properties``
-    maps :data:`~betenet.evaluation.metrics.PROPERTIES` (λ, ω_log [K], ω_2 [K], Allen–Dynes T_c
+    maps :data:`~betenet.physics.properties.PROPERTIES` (λ, ω_log [K], ω_2 [K], Allen–Dynes T_c
     [K] with ``mu_star``) to [N] arrays computed from the mean a2F; ``properties_std`` the standard
     deviation (ddof = 0) over members of each member's own value. ``eliashberg=True`` adds
     ``tc_eliashberg_K`` (isotropic Eliashberg T_c, one solve per member and material: slow).
@@ -110,9 +110,9 @@ def combine_members(member_a2f, mu_star: float = MU_STAR_DEFAULT, omega_meV=BIN_
         raise ValueError(f"member_a2f must be [M >= 1, N, {omega.size}], got shape {preds.shape}")
     mean = preds.mean(axis=0)
     std = preds.std(axis=0)
-    props = {k: np.atleast_1d(v).astype(np.float64) for k, v in properties_from_a2f(mean, omega, mu_star).items()}
+    props = {k: np.atleast_1d(v).astype(np.float64) for k, v in properties(omega, mean, mu_star).items()}
     m, n = preds.shape[:2]
-    per_member = properties_from_a2f(preds.reshape(m * n, -1), omega, mu_star)
+    per_member = properties(omega, preds.reshape(m * n, -1), mu_star)
     spread = {k: np.asarray(per_member[k], dtype=np.float64).reshape(m, n).std(axis=0) for k in PROPERTIES}
     if eliashberg:
         from betenet.physics.eliashberg_solver import eliashberg_tc
@@ -165,6 +165,12 @@ class Ensemble:
         return float(self.hparams.get("mu_star", MU_STAR_DEFAULT))
 
     @property
+    def grid(self) -> BinGrid:
+        """The binned grid the members predict on (their ``bins`` hyper-parameter; the paper's grid
+        for checkpoints written before it was recorded)."""
+        return BinGrid.from_config(self.hparams.get("bins"))
+
+    @property
     def variant(self) -> str:
         """The variant name from the run config (``cso``, ``cpd``, ``fpd``), else from the input width."""
         cfg = self.config
@@ -186,10 +192,12 @@ class Ensemble:
     def graph_settings(self) -> dict:
         """Keyword arguments of ``entry_to_graph`` matching how the members' graphs were built."""
         data = (self.config or {}).get("data") or {}
+        spectrum = data.get("spectrum") or self.grid.as_dict()
         return dict(site_dos_kind=self.site_dos or "none",
                     r_max=float(self.hparams["net"].get("r_max", data.get("r_max", 4.0))),
                     self_loops=bool(data.get("self_loops", True)),
-                    allow_isolated=bool(data.get("allow_isolated", False)))
+                    allow_isolated=bool(data.get("allow_isolated", False)),
+                    spectrum=dict(spectrum))
 
     def datamodule(self, data=None, source: str | None = None, cache_dir=None):
         """The members' data module, set up: same source, settings and test split as in training,
@@ -247,10 +255,12 @@ class Ensemble:
         graphs = list(graphs)
         mu = self.mu_star if mu_star is None else float(mu_star)
         member_a2f = self.predict_members(graphs, batch_size, device, progress)
-        stats = combine_members(member_a2f, mu, eliashberg=eliashberg, progress=progress)
+        omega = self.grid.centres
+        stats = combine_members(member_a2f, mu, omega_meV=omega, eliashberg=eliashberg, progress=progress)
         ids = [str(getattr(g, "id", i)) for i, g in enumerate(graphs)] if ids is None else [str(i) for i in ids]
         formulas = [str(getattr(g, "formula", "")) for g in graphs] if formulas is None else list(formulas)
-        return EnsemblePrediction(ids=ids, formulas=formulas, member_a2f=member_a2f, mu_star=mu, **stats)
+        return EnsemblePrediction(ids=ids, formulas=formulas, member_a2f=member_a2f, mu_star=mu, omega_meV=omega,
+                                  **stats)
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,7 +353,7 @@ def _data_signature(config: dict | None) -> dict | None:
     data = (config or {}).get("data")
     if not isinstance(data, dict):
         return None
-    return {k: data.get(k) for k in ("site_dos", "r_max", "self_loops", "allow_isolated")}
+    return {k: data.get(k) for k in ("site_dos", "r_max", "self_loops", "allow_isolated", "spectrum")}
 
 
 def load_ensemble(sources, checkpoint: str = "final") -> Ensemble:

@@ -16,20 +16,20 @@ Generation (``build_demo_dataset``), for each of ``n`` crystals drawn with ``num
    paper interpolates to 20×20×20 — 8³ keeps the whole set well under two minutes), Gaussian
    broadening ``SIGMA_MEV`` = 1 meV on a 0.1 meV grid from 0 to max(w) + 6σ; each site's projected
    DOS integrates to 3 (total 3n);
-4. a2F(w) = (1/n) Σ_s [η_s / (2 M_s)] (g_s(w)/3) h(w): g_s the fine site DOS without the three
-   acoustic modes at Γ (rigid translations do not couple to electrons; on an 8³ mesh their
-   broadened weight at w ≈ 0 would otherwise dominate lambda of stiff crystals), M_s the mass,
-   h(w) = (1 - exp(-(w/w_c)²)) / w with w_c = ``A2F_LOW_CUTOFF_MEV``, and the site's Hopfield
-   parameter η_s = c_s K_s / 3, c_s = ``element_tables.COUPLING`` and K_s the sum of the site's
-   spring constants (the same bonds set stiffness and coupling). This is McMillan's picture site
-   by site: with <w²>_s = K_s / (3 M_s) the site's Brillouin-zone average, η_s / (M_s <w²>_s) = c_s,
-   and lambda_s = 2∫a2F_s/w = c_s <w²>_s <w⁻²>_s ≥ c_s (up to the cutoff), so low-frequency modes
-   couple more (the 1/w) and broad, soft spectra raise lambda. The factor 1 - exp(-(w/w_c)²)
-   removes the broadened acoustic weight at w → 0 (a2F ∝ w there);
+4. a2F(w) = (1/n) Σ_s [η_s / (2 M_s)] (g_s(w)/3) / w: g_s the fine site DOS without the three
+   acoustic modes at Γ (rigid translations do not couple to electrons), M_s the mass, and the
+   site's Hopfield parameter η_s = c_s K_s / 3, c_s = ``element_tables.COUPLING`` and K_s the sum of
+   the site's spring constants (the same bonds set stiffness and coupling). This is McMillan's
+   picture site by site: with <w²>_s = K_s / (3 M_s) the site's Brillouin-zone average,
+   η_s / (M_s <w²>_s) = c_s, and lambda_s = 2∫a2F_s/w = c_s <w²>_s <w⁻²>_s ≥ c_s, so low-frequency
+   modes couple more (the 1/w) and broad, soft spectra raise lambda. Below w_1, the lowest mode the
+   mesh samples (Γ's acoustic zeros aside), the 8³ mesh holds no states, only the tails of the
+   1 meV broadening: there a2F is continued by the acoustic-phonon law a2F(w) = a2F(w_1)(w/w_1)²,
+   so every spectrum starts from 0 like a real one (:func:`acoustic_continuation`);
 5. spectra are stored on the 0.5 meV sub-grid (every 5th point of the 0.1 meV grid; downstream
    ``bin_spectrum`` interpolates back to 0.1 meV) rounded to 6 significant digits, and the labels
-   lambda, w_log, w_2 (``betenet.physics.eliashberg.moments``) and Allen–Dynes Tc (mu* = 0.10)
-   are computed from exactly the stored a2F.
+   lambda, w_log, w_2 and Allen–Dynes Tc (mu* = 0.10; ``betenet.physics.properties``) are
+   computed from exactly the stored a2F.
 
 ``load_demo_dataset`` writes the set once in the generic directory format (``structures/<id>.cif``,
 ``labels.json``, ``metadata.json``) under ``$BETENET_CACHE`` (default ``~/.cache/betenet``) in
@@ -63,12 +63,12 @@ from betenet.data.phonons import (
 )
 from betenet.data.prototypes import Prototype, check_geometry, decorate, prototypes
 from betenet.data.sources.base import Entry, build_entry
-from betenet.physics.eliashberg import allen_dynes_tc, moments
+from betenet.physics.properties import a2f_properties
 
 log = logging.getLogger(__name__)
 
 #: Bump whenever generated values change: it is part of the cache key.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 GENERATOR_NAME = "betenet demo"
 #: q-mesh on which both the coarse and the fine phonon DOS are evaluated.
 DOS_MESH = (8, 8, 8)
@@ -79,8 +79,6 @@ SIGMA_MEV = 1.0
 STEP_MEV = 0.1
 #: Grid step of the stored spectra (meV); a multiple of STEP_MEV.
 STORE_STEP_MEV = 0.5
-#: w_c of the low-frequency factor 1 - exp(-(w/w_c)²) in a2F (meV).
-A2F_LOW_CUTOFF_MEV = 2.0
 #: Structures with a mode other than the three acoustic ones at Γ below FLOPPY_FRACTION × the
 #: median frequency (or below FLOPPY_MEV) are rejected as (nearly) floppy spring networks.
 FLOPPY_FRACTION = 0.06
@@ -140,8 +138,7 @@ def round_significant(values, digits: int = SIGNIFICANT_DIGITS) -> np.ndarray:
 
 
 def synthetic_a2f(omega_meV, site_dos, species, bond_stiffness) -> np.ndarray:
-    """a2F(w) = (1/n) Σ_s [η_s/(2 M_s)] (g_s(w)/3) (1 - exp(-(w/w_c)²))/w, η_s = c_s K_s/3 (module
-    doc, step 4). a2F(0) = 0.
+    """a2F(w) = (1/n) Σ_s [η_s/(2 M_s)] (g_s(w)/3) / w, η_s = c_s K_s/3 (module doc, step 4), 0 at w ≤ 0.
 
     ``site_dos`` [n, nf]: the site-projected DOS the electrons couple to (states/meV) on
     ``omega_meV`` — in the demo the fine DOS without the acoustic modes at Γ (∫ ≈ 3 per site);
@@ -152,9 +149,18 @@ def synthetic_a2f(omega_meV, site_dos, species, bond_stiffness) -> np.ndarray:
     w = np.asarray(omega_meV, dtype=float)
     eta = np.array([COUPLING[s] for s in species]) * np.asarray(bond_stiffness, dtype=float) / 3.0
     strength = eta / (2.0 * np.array([MASS_AMU[s] for s in species])) * HBAR_OMEGA_UNIT_MEV**2
-    safe = np.where(w > 0, w, 1.0)
-    h = np.where(w > 0, -np.expm1(-((w / A2F_LOW_CUTOFF_MEV) ** 2)) / safe, 0.0)
-    return (strength[:, None] * np.asarray(site_dos) / 3.0).mean(axis=0) * h
+    inv_w = np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0), 0.0)
+    return (strength[:, None] * np.asarray(site_dos) / 3.0).mean(axis=0) * inv_w
+
+
+def acoustic_continuation(omega_meV, a2f, w1_meV: float) -> np.ndarray:
+    """``a2f`` with its values below ``w1_meV`` replaced by a2F(w1) (w/w1)², the acoustic-phonon law
+    (a2F(w1) interpolated on the grid; 0 at w ≤ 0)."""
+    w = np.asarray(omega_meV, dtype=float)
+    a = np.asarray(a2f, dtype=float).copy()
+    low = w < w1_meV
+    a[low] = np.interp(w1_meV, w, a) * (np.clip(w[low], 0.0, None) / w1_meV) ** 2
+    return a
 
 
 def _phonon_spectra(structure: Structure) -> dict | None:
@@ -180,11 +186,12 @@ def _phonon_spectra(structure: Structure) -> dict | None:
     coupled = p_fine.copy()
     coupled[0, :3] = 0.0
     _, dos_coupled = site_projected_dos(np.clip(f_fine, 0, None), coupled, wq, f_end, **kw)
+    a2f = synthetic_a2f(grid, dos_coupled, species, fine_fc.onsite_trace())
     return dict(
         grid=grid,
         dos_fine=dos_fine,
         dos_coarse=dos_coarse,
-        a2f=synthetic_a2f(grid, dos_coupled, species, fine_fc.onsite_trace()),
+        a2f=acoustic_continuation(grid, a2f, float(non_acoustic.min())),
         min_freq=float(f_fine.min()),
     )
 
@@ -219,9 +226,7 @@ def _make_entry(index: int, proto: Prototype, structure: Structure, spectra: dic
     """Entry ``index``: spectra cut to the stored grid and rounded, labels from the stored a2F."""
     grid = spectra["grid"][::_STRIDE]
     a2f = round_significant(spectra["a2f"][::_STRIDE])
-    m = moments(grid, a2f)
-    lam, wlog, w2 = float(m["lam"]), float(m["wlog_K"]), float(m["w2_K"])
-    tc = float(allen_dynes_tc(lam, wlog, w2, MU_STAR))
+    labels = a2f_properties(grid, a2f, MU_STAR)
     return DemoEntry(
         id=f"demo-{index:04d}",
         prototype=proto.name,
@@ -234,7 +239,7 @@ def _make_entry(index: int, proto: Prototype, structure: Structure, spectra: dic
         phdos_fine_freq_meV=grid,
         phdos_fine_site=round_significant(spectra["dos_fine"][:, ::_STRIDE]),
         min_phonon_freq_meV=round(spectra["min_freq"], 6) + 0.0,  # + 0.0: no "-0.0"
-        labels={"lambda": lam, "omega_log_K": wlog, "omega_2_K": w2, "tc_K": tc},
+        labels=labels,
     )
 
 
@@ -286,7 +291,7 @@ def _metadata(entries: list[DemoEntry], n: int, seed: int) -> dict:
             "Synthetic demo data, not DFT: small crystals from prototypes decorated with elements, "
             "phonons of a positive central-spring model, coarse PhDOS from 2x2x2-folded force "
             "constants, and a2F = site-averaged McMillan-Hopfield coupling times the fine site DOS "
-            "over w (see betenet/data/sources/demo.py)."
+            "over w, continued as w^2 below the lowest mode (see betenet/data/sources/demo.py)."
         ),
         "n": n,
         "seed": seed,
@@ -297,7 +302,7 @@ def _metadata(entries: list[DemoEntry], n: int, seed: int) -> dict:
             "sigma_meV": SIGMA_MEV,
             "computed_step_meV": STEP_MEV,
             "stored_step_meV": STORE_STEP_MEV,
-            "a2f_low_cutoff_meV": A2F_LOW_CUTOFF_MEV,
+            "a2f_low_frequency": "a2F(w1) (w/w1)^2 below the lowest mode w1 of the mesh",
             "mu_star": MU_STAR,
             "significant_digits": SIGNIFICANT_DIGITS,
             "site_dos_integral": 3.0,
