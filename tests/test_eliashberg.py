@@ -16,6 +16,7 @@ from betenet.physics.eliashberg import (
 from betenet.physics.properties import (
     PROPERTIES,
     a2f_properties,
+    allen_dynes_lambda,
     allen_dynes_tc,
     lambda_weights,
     mcmillan_tc,
@@ -358,3 +359,19 @@ def test_spectrum_warnings_report_negative_weight():
     assert facts["lambda_negatives_zeroed"] == pytest.approx(
         properties(BIN_CENTRES_MEV, np.clip(noisy, 0, None))["lambda"])
     assert len(notes) == 1 and "as given" in notes[0]
+
+
+def test_allen_dynes_lambda_inverts_the_formula():
+    lam = np.array([0.2, 0.45, 0.9, 1.7, 3.0])
+    wlog = np.array([150.0, 250.0, 90.0, 400.0, 60.0])
+    w2 = 1.2 * wlog
+    for mu in (0.1, 0.13):
+        tc = allen_dynes_tc(lam, wlog, w2, mu)
+        np.testing.assert_allclose(allen_dynes_lambda(tc, wlog, w2, mu), lam, rtol=1e-8)
+    # Tc = 0: the threshold lambda mu*/(1 - 0.62 mu*), the largest lambda that gives Tc = 0
+    lam_c = allen_dynes_lambda(0.0, 200.0, 240.0, MU)
+    assert lam_c == pytest.approx(MU / (1 - 0.62 * MU))
+    assert allen_dynes_tc(lam_c, 200.0, 240.0, MU) == 0.0 < allen_dynes_tc(lam_c + 0.05, 200.0, 240.0, MU)
+    # unreachable: a Tc above what lambda = lam_max gives, or no phonon scale
+    assert np.isnan(allen_dynes_lambda(1e3, 100.0, 120.0, MU))
+    assert np.isnan(allen_dynes_lambda(5.0, 0.0, 120.0, MU))

@@ -36,6 +36,7 @@ __all__ = [
     "a2f_properties",
     "allen_dynes_tc",
     "mcmillan_tc",
+    "allen_dynes_lambda",
     "lambda_weights",
     "spectrum_warnings",
 ]
@@ -148,3 +149,27 @@ def spectrum_warnings(omega_meV, a2f) -> tuple[list[str], dict]:
     if omega.size < 2:
         out.append("a single frequency point has no integration cell: every property is 0")
     return out, facts
+
+
+def allen_dynes_lambda(tc_K, omega_log_K, omega_2_K, mu_star=MU_STAR_DEFAULT, lam_max: float = 10.0):
+    """numpy: the λ at which the Allen–Dynes Tc equals ``tc_K`` for the given ω_log, ω_2 (K) and μ*.
+
+    Allen–Dynes Tc rises monotonically with λ above the threshold λ_c = μ*/(1 − 0.62 μ*), where it
+    is 0; the root is bracketed in [λ_c, ``lam_max``] and found by bisection to 1e-10 (vectorised).
+    ``tc_K`` = 0 gives λ_c (the largest λ with Tc = 0); a Tc above what ``lam_max`` reaches, or a
+    non-positive ω_log / ω_2, gives NaN.
+    """
+    tc, wlog, w2, mu = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in
+                                             (tc_K, omega_log_K, omega_2_K, mu_star)))
+    lam_c = mu / (1.0 - 0.62 * mu)
+    lo = lam_c.copy()
+    hi = np.full_like(lo, float(lam_max))
+    reachable = (wlog > 0) & (w2 > 0) & (tc >= 0) & (allen_dynes_tc(hi, wlog, w2, mu) >= tc)
+    for _ in range(80):  # (lam_max - lam_c) / 2^80 is far below 1e-10
+        mid = 0.5 * (lo + hi)
+        above = allen_dynes_tc(mid, wlog, w2, mu) > tc
+        hi = np.where(above, mid, hi)
+        lo = np.where(above, lo, mid)
+    lam = np.where(tc > 0, 0.5 * (lo + hi), lam_c)
+    out = np.where(reachable, lam, np.nan)
+    return float(out) if out.ndim == 0 else out
