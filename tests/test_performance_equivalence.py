@@ -17,7 +17,6 @@ from torch_geometric.data import Batch
 from betenet.data.graphs import graph_stats, structure_to_graph
 from betenet.data.structures import load_structure
 from betenet.errors import InputError
-from betenet.models import network
 from betenet.models.fused import NodeGroups, ShellProduct, csr, shell_sums, source_side, sparse_dense
 from betenet.models.module import BetenetModule
 from betenet.models.network import BeteNet
@@ -76,12 +75,12 @@ def test_paper_network_on_real_structures_float64(graphs):
     fused, plain = pair(**PAPER, num_neighbors=graph_stats(graphs)["mean_neighbours"])
     compare(fused, plain, batch, rtol=1e-10)
     # the prepared graph really is smaller than the edge list: distinct attributes, lengths and shells
-    cache = fused.prepare(batch)
+    cache = fused.evaluator.prepare(batch)
     assert cache.attr_rows.shape[0] < batch.num_nodes and cache.num_shells < cache.num_edges
     # and the first convolution runs on node classes and (radial row, source class) pairs
     assert cache.classes is not None and cache.classes.num_pairs < cache.num_shells
     # layer 2's 0e -> 1o path runs on source pairs (fewer input than output components)
-    assert any(source_side(p) for p in fused.layers[1].conv.plan.edge) and cache.source_pairs is not None
+    assert any(source_side(p) for p in fused.evaluator.plans[1].edge) and cache.source_pairs is not None
 
 
 def test_paper_network_on_real_structures_float32(graphs):
@@ -105,14 +104,14 @@ def test_distinct_node_attributes_cpd_like(graphs):
     batch = Batch.from_data_list(gs)
     kw = dict(SMALL, in_dim=169, attr_dim=169, num_neighbors=10.0)
     fused, plain = pair(**kw)
-    cache = fused.prepare(batch)
+    cache = fused.evaluator.prepare(batch)
     assert cache.attr_rows.shape[0] == batch.num_nodes and cache.classes is None
     # x = [mass one-hot, ones] repeats by element: the first node maps contract the input side per element
     assert cache.inputs is not None and cache.inputs.x_rows.shape[0] < batch.num_nodes // 2
     compare(fused, plain, batch, rtol=1e-10)
     # every input row distinct as well: per-node products throughout
     batch.x = batch.x + torch.as_tensor(rng.random(batch.x.shape))
-    assert fused.prepare(batch).inputs is None
+    assert fused.evaluator.prepare(batch).inputs is None
     compare(fused, plain, batch, rtol=1e-10)
 
 
@@ -121,8 +120,8 @@ def test_node_classes_follow_input_features_too(graphs):
     batch = Batch.from_data_list(graphs)
     batch.x = batch.x * (1.0 + (batch.batch % 2 == 0).to(batch.x.dtype))[:, None]  # x doubled in every other graph
     fused, plain = pair(**dict(SMALL, share_embedding=False, num_neighbors=10.0))
-    classes = fused.prepare(batch).classes
-    assert classes is not None and classes.x_rows.shape[0] > fused.prepare(batch).attr_rows.shape[0]
+    classes = fused.evaluator.prepare(batch).classes
+    assert classes is not None and classes.x_rows.shape[0] > fused.evaluator.prepare(batch).attr_rows.shape[0]
     compare(fused, plain, batch, rtol=1e-10)
 
 
@@ -161,19 +160,18 @@ def test_training_steps_match_the_straightforward_path(graphs):
     assert min(moved) > 1e-4  # lr 0.005: every parameter tensor moved, so the comparison above is not vacuous
 
 
-def test_graph_cache_is_reused_rebuilt_and_shared(graphs, monkeypatch):
+def test_graph_cache_is_reused_rebuilt_and_per_network(graphs, monkeypatch):
     batch = Batch.from_data_list(graphs[:8])
     fused, plain = pair(**dict(SMALL, num_neighbors=10.0))
     calls = []
-    original = BeteNet.prepare
-    monkeypatch.setattr(BeteNet, "prepare", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
-    network.GRAPH_CACHE.clear()
+    original = type(fused.evaluator).prepare
+    monkeypatch.setattr(type(fused.evaluator), "prepare", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     first = fused(batch)
     assert torch.equal(fused(batch), first) and len(calls) == 1           # same tensors: prepared once
     torch.manual_seed(5)
-    other = BeteNet(**dict(SMALL, num_neighbors=10.0)).double()          # an ensemble member
-    other(batch)
-    assert len(calls) == 1                                                # shares the prepared graph
+    other = BeteNet(**dict(SMALL, num_neighbors=10.0)).double()          # an ensemble member: its own cache,
+    other(batch, prepared=fused.evaluator.prepared_graph(batch))          # or a preparation passed explicitly
+    assert len(calls) == 1 and len(other.evaluator.graphs) == 0
     batch.edge_vec.mul_(1.02)                                             # moved atoms (in place)
     moved = fused(batch)
     assert len(calls) == 2 and not torch.allclose(moved, first)
@@ -207,11 +205,11 @@ def test_inference_mode_then_training_on_the_same_batch(graphs):
 def test_explicit_cache_is_checked(graphs):
     small, large = Batch.from_data_list(graphs[:3]), Batch.from_data_list(graphs[:5])
     fused, _ = pair(**dict(SMALL, num_neighbors=10.0))
-    with pytest.raises(InputError, match="cache"):
-        fused(small, cache=fused.prepare(large))
+    with pytest.raises(InputError, match="prepared"):
+        fused(small, prepared=fused.evaluator.prepare(large))
     other = BeteNet(**dict(SMALL, layers=1, num_neighbors=10.0)).double()
     with pytest.raises(InputError, match="another architecture"):
-        fused(small, cache=other.prepare(small))
+        fused(small, prepared=other.evaluator.prepare(small))
 
 
 def test_node_groups_matmul_equals_per_node_products():
