@@ -28,13 +28,19 @@ from common import (add_runtime_args, apply_runtime_args, build_graphs, machine_
 
 
 def predict(members, batches) -> tuple[float, list[torch.Tensor]]:
-    """Seconds to predict every batch with every member; the per-batch ensemble means."""
+    """Seconds to predict every batch with every member; the per-batch ensemble means.
+
+    On the fused path the first member's evaluator prepares each batch (kept in its cache, so warm batches are
+    not prepared again) and every member evaluates that preparation. Batches are already in the members' dtype.
+    """
     means = []
     t = time.perf_counter()
     with torch.inference_mode():
         for batch in batches:
             batch = batch if isinstance(batch, Batch) else batch()  # a Batch, or a function collating one
-            preds = torch.stack([m(batch) for m in members])  # [members, graphs, 51]
+            lead = members[0].net
+            prepared = lead.evaluator.prepared_graph(batch) if lead.fused else None
+            preds = torch.stack([m.net(batch, prepared=prepared) for m in members])  # [members, graphs, 51]
             means.append(preds.mean(0))
             preds.std(0, unbiased=False)
     return time.perf_counter() - t, means

@@ -256,3 +256,36 @@ def test_parameter_count_of_reference_network():
     n_params = sum(p.numel() for p in model.parameters())
     print(f"BeteNet reference parameters: {n_params}")
     assert n_params == expected
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+
+#: state_dict keys and shapes of BeteNet(**TINY), recorded from the code before the fused evaluation had its own
+#: object (commit a50d1a4): a checkpoint saved then loads strictly now.
+TINY = dict(in_dim=5, attr_dim=7, out_dim=3, em_dim=4, mul=2, layers=1, radial_neurons=6)
+TINY_CHECKPOINT = {
+    "num_neighbors": (), "embed_x.weight": (4, 5), "embed_x.bias": (4,), "embed_z.weight": (4, 7),
+    "embed_z.bias": (4,),
+    "layers.0.conv.sc.weight": (64,), "layers.0.conv.sc.output_mask": (10,),
+    "layers.0.conv.lin1.weight": (64,), "layers.0.conv.lin1.output_mask": (4,),
+    "layers.0.conv.tp.weight": (0,), "layers.0.conv.tp.output_mask": (16,),
+    "layers.0.conv.fc.layer0.weight": (10, 6), "layers.0.conv.fc.layer1.weight": (6, 8),
+    "layers.0.conv.lin2.weight": (96,), "layers.0.conv.lin2.output_mask": (10,),
+    "layers.0.gate.mul.weight": (0,), "layers.0.gate.mul.output_mask": (6,),
+    "output_conv.sc.weight": (24,), "output_conv.sc.output_mask": (3,),
+    "output_conv.lin1.weight": (32,), "output_conv.lin1.output_mask": (8,),
+    "output_conv.tp.weight": (0,), "output_conv.tp.output_mask": (4,),
+    "output_conv.fc.layer0.weight": (10, 6), "output_conv.fc.layer1.weight": (6, 4),
+    "output_conv.lin2.weight": (48,), "output_conv.lin2.output_mask": (3,),
+}
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_state_dict_keys_are_those_of_saved_checkpoints(fused):
+    torch.manual_seed(0)
+    net = BeteNet(**TINY, fused=fused)
+    assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == TINY_CHECKPOINT
+    torch.manual_seed(1)
+    saved = {k: v.clone() for k, v in BeteNet(**TINY, num_neighbors=3.0).state_dict().items()}
+    net.load_state_dict(saved, strict=True)
+    assert all(torch.equal(v, saved[k]) for k, v in net.state_dict().items())

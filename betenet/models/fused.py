@@ -1,19 +1,25 @@
-"""Fused evaluation of BETE-NET's convolutions: the e3nn maps on the e3nn modules' own parameters, in a few
-large operations instead of many small ones.
+"""Fused evaluation of BETE-NET: the e3nn maps of :class:`~betenet.models.network.BeteNet`, on the e3nn
+modules' own parameters, in a few large operations instead of many small ones.
 
-Nothing here is an approximation; three exact facts of the network and of crystal data remove most of the work:
+:class:`FusedEvaluator` is the one entry point: a network holds one (``BeteNet.evaluator``), built from its
+architecture. It owns the index bookkeeping of every convolution (:class:`ConvolutionPlan`), the
+preparation of a graph's constant parts (:meth:`FusedEvaluator.prepare`, giving a :class:`PreparedGraph`)
+and a small cache of prepared graphs (:class:`PreparedGraphs`), and evaluates the network it is called with.
+It holds no parameters: the e3nn modules own them all, so state dicts and checkpoints do not depend on it.
+
+Nothing here is an approximation; four exact facts of the network and of crystal data remove most of the work:
 
 1. Node attributes are scalars (``em_dim x 0e``) computed row by row from ``z``, so a fully connected tensor
    product with them, ``FCTP(h, a)_k[n, w, m] = sum_i c_ik sum_u h_i[n, u, m] M_ik[n, u, w]`` with
    ``M_ik[n] = sum_v a[n, v] W_ik[u, v, w]``, is a per-node matrix product whose matrix ``M`` depends on the
-   node only through its attribute row. Crystals repeat elements (651 structures of the BETE-NET data:
-   2,269 atoms, 64 distinct rows of ``z``), so ``M`` is formed once per distinct row and the nodes, sorted
-   by row and cut into equal chunks, are multiplied by one batched matmul (:class:`NodeGroups`). With a
-   site PhDOS in ``z`` (CPD/FPD) every row is distinct and one einsum per input group is used instead.
-2. The radial MLP sees only the edge length, and crystals repeat bond lengths (34,941 edges, 2,639 distinct
-   lengths in float32): it runs on the distinct radial embeddings only.
+   node only through its attribute row. Crystals repeat elements, so a dataset has far fewer distinct rows
+   of ``z`` than atoms: ``M`` is formed once per distinct row and the nodes, sorted by row and cut into equal
+   chunks, are multiplied by one batched matmul (:class:`NodeGroups`). With a site PhDOS in ``z`` (CPD/FPD)
+   every row is distinct and one einsum per input group is used instead.
+2. The radial MLP sees only the edge length, and crystals repeat bond lengths (exactly equal lengths only):
+   it runs on the distinct radial embeddings only.
 3. Atoms never move during training, and the radial weights of an edge depend only on its length. Group the
-   edges into *shells*: the edges with the same destination atom and the same length (10,114 shells in float32). For an
+   edges into *shells*: the edges with the same destination atom and the same length. For an
    "uvu" path p of the edge tensor product, with the geometry-only coupling
    ``Z_p[e, a, k] = sum_j C_p[a, j, k] Y[e, j]`` (``C_p`` the path's Wigner-3j block times its normalisation,
    ``Y`` the cutoff-weighted harmonics),
@@ -23,8 +29,8 @@ Nothing here is an approximation; three exact facts of the network and of crysta
        T_p[s, k, u] = sum_{e in s} sum_a Z_p[e, a, k] x[src(e), a, u]
 
    ``T_p = R_p @ x`` with a constant sparse matrix ``R_p`` [d_out*shells, N*d_in], built once per graph
-   (:class:`GraphCache`), and the sum over shells is a second constant sparse matrix. A message pass is thus
-   two sparse matmuls and one product with the radial weights on shells: nothing of size E*mul is formed.
+   (:class:`PreparedGraph`), and the sum over shells is a second constant sparse matrix. A message pass is
+   thus two sparse matmuls and one product with the radial weights on shells: nothing of size E*mul is formed.
    Shell tensors are laid out ``[d_out, shells, mul]`` (component-major), so the radial weights [shells, mul]
    broadcast over the leading dimension: contiguous inner loops, and a backward without reductions over
    a middle dimension (:class:`ShellProduct`). A path with fewer input than output components (0e -> 1o)
@@ -32,14 +38,15 @@ Nothing here is an approximation; three exact facts of the network and of crysta
    ``n_p = B_p @ (w_p[r(q)] x[src(q)])``, tensors [d_in, pairs, mul] (:func:`source_side`).
 
 4. Before the first convolution a node is known by its input features and attributes alone, and crystals
-   repeat elements: nodes with equal rows of ``x`` and ``z`` form *classes* (64 for the 651 structures of
-   CSO). The first convolution's node maps run once per class, and its messages need only the distinct
-   pairs (radial row, source class): ``n_p[i, k, u] = sum_q B_p[(i, k), (a, q)] w_p[r(q), u] x_p[c(q), a, u]``
-   with a constant sparse ``B_p`` (:class:`NodeClasses`), so that layer forms no shell tensors at all.
-   With a site PhDOS in ``z`` every node is its own class and the shell evaluation is used.
+   repeat elements: nodes with equal rows of ``x`` and ``z`` form *classes*. The first convolution's node
+   maps run once per class, and its messages need only the distinct pairs (radial row, source class):
+   ``n_p[i, k, u] = sum_q B_p[(i, k), (a, q)] w_p[r(q), u] x_p[c(q), a, u]`` with a constant sparse ``B_p``
+   (:class:`NodeClasses`), so that layer forms no shell tensors at all. With a site PhDOS in ``z`` every node
+   is its own class and the shell evaluation is used; when only the input rows repeat (:class:`InputClasses`),
+   the first convolution's node maps contract the input side once per distinct input row.
 
-The e3nn modules stay the owners of every parameter (state dicts and checkpoints are unchanged); the
-functions here read their weight views. ``tests/test_performance_equivalence.py`` checks outputs and
+What these facts save on the BETE-NET data (counts of rows, lengths, shells and classes, and timings) is
+recorded in ``benchmarks/RESULTS.md``. ``tests/test_performance_equivalence.py`` checks outputs and
 gradients against the e3nn evaluation.
 """
 
@@ -54,6 +61,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from e3nn import o3
+
+from betenet.errors import InputError
+from betenet.models.radial import EdgeFeatures, edge_features
 
 Tensor = torch.Tensor
 
@@ -84,7 +94,7 @@ class ShellProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, t: Tensor, w: Tensor) -> Tensor:
         ctx.save_for_backward(t, w)
-        return t * w[None]  # the explicit leading dimension: a 2x faster CPU kernel than implicit broadcasting
+        return t * w[None]  # an explicit leading dimension: a faster CPU kernel than implicit broadcasting
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -283,7 +293,8 @@ def edge_plan(tp: o3.TensorProduct) -> List[EdgePath]:
 
 @dataclass(frozen=True)
 class ConvolutionPlan:
-    """What the fused evaluation of one :class:`~betenet.models.network.Convolution` needs besides its weights."""
+    """What the fused evaluation of one :class:`~betenet.models.network.Convolution` needs besides its weights:
+    which weight views, coefficients and Wigner-3j couplings every path uses (no parameters)."""
 
     pre: AttrPlan    # self-connection and lin1 fused (they share input and attributes), one block per group
     post: AttrPlan   # lin2, its input blocks (edge tensor product outputs) grouped by irrep
@@ -395,15 +406,15 @@ class NodeClasses:
 
 
 @dataclass
-class GraphCache:
-    """Everything of a graph (batch) that the fused network needs and that training never changes.
+class PreparedGraph:
+    """Everything of a graph (batch) that the fused evaluation needs and that training never changes.
 
-    Built by :meth:`betenet.models.network.BeteNet.prepare`; valid for every network of the same architecture
-    (``signature``: the couplings depend on irreps and normalisations, never on trained weights), so the
-    members of an ensemble share one.
+    Built by :meth:`FusedEvaluator.prepare`. It depends on the architecture (``signature``: the couplings depend
+    on irreps and normalisations) but never on trained weights, so networks of one architecture, such as the
+    members of an ensemble, can share one (``BeteNet.forward(..., prepared=...)``).
     """
 
-    signature: tuple            # the architecture it was built for (BeteNet.signature)
+    signature: tuple            # the architecture it was built for (FusedEvaluator.signature)
     num_nodes: int
     num_edges: int
     num_shells: int
@@ -518,7 +529,7 @@ def node_classes(x: Tensor, z: Tensor, attr_index: Tensor, n_attr_rows: int, rad
 
 
 def convolution_forward(conv, plan: ConvolutionPlan, couplings: List[Tuple[Tensor, Tensor]], h: Tensor,
-                        attr_rows: Tensor, cache: GraphCache, inv_sqrt_neighbors: Tensor,
+                        attr_rows: Tensor, graph: PreparedGraph, inv_sqrt_neighbors: Tensor,
                         classes: Optional[NodeClasses] = None, inputs: Optional[InputClasses] = None) -> Tensor:
     """The fused equivalent of ``Convolution.forward`` (same parameters, same result).
 
@@ -529,10 +540,10 @@ def convolution_forward(conv, plan: ConvolutionPlan, couplings: List[Tuple[Tenso
     Every tensor with one row per shell is made and consumed by one path (no splits or concatenations of
     them, whose backward would copy them again); joins happen on nodes, which are fewer.
     """
-    n, n_shells = cache.num_nodes, cache.num_shells
-    weight_rows = conv.fc(cache.radial_rows)  # [U, weight_numel]: the radial MLP on the distinct lengths only
+    n, n_shells = graph.num_nodes, graph.num_shells
+    weight_rows = conv.fc(graph.radial_rows)  # [U, weight_numel]: the radial MLP on the distinct lengths only
     sc_out, lin1_out = attr_linear([conv.sc, conv.lin1], plan.pre, to_blocks(h, conv.irreps_in), attr_rows,
-                                   cache.groups if classes is None else classes.groups,
+                                   graph.groups if classes is None else classes.groups,
                                    None if inputs is None else inputs.groups)
     messages = {}  # mid block -> [N, d_out, mul]
     for p, (R, R_t) in zip(plan.edge, couplings):
@@ -541,11 +552,11 @@ def convolution_forward(conv, plan: ConvolutionPlan, couplings: List[Tuple[Tenso
             x = h.new_zeros(n if classes is None else h.shape[0], p.dim_in, p.mul)
         weights = weight_rows[:, p.offset:p.offset + p.mul]
         pairs = (classes.pair_radial, classes.pair_class) if classes is not None else \
-            cache.source_pairs if source_side(p) else None
+            graph.source_pairs if source_side(p) else None
         if pairs is None:  # destination shells: [d_out, P, mul]
             t = SparseMatmul.apply(R, R_t, x.reshape(n * p.dim_in, p.mul)).view(p.dim_out, n_shells, p.mul)
-            m = ShellProduct.apply(t, weights.index_select(0, cache.shell_radial)).view(-1, p.mul)
-            shell_sum, shell_sum_t = cache.shell_sum[p.dim_out]
+            m = ShellProduct.apply(t, weights.index_select(0, graph.shell_radial)).view(-1, p.mul)
+            shell_sum, shell_sum_t = graph.shell_sum[p.dim_out]
             messages[p.i_out] = SparseMatmul.apply(shell_sum, shell_sum_t, m).view(n, p.dim_out, p.mul)
         else:  # [d_in, Q, mul]: source features times radial weights on the (radial row, source) pairs
             xq = x.transpose(0, 1).index_select(1, pairs[1])
@@ -553,14 +564,14 @@ def convolution_forward(conv, plan: ConvolutionPlan, couplings: List[Tuple[Tenso
             messages[p.i_out] = SparseMatmul.apply(R, R_t, g).view(n, p.dim_out, p.mul)
     # one [N, d, sum mul] block per group of equal-irrep mid blocks (the order of plan.post)
     mid = [_cat([messages[i] for i in group], 2) * inv_sqrt_neighbors for group, _ in plan.post]
-    (lin2_out,) = attr_linear([conv.lin2], plan.post, mid, attr_rows, cache.groups)
+    (lin2_out,) = attr_linear([conv.lin2], plan.post, mid, attr_rows, graph.groups)
     s = from_blocks(sc_out, conv.irreps_out, h if classes is not None else mid[0])
     if classes is not None:
         s = s.index_select(0, classes.node_class)
     return conv.c_s * s + conv.c_x * from_blocks(lin2_out, conv.irreps_out, mid[0])
 
 
-# ---------------------------------------------------------------------------------------------- cache store
+# ---------------------------------------------------------------------------------------------- the evaluator
 
 
 def _version(t: Tensor) -> int:
@@ -568,34 +579,177 @@ def _version(t: Tensor) -> int:
     return -1 if t.is_inference() else t._version
 
 
-class CacheStore:
-    """A few values keyed by the identity and version of the tensors they were computed from (plus extras).
+class PreparedGraphs:
+    """A few prepared graphs, each kept while the very tensors it was built from are alive and unmodified.
 
-    An entry is reused only while the very same tensor objects, unmodified (``_version``; inference tensors,
-    which keep no counter, by identity only), are passed again.
-    It holds weak references to them and is dropped as soon as the first of them is freed, so it never keeps
-    a dataset alive; at most ``capacity`` entries are kept (least recently used first out).
+    An entry is keyed by the ``id()`` of its source tensors (plus extras) and is served only while those same
+    objects, unmodified (``_version``; inference tensors, which keep no counter, by identity only), are passed
+    again. Every source tensor is held by a weak reference whose callback drops the entry when the tensor is
+    freed, so an entry never outlives its tensors: a later tensor that reuses a freed tensor's ``id()`` finds
+    no entry (and the identity check on a hit would refuse one anyway), and a dataset is never kept alive.
+    At most ``capacity`` entries are kept, least recently used first out. Copies and pickles start empty.
     """
 
     def __init__(self, capacity: int = 8) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
         self.capacity = capacity
-        self.entries: OrderedDict = OrderedDict()
+        self._entries: OrderedDict = OrderedDict()  # key -> (weak references, versions, value)
 
     def get(self, tensors: Sequence[Tensor], extra: tuple, build: Callable[[], object]):
-        key = tuple((id(t), _version(t)) for t in tensors) + tuple(extra)
-        hit = self.entries.get(key)
-        if hit is not None and all(ref() is t for ref, t in zip(hit[0], tensors)):
-            self.entries.move_to_end(key)
-            return hit[1]
+        """The value kept for ``tensors`` and ``extra``, or ``build()``'s, then kept."""
+        key = tuple(id(t) for t in tensors) + tuple(extra)
+        versions = tuple(_version(t) for t in tensors)
+        hit = self._entries.get(key)
+        if hit is not None and hit[1] == versions and all(ref() is t for ref, t in zip(hit[0], tensors)):
+            self._entries.move_to_end(key)
+            return hit[2]
         value = build()
-        self.entries[key] = ([weakref.ref(t) for t in tensors], value)
-        weakref.finalize(tensors[0], self.entries.pop, key, None)
-        while len(self.entries) > self.capacity:
-            self.entries.popitem(last=False)
+        drop = _dropper(weakref.ref(self), key)
+        self._entries[key] = ([weakref.ref(t, drop) for t in tensors], versions, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
         return value
 
+    def _drop(self, key: tuple, ref: weakref.ref) -> None:
+        """A source tensor of an entry was freed: drop that entry (not a newer one under the same key)."""
+        hit = self._entries.get(key)
+        if hit is not None and any(r is ref for r in hit[0]):
+            del self._entries[key]
+
     def clear(self) -> None:
-        self.entries.clear()
+        self._entries.clear()
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self._entries)
+
+    def __getstate__(self) -> dict:
+        return {"capacity": self.capacity}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["capacity"])
+
+
+def _dropper(store: weakref.ref, key: tuple) -> Callable[[weakref.ref], None]:
+    """The weak-reference callback of one entry; it holds the store weakly, so a dropped store is freed at once."""
+
+    def drop(ref: weakref.ref) -> None:
+        alive = store()
+        if alive is not None:
+            alive._drop(key, ref)
+
+    return drop
+
+
+class FusedEvaluator:
+    """The fused evaluation of one :class:`~betenet.models.network.BeteNet` architecture (module doc).
+
+    Built from a network, it owns its convolutions' plans, the preparation of graphs (:meth:`prepare`) and a
+    cache of prepared graphs (:class:`PreparedGraphs`, ``capacity`` entries). Calling it with the network
+    evaluates that network's own parameters; it holds none itself (nor any reference to the network), so it
+    adds nothing to state dicts, and copies or pickles of the network carry its plans with an empty cache.
+    """
+
+    def __init__(self, net, capacity: int = 8) -> None:
+        convs = net.convolutions
+        self.lmax, self.r_max, self.number_of_basis = net.lmax, net.r_max, net.number_of_basis
+        self.irreps_edge_attr = net.irreps_edge_attr
+        self.plans = [convolution_plan(c) for c in convs]
+        #: What a prepared graph depends on: the geometry settings and the irreps of every convolution.
+        self.signature = (self.lmax, self.r_max, self.number_of_basis, net.attr_dim, tuple(
+            (str(c.irreps_in), str(c.irreps_node_attr), str(c.irreps_out)) for c in convs))
+        self.graphs = PreparedGraphs(capacity)
+
+    @staticmethod
+    def serves(data, edge_feats: Optional[EdgeFeatures] = None) -> bool:
+        """Whether the fused evaluation applies: not when gradients with respect to the geometry (``edge_vec``
+        or ``edge_feats``) or the node attributes ``z`` are wanted, which a prepared graph holds as constants."""
+        geometry = [data.edge_vec] if edge_feats is None else [edge_feats.attr, edge_feats.radial]
+        return not any(t.requires_grad for t in geometry + [data.z])
+
+    def prepare(self, data, edge_feats: Optional[EdgeFeatures] = None) -> PreparedGraph:
+        """Everything the fused evaluation needs from a graph (batch) that training never changes (not cached).
+
+        Distinct node-attribute rows and radial embeddings, shells, the sparse coupling matrices of every
+        convolution's edge paths and the first convolution's node classes; built without gradients, in the
+        dtype and on the device of ``data``.
+        """
+        with torch.no_grad():
+            edge_src, edge_dst = data.edge_index[0], data.edge_index[1]
+            if edge_feats is None:
+                edge_feats = edge_features(data.edge_vec, self.lmax, self.r_max, self.number_of_basis)
+            n = data.x.shape[0]
+            attr_rows, attr_index = distinct_rows(data.z)
+            radial_rows, radial_index = distinct_rows(edge_feats.radial)
+            shell, shell_dst, shell_radial = shells(edge_dst, radial_index, radial_rows.shape[0])
+            n_shells = shell_dst.numel()
+            groups = NodeGroups.build(attr_index, attr_rows.shape[0])
+            pair_key, source_pair = torch.unique(radial_index * n + edge_src, return_inverse=True)
+            classes = node_classes(data.x, data.z, attr_index, attr_rows.shape[0], radial_index, edge_src)
+            # pairs of every path of a convolution: the class pairs for the first one when there are classes
+            class_pairs = [(classes.edge_pair, classes.num_pairs) if i == 0 and classes is not None else None
+                           for i in range(len(self.plans))]
+            dims = [p.dim_out for plan, every in zip(self.plans, class_pairs) for p in plan.edge
+                    if every is None and not source_side(p)]
+            return PreparedGraph(
+                signature=self.signature, num_nodes=n, num_edges=edge_src.shape[0], num_shells=n_shells,
+                attr_rows=attr_rows, groups=groups,
+                radial_rows=radial_rows, shell_radial=shell_radial,
+                shell_sum=shell_sums(shell_dst, n, dims, radial_rows.dtype),
+                couplings=[build_couplings(plan, edge_feats.attr, self.irreps_edge_attr, edge_src, shell, n_shells,
+                                           n, edge_dst, (source_pair, pair_key.numel()), every)
+                           for plan, every in zip(self.plans, class_pairs)],
+                source_pairs=(pair_key // n, pair_key % n),
+                classes=classes,
+                inputs=None if classes is not None else input_classes(data.x, groups),
+            )
+
+    def prepared_graph(self, data, edge_feats: Optional[EdgeFeatures] = None) -> PreparedGraph:
+        """The prepared graph of ``data`` from the cache, prepared on first use.
+
+        Keyed by the geometry tensors (``edge_vec``, or ``edge_feats``), ``edge_index``, ``z`` and ``x`` (the
+        first convolution's node classes), the node count, and whether inference mode is on: tensors made in
+        inference mode cannot enter autograd later, so such a preparation is kept apart.
+        """
+        geometry = [data.edge_vec] if edge_feats is None else [edge_feats.attr, edge_feats.radial]
+        tensors = geometry + [data.edge_index, data.z, data.x]
+        extra = (data.x.shape[0], torch.is_inference_mode_enabled())
+        return self.graphs.get(tensors, extra, lambda: self.prepare(data, edge_feats))
+
+    def check(self, graph: PreparedGraph, data) -> None:
+        """Refuse a prepared graph of another architecture or of a graph of another size than ``data``."""
+        if graph.signature != self.signature:
+            raise InputError("prepared", "prepared for a network of another architecture")
+        n, e = data.x.shape[0], data.edge_index.shape[1]
+        if graph.num_nodes != n or graph.num_edges != e:
+            raise InputError("prepared", f"prepared for {graph.num_nodes} nodes and {graph.num_edges} edges, "
+                             f"data has {n} and {e}")
+
+    def __call__(self, net, data, edge_feats: Optional[EdgeFeatures] = None,
+                 prepared: Optional[PreparedGraph] = None) -> Tensor:
+        """Per-node outputs [N, out_dim] of ``net`` (the network this evaluator was built from, or a copy of it)
+        before its final ReLU: the same function of the same parameters as its e3nn evaluation.
+
+        ``prepared`` passes a prepared graph explicitly (checked against ``data``); by default it comes from
+        :meth:`prepared_graph`. Inputs that need gradients it would drop (:meth:`serves`) are refused.
+        """
+        if not self.serves(data, edge_feats):
+            raise InputError("prepared" if prepared is not None else "data", "the fused evaluation holds the "
+                             "geometry and z as constants: gradients with respect to them need the e3nn evaluation")
+        if prepared is None:
+            prepared = self.prepared_graph(data, edge_feats)
+        else:
+            self.check(prepared, data)
+        attr_rows = net.node_attributes(prepared.attr_rows)
+        # the first convolution runs per node class, or its node maps per input row (module doc)
+        classes, inputs = prepared.classes, prepared.inputs
+        x_rows = classes.x_rows if classes is not None else inputs.x_rows if inputs is not None else data.x
+        h = net.node_features(x_rows)
+        inv_sqrt_neighbors = net.num_neighbors.rsqrt()
+        for i, (conv, plan, couplings) in enumerate(zip(net.convolutions, self.plans, prepared.couplings)):
+            first = dict(classes=classes, inputs=inputs) if i == 0 else {}
+            h = convolution_forward(conv, plan, couplings, h, attr_rows, prepared, inv_sqrt_neighbors, **first)
+            if i < len(net.layers):
+                h = net.layers[i].gate(h)
+        return h

@@ -90,8 +90,8 @@ class BetenetModule(pl.LightningModule):
         return self(batch)
 
     def configure_optimizers(self):
-        # fused: one kernel per step instead of a Python loop over the parameter tensors (AdamW step 9.5 -> 2.5 ms
-        # for the paper network on CPU, the same update to rounding); only where torch has that kernel
+        # fused: one kernel per step instead of a Python loop over the parameter tensors (the same update to
+        # rounding; timing in benchmarks/RESULTS.md); only where torch has that kernel
         fused = all(p.device.type in ("cpu", "cuda") for p in self.parameters()) or None
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay,
                                  fused=fused)

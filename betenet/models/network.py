@@ -20,9 +20,10 @@ Gate: even/odd scalars through silu/tanh, gates through sigmoid/tanh, l > 0 irre
 ``num_neighbors`` (the dataset's mean number of edges per atom, self-loops included when the graph
 has them) is a buffer, so checkpoints carry it.
 
-Two evaluations of the same parameters: the e3nn modules themselves (``fused=False``, the straightforward
-path) and :mod:`betenet.models.fused` (``fused=True``, the default), which prepares the constant parts of a
-graph once and keeps them while the same graph tensors come back, as in full-batch training.
+The e3nn modules below are the network and own every parameter. ``fused=True`` (the default) evaluates the
+same parameters through ``BeteNet.evaluator``, a :class:`~betenet.models.fused.FusedEvaluator` that prepares
+the constant parts of a graph once and keeps them while the same graph tensors come back, as in full-batch
+training; ``fused=False`` calls the e3nn modules directly.
 """
 
 from __future__ import annotations
@@ -37,16 +38,12 @@ from e3nn.nn import FullyConnectedNet, Gate
 from torch_geometric.utils import scatter
 
 from betenet.errors import InputError
-from betenet.models.fused import (CacheStore, GraphCache, NodeGroups, build_couplings, convolution_forward,
-                                  convolution_plan, distinct_rows, input_classes, node_classes, shell_sums,
-                                  shells, source_side)
+from betenet.models.fused import FusedEvaluator, PreparedGraph
 from betenet.models.radial import EdgeFeatures, edge_features
 
 _SCALAR_ACT: Dict[int, Callable] = {1: F.silu, -1: torch.tanh}  # by parity of the scalar
 _GATE_ACT: Dict[int, Callable] = {1: torch.sigmoid, -1: torch.tanh}
 _REDUCTIONS = ("mean", "sum", "none")
-#: Prepared graphs of the fused evaluation, shared by all networks (keyed by data tensors and architecture).
-GRAPH_CACHE = CacheStore(capacity=8)
 
 
 def tp_path_exists(irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, ir_out: o3.Irrep) -> bool:
@@ -104,7 +101,6 @@ class Convolution(torch.nn.Module):
         mask = self.sc.output_mask.to(torch.get_default_dtype())
         self.register_buffer("c_x", (1.0 - mask) + c_x * mask, persistent=False)
         self.c_s = math.sin(math.pi / 8)
-        self.plan = convolution_plan(self)  # index bookkeeping of the fused evaluation (no parameters)
 
     def forward(
         self,
@@ -150,9 +146,9 @@ class BeteNet(torch.nn.Module):
     (requires ``in_dim == attr_dim``; the release's CPD/FPD inputs are x = [mass one-hot, 51 ones] and
     z = [one-hot, PhDOS], both 169 wide). The default uses separate Linears for ``x`` and ``z``.
 
-    ``fused=True`` evaluates through :mod:`betenet.models.fused` (same parameters and result, several times
-    faster); ``fused=False`` calls the e3nn modules directly. Gradients with respect to ``edge_vec``,
-    ``edge_feats`` or ``z`` always use the e3nn evaluation.
+    ``fused=True`` evaluates through ``self.evaluator`` (:class:`~betenet.models.fused.FusedEvaluator`: same
+    parameters and result, faster); ``fused=False`` calls the e3nn modules directly. Gradients with respect to
+    ``edge_vec``, ``edge_feats`` or ``z`` always use the e3nn evaluation.
 
     Parameters are created in torch's default dtype (float32); ``.double()`` gives a float64 model.
     """
@@ -199,6 +195,7 @@ class BeteNet(torch.nn.Module):
         conv_kw = dict(number_of_basis=number_of_basis, radial_layers=radial_layers, radial_neurons=radial_neurons)
 
         self._build_layers(em_dim, mul, layers, conv_kw)
+        self.evaluator = FusedEvaluator(self)  # plans and prepared graphs of the fused path; no parameters
 
     def _build_layers(self, em_dim: int, mul: int, layers: int, conv_kw: dict) -> None:
         """Gated convolutions on the hidden irreps reachable from the previous layer, then the scalar output one."""
@@ -220,118 +217,71 @@ class BeteNet(torch.nn.Module):
             irreps = gate.irreps_out
         self.output_conv = Convolution(irreps, self.irreps_node_attr, self.irreps_edge_attr, self.irreps_out, **conv_kw)
 
+    @property
+    def convolutions(self) -> List[Convolution]:
+        """Every convolution in order: the gated layers' ones, then the output convolution."""
+        return [layer.conv for layer in self.layers] + [self.output_conv]
+
+    def node_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Embedded node inputs: ReLU(Linear(x))."""
+        return F.relu(self.embed_x(x))
+
+    def node_attributes(self, z: torch.Tensor) -> torch.Tensor:
+        """Embedded node attributes: ReLU(Linear(z))."""
+        return F.relu(self.embed_z(z))
+
     def edge_features(self, edge_vec: torch.Tensor) -> EdgeFeatures:
         """Geometry-only edge inputs (cutoff-weighted spherical harmonics, radial embedding) of edge vectors [E, 3]."""
         return edge_features(edge_vec, self.lmax, self.r_max, self.number_of_basis)
 
-    def _check(self, data) -> None:
+    def _apply(self, fn, recurse=True):
+        """``.to()``, ``.double()``, ...: also empties the evaluator's cache, so that no prepared graph of the
+        former device or dtype is kept (a prepared graph has its data's device and dtype)."""
+        self.evaluator.graphs.clear()
+        return super()._apply(fn, recurse)
+
+    def _check(self, data, edge_feats: Optional[EdgeFeatures]) -> None:
         n = data.x.shape[0]
         for name, t, width in (("x", data.x, self.in_dim), ("z", data.z, self.attr_dim)):
             if t.dim() != 2 or t.shape[1] != width or t.shape[0] != n:
                 raise InputError(f"data.{name}", f"expected shape [{n}, {width}], got {list(t.shape)}")
         if data.edge_index.dim() != 2 or data.edge_index.shape[0] != 2:
             raise InputError("data.edge_index", f"expected shape [2, E], got {list(data.edge_index.shape)}")
-
-    @property
-    def signature(self) -> tuple:
-        """What a prepared graph depends on: the geometry settings and the irreps of every convolution."""
-        if getattr(self, "_signature", None) is None:  # the architecture is fixed at construction
-            convs = [layer.conv for layer in self.layers] + [self.output_conv]
-            self._signature = (self.lmax, self.r_max, self.number_of_basis, self.attr_dim, tuple(
-                (str(c.irreps_in), str(c.irreps_node_attr), str(c.irreps_out)) for c in convs))
-        return self._signature
-
-    def prepare(self, data, edge_feats: Optional[EdgeFeatures] = None) -> GraphCache:
-        """Everything the fused evaluation needs from a graph (batch) that training never changes.
-
-        Distinct node-attribute rows and radial embeddings, shells, and the sparse coupling matrices of
-        every convolution's edge paths (see :mod:`betenet.models.fused`). Built without gradients; valid for
-        every network with the same :attr:`signature`.
-        """
-        with torch.no_grad():
-            edge_src, edge_dst = data.edge_index[0], data.edge_index[1]
-            if edge_feats is None:
-                edge_feats = self.edge_features(data.edge_vec)
-            n = data.x.shape[0]
-            attr_rows, attr_index = distinct_rows(data.z)
-            radial_rows, radial_index = distinct_rows(edge_feats.radial)
-            shell, shell_dst, shell_radial = shells(edge_dst, radial_index, radial_rows.shape[0])
-            n_shells = shell_dst.numel()
-            groups = NodeGroups.build(attr_index, attr_rows.shape[0])
-            convs = [layer.conv for layer in self.layers] + [self.output_conv]
-            pair_key, source_pair = torch.unique(radial_index * n + edge_src, return_inverse=True)
-            classes = node_classes(data.x, data.z, attr_index, attr_rows.shape[0], radial_index, edge_src)
-            # pairs of every path of a convolution: the class pairs for the first one when there are classes
-            class_pairs = [(classes.edge_pair, classes.num_pairs) if i == 0 and classes is not None else None
-                           for i in range(len(convs))]
-            dims = [p.dim_out for c, every in zip(convs, class_pairs) for p in c.plan.edge
-                    if every is None and not source_side(p)]
-            return GraphCache(
-                signature=self.signature, num_nodes=n, num_edges=edge_src.shape[0], num_shells=n_shells,
-                attr_rows=attr_rows, groups=groups,
-                radial_rows=radial_rows, shell_radial=shell_radial,
-                shell_sum=shell_sums(shell_dst, n, dims, radial_rows.dtype),
-                couplings=[build_couplings(c.plan, edge_feats.attr, self.irreps_edge_attr, edge_src, shell, n_shells,
-                                           n, edge_dst, (source_pair, pair_key.numel()), every)
-                           for c, every in zip(convs, class_pairs)],
-                source_pairs=(pair_key // n, pair_key % n),
-                classes=classes,
-                inputs=None if classes is not None else input_classes(data.x, groups),
-            )
-
-    def _cache_for(self, data, edge_feats: Optional[EdgeFeatures]) -> Optional[GraphCache]:
-        """The prepared graph of ``data`` (built on first use), or None when the fused path cannot serve it."""
-        geometry = [data.edge_vec] if edge_feats is None else [edge_feats.attr, edge_feats.radial]
-        if not self.fused or any(t.requires_grad for t in geometry + [data.z]):
-            return None  # gradients with respect to the geometry or the attributes: e3nn evaluation
-        tensors = geometry + [data.edge_index, data.z, data.x]  # x: the first convolution's node classes
-        # inference-mode tensors cannot enter autograd later: such a cache is kept apart
-        extra = (data.x.shape[0], self.signature, torch.is_inference_mode_enabled())
-        return GRAPH_CACHE.get(tensors, extra, lambda: self.prepare(data, edge_feats))
+        if edge_feats is not None and edge_feats.attr.shape[0] != data.edge_index.shape[1]:
+            raise InputError("edge_feats", f"{edge_feats.attr.shape[0]} edges, edge_index has "
+                             f"{data.edge_index.shape[1]}")
 
     def forward(
-        self, data, edge_feats: Optional[EdgeFeatures] = None, cache: Optional[GraphCache] = None
+        self, data, edge_feats: Optional[EdgeFeatures] = None, prepared: Optional[PreparedGraph] = None
     ) -> torch.Tensor:
         """Predict [n_graphs, out_dim] (or [N, out_dim] with ``reduce_output="none"``); ``data`` is not modified.
 
-        With ``fused=True`` the graph's constant parts are prepared on first use (:meth:`prepare`) and kept
-        while the same, unmodified tensors come back; ``cache`` passes a prepared graph explicitly.
+        ``edge_feats`` passes precomputed :meth:`edge_features`. With ``fused=True`` the evaluator prepares the
+        graph's constant parts on first use and keeps them while the same, unmodified tensors come back;
+        ``prepared`` passes a graph prepared by ``evaluator.prepare`` explicitly (for instance one shared by
+        the members of an ensemble), whatever ``fused`` says.
         """
-        self._check(data)
-        edge_src, edge_dst = data.edge_index[0], data.edge_index[1]
-        if edge_feats is not None and edge_feats.attr.shape[0] != edge_src.shape[0]:
-            raise InputError("edge_feats", f"{edge_feats.attr.shape[0]} edges, edge_index has {edge_src.shape[0]}")
-        inv_sqrt_neighbors = self.num_neighbors.rsqrt()
-        if cache is None:
-            cache = self._cache_for(data, edge_feats)
-        if cache is not None:
-            if cache.signature != self.signature:
-                raise InputError("cache", "prepared for a network of another architecture")
-            if cache.num_nodes != data.x.shape[0] or cache.num_edges != edge_src.shape[0]:
-                raise InputError("cache", f"prepared for {cache.num_nodes} nodes and {cache.num_edges} edges, "
-                                 f"data has {data.x.shape[0]} and {edge_src.shape[0]}")
-            attr_rows = F.relu(self.embed_z(cache.attr_rows))
-            # the first convolution runs per node class, or its node maps per input row (module doc of fused.py)
-            classes, inputs = cache.classes, cache.inputs
-            x_rows = classes.x_rows if classes is not None else inputs.x_rows if inputs is not None else data.x
-            h = F.relu(self.embed_x(x_rows))
-            convs = [layer.conv for layer in self.layers] + [self.output_conv]
-            for i, (conv, couplings) in enumerate(zip(convs, cache.couplings)):
-                first = dict(classes=classes, inputs=inputs) if i == 0 else {}
-                h = convolution_forward(conv, conv.plan, couplings, h, attr_rows, cache, inv_sqrt_neighbors, **first)
-                if i < len(self.layers):
-                    h = self.layers[i].gate(h)
-            out = h
+        self._check(data, edge_feats)
+        if prepared is not None or (self.fused and self.evaluator.serves(data, edge_feats)):
+            out = self.evaluator(self, data, edge_feats, prepared)
         else:
-            h = F.relu(self.embed_x(data.x))
-            if edge_feats is None:
-                edge_feats = self.edge_features(data.edge_vec)
-            node_attr = F.relu(self.embed_z(data.z))
-            for layer in self.layers:
-                h = layer(h, node_attr, edge_src, edge_dst, edge_feats, inv_sqrt_neighbors)
-            out = self.output_conv(h, node_attr, edge_src, edge_dst, edge_feats, inv_sqrt_neighbors)
-        out = F.relu(out)
+            out = self.node_outputs(data, edge_feats)
+        return self._pool(F.relu(out), data)
 
+    def node_outputs(self, data, edge_feats: Optional[EdgeFeatures] = None) -> torch.Tensor:
+        """Per-node outputs [N, out_dim] before the final ReLU, through the e3nn modules."""
+        edge_src, edge_dst = data.edge_index[0], data.edge_index[1]
+        if edge_feats is None:
+            edge_feats = self.edge_features(data.edge_vec)
+        inv_sqrt_neighbors = self.num_neighbors.rsqrt()
+        h = self.node_features(data.x)
+        node_attr = self.node_attributes(data.z)
+        for layer in self.layers:
+            h = layer(h, node_attr, edge_src, edge_dst, edge_feats, inv_sqrt_neighbors)
+        return self.output_conv(h, node_attr, edge_src, edge_dst, edge_feats, inv_sqrt_neighbors)
+
+    def _pool(self, out: torch.Tensor, data) -> torch.Tensor:
+        """``reduce_output`` over the atoms of every graph (``data.batch``; one graph without it)."""
         if self.reduce_output == "none":
             return out
         batch = getattr(data, "batch", None)
