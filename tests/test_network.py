@@ -289,3 +289,47 @@ def test_state_dict_keys_are_those_of_saved_checkpoints(fused):
     saved = {k: v.clone() for k, v in BeteNet(**TINY, num_neighbors=3.0).state_dict().items()}
     net.load_state_dict(saved, strict=True)
     assert all(torch.equal(v, saved[k]) for k, v in net.state_dict().items())
+
+
+# ------------------------------------------------------------------------------------------
+# the coupling head: a2F = alpha^2(w) x site PhDOS
+# ------------------------------------------------------------------------------------------
+def coupling_model(n_terms=3, **kw):
+    return small_model(in_dim=N_BINS, attr_dim=118 + N_BINS, head="coupling", coupling_basis=n_terms, **kw)
+
+
+def test_coupling_head_is_alpha2_times_site_phdos():
+    from numpy.polynomial import legendre
+
+    g = crystal_graph(triclinic(), phdos_dim=N_BINS)
+    model = coupling_model()
+    # the head's input: the network's per-atom outputs, here through the plain e3nn evaluation
+    c = model.node_outputs(g).detach().numpy()
+    assert c.shape == (3, 3)
+    x = np.linspace(-1, 1, N_BINS)
+    log_alpha2 = np.stack([legendre.legval(x, ci) for ci in c])  # sum_k c_k P_k(x), per atom
+    expected = (np.exp(log_alpha2) * g.z[:, 118:].numpy() / 3).mean(axis=0)
+    np.testing.assert_allclose(model(g)[0].detach().numpy(), expected, rtol=1e-10)
+    # where an atom has no phonon states, it contributes nothing: the support is the phonons'
+    g.z[:, 118 + 30:] = 0.0
+    assert torch.all(model(g)[0, 30:] == 0)
+
+
+def test_coupling_head_invariant_and_fused_equal():
+    atoms = triclinic()
+    fused, plain = coupling_model(), coupling_model(fused=False)
+    plain.load_state_dict(fused.state_dict())
+    ref = fused(crystal_graph(atoms, phdos_dim=N_BINS))
+    assert torch.allclose(plain(crystal_graph(atoms, phdos_dim=N_BINS)), ref, rtol=0, atol=1e-12)
+    torch.manual_seed(5)
+    rot = o3.rand_matrix(dtype=torch.float64).numpy()
+    for r in (rot, -rot):
+        out = fused(crystal_graph(moved(atoms, r, np.array([0.3, 1.1, -0.4])), phdos_dim=N_BINS))
+        assert torch.allclose(out, ref, rtol=0, atol=1e-9 * ref.abs().max().item())
+
+
+def test_coupling_head_needs_site_phdos():
+    with pytest.raises(InputError, match="cpd or fpd"):
+        small_model(head="coupling")  # CSO attributes: one-hot(Z) only
+    with pytest.raises(InputError, match="head"):
+        small_model(head="bins")

@@ -61,6 +61,8 @@ class BetenetLoss:
     property_scales: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PROPERTY_SCALES))
     mu_star: float = MU_STAR_DEFAULT
     grid: BinGrid = PAPER_GRID
+    lambda_prior: float = 0.0
+    lambda_range: tuple[float, float] = (0.05, 3.0)
 
     def __post_init__(self):
         unknown = set(self.properties) - set(PROPERTIES)
@@ -107,6 +109,11 @@ class BetenetLoss:
         if self.curvature:
             parts["curvature"] = self.curvature * _weighted_mean(curvature(pred), torch.ones_like(has_y), weight)
         active = {k: v for k, v in self.properties.items() if v}
+        if self.lambda_prior:
+            lo, hi = self.lambda_range
+            lam = property_matrix(pred, self.omega(pred), self.mu_star)[:, 0]
+            outside = torch.relu(lam - hi) + torch.relu(lo - lam)
+            parts["lambda_prior"] = self.lambda_prior * _weighted_mean(outside**2, torch.ones_like(has_y), weight)
         if active:
             props = property_matrix(pred, self.omega(pred), self.mu_star)
             labels = self.reference(y, reported)

@@ -7,7 +7,12 @@ network built on e3nn's ``gate_points_2101``):
     x (one-hot(Z) * mass)  --Linear+ReLU-->  h0 : em_dim x 0e          (node features)
     z (one-hot(Z) [+ PhDOS]) --Linear+ReLU--> a  : em_dim x 0e          (node attributes, fixed)
     layers x [Convolution -> Gate]  on hidden irreps  mul x (l, p), l <= lmax, p = +-1
-    Convolution -> out_dim x 0e  -> ReLU -> mean over the atoms of each graph
+    Convolution -> out_dim x 0e  -> ReLU -> mean over the atoms of each graph      (head "spectrum")
+    Convolution -> K x 0e -> a2F_i = exp(c_i . Legendre(w)) g_i(w)/3 -> mean       (head "coupling")
+
+The ``coupling`` head (:mod:`betenet.models.heads`) factorises a2F = α²(ω) F(ω) atom by atom with the
+atom's site PhDOS g_i from its attributes (CPD/FPD), so that spectra trained on scalars alone keep
+the support of real phonons.
 
 Each convolution (gate_points_2101 "Convolution"):
     s   = FCTP(h, a)                                   self-interaction, conditioned on a
@@ -39,6 +44,7 @@ from torch_geometric.utils import scatter
 
 from betenet.errors import InputError
 from betenet.models.fused import FusedEvaluator, PreparedGraph
+from betenet.models.heads import HEADS, CouplingHead
 from betenet.models.radial import EdgeFeatures, edge_features
 
 _SCALAR_ACT: Dict[int, Callable] = {1: F.silu, -1: torch.tanh}  # by parity of the scalar
@@ -170,8 +176,15 @@ class BeteNet(torch.nn.Module):
         reduce_output: str = "mean",
         share_embedding: bool = False,
         fused: bool = True,
+        head: str = "spectrum",
+        coupling_basis: int = 3,
     ) -> None:
         super().__init__()
+        if head not in HEADS:
+            raise InputError("head", f"must be one of {HEADS}, got {head!r}")
+        if head == "coupling" and attr_dim < 118 + out_dim:
+            raise InputError("head", f"the coupling head reads each atom's {out_dim}-bin site PhDOS from its "
+                                     f"attributes: use variant cpd or fpd (attr_dim {attr_dim} < {118 + out_dim})")
         if reduce_output not in _REDUCTIONS:
             raise InputError("reduce_output", f"must be one of {_REDUCTIONS}, got {reduce_output!r}")
         if not num_neighbors > 0:
@@ -191,7 +204,9 @@ class BeteNet(torch.nn.Module):
         self.irreps_node_attr = o3.Irreps(f"{em_dim}x0e")
         self.irreps_edge_attr = o3.Irreps.spherical_harmonics(lmax)
         self.irreps_hidden = o3.Irreps([(mul, (l, p)) for l in range(lmax + 1) for p in (-1, 1)])
-        self.irreps_out = o3.Irreps(f"{out_dim}x0e")
+        self.head = head
+        self.coupling = CouplingHead(coupling_basis, out_dim) if head == "coupling" else None
+        self.irreps_out = o3.Irreps(f"{coupling_basis if head == 'coupling' else out_dim}x0e")
         conv_kw = dict(number_of_basis=number_of_basis, radial_layers=radial_layers, radial_neurons=radial_neurons)
 
         self._build_layers(em_dim, mul, layers, conv_kw)
@@ -266,10 +281,11 @@ class BeteNet(torch.nn.Module):
             out = self.evaluator(self, data, edge_feats, prepared)
         else:
             out = self.node_outputs(data, edge_feats)
-        return self._pool(F.relu(out), data)
+        per_atom = self.coupling(out, data.z) if self.coupling is not None else F.relu(out)
+        return self._pool(per_atom, data)
 
     def node_outputs(self, data, edge_feats: Optional[EdgeFeatures] = None) -> torch.Tensor:
-        """Per-node outputs [N, out_dim] before the final ReLU, through the e3nn modules."""
+        """Per-node outputs before the head ([N, out_dim], or [N, coupling_basis]), through the e3nn modules."""
         edge_src, edge_dst = data.edge_index[0], data.edge_index[1]
         if edge_feats is None:
             edge_feats = self.edge_features(data.edge_vec)
