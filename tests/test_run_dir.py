@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -69,6 +70,9 @@ def test_directory_data_fingerprint_follows_the_files(tmp_path):
     (data / "structures").mkdir(parents=True)
     (data / "structures" / "a.cif").write_text("x")
     fp = member_fingerprint(config("data=directory", f"data.root={data}"))
+    moved = tmp_path / "moved"
+    shutil.copytree(data, moved)  # copy2: names, sizes and times kept: the same data elsewhere
+    assert member_fingerprint(config("data=directory", f"data.root={moved}")) == fp
     os.utime(data / "structures" / "a.cif", ns=(1, 1))
     diffs = fingerprint_differences(fp, member_fingerprint(config("data=directory", f"data.root={data}")))
     assert len(diffs) == 1 and "the data's files changed" in diffs[0]
@@ -157,3 +161,28 @@ def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path):
     assert lock.stale["pid"] == proc.pid  # detected as stale and taken over
     lock.release()
     assert path.read_text() == ""
+
+
+# --------------------------------------------------------------------------------------------
+# RunDir is the only place that spells the run folder's file names
+# --------------------------------------------------------------------------------------------
+def test_only_run_dir_spells_the_run_folder_layout():
+    import ast
+    from pathlib import Path
+
+    names = [RunDir.MEMBER, RunDir.CONFIG, RunDir.BOOTSTRAP, RunDir.REJECTED, RunDir.METRICS, RunDir.REGIMES,
+             RunDir.FIGURE, RunDir.FAILED, RunDir.LOCK, "final.ckpt", "last.ckpt", f"{RunDir.CHECKPOINTS}/"]
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in sorted((root / "betenet").rglob("*.py")) + [root / "train.py"]:
+        if path.name == "run_dir.py" or "dft" in path.parts:  # DFT work folders have their own layout
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                      and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                offenders += [f"{path.relative_to(root)}:{node.lineno}: {n}" for n in names
+                              if n in node.value or node.value in ("checkpoints", "final", "last")]
+    assert offenders == []

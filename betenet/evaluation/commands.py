@@ -252,7 +252,9 @@ def _unit_interval(text: str) -> float:
 def _ensemble_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--ensemble", action="append", required=required, metavar="DIR",
                    help="sweep or run directory, or a member checkpoint (repeat to combine several)")
-    p.add_argument("--checkpoint", default="final",
+    from betenet.training.run_dir import RunDir
+
+    p.add_argument("--checkpoint", default=RunDir.FINAL,
                    help="which checkpoint of each run: final (default), classical, critical, modern or a file name")
     p.add_argument("--mu-star", type=float, default=None,
                    help="Coulomb pseudopotential for the predicted Tc (default: the members' own, 0.10)")

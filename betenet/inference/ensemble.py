@@ -230,7 +230,7 @@ class Ensemble:
         settings. ``cache_dir`` overrides the graph/demo cache."""
         cfg = (self.config or {}).get("data")
         if not cfg:
-            raise InputError(self.source, "no member has a readable config_resolved.yaml; pass --data")
+            raise InputError(self.source, f"no member has a readable {RunDir.CONFIG}; pass --data")
         if data is not None:
             source = source or detect_source(data)
         return datamodule_from_config(cfg, "test", root=data, source=source, cache_dir=cache_dir)
@@ -405,7 +405,7 @@ def _compatible_group(members: list[Member]) -> tuple[list[Member], list[tuple[s
     return kept, skipped
 
 
-def load_ensemble(sources, checkpoint: str = "final") -> Ensemble:
+def load_ensemble(sources, checkpoint: str = RunDir.FINAL) -> Ensemble:
     """Collect the members of ``sources`` (a sweep or run folder, a checkpoint file, or a list
     of these); see the module docstring. Raises ``InputError`` when no member loads."""
     if isinstance(sources, (str, Path)):

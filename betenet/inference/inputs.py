@@ -21,6 +21,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from betenet.errors import InputError
+from betenet.training.run_dir import RunDir
 
 __all__ = ["InputRow", "gather_inputs", "read_labels_table", "build_rows", "input_files"]
 
@@ -164,7 +165,7 @@ def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress:
     from betenet.inference.ensemble import show_progress
 
     if ensemble.site_dos is None:
-        raise InputError(ensemble.source, "cannot tell which site PhDOS the members read (no config_resolved.yaml "
+        raise InputError(ensemble.source, f"cannot tell which site PhDOS the members read (no {RunDir.CONFIG} "
                                           "beside the checkpoints); use the run folders")
     settings = dict(ensemble.graph_settings, allow_isolated=True)
     kind = settings["site_dos_kind"]

@@ -49,8 +49,9 @@ __all__ = ["RunDir", "RunLock", "RunDirBusy", "MemberMismatch", "member_fingerpr
 
 #: Checkpoints of the three regimes (``checkpoints/<regime>.ckpt``).
 REGIME_CHECKPOINTS = ("classical", "critical", "modern")
-#: Data settings that do not change which member a folder holds (where caches live, loader workers).
-_DATA_NOT_IDENTITY = ("_target_", "cache_dir", "num_workers")
+#: Data settings that do not change which member a folder holds: where caches live, loader workers,
+#: and where the data lies (its content is the data fingerprint, so a moved dataset is the same data).
+_DATA_NOT_IDENTITY = ("_target_", "cache_dir", "num_workers", "root")
 #: Network settings that do not change the member: ``fused`` is the same function computed faster.
 _NET_NOT_IDENTITY = ("fused",)
 #: Checkpoint key holding the member fingerprint (Lightning's last.ckpt and betenet's own checkpoints).
@@ -95,13 +96,12 @@ def data_fingerprint(data: Mapping) -> str:
 
 
 def member_fingerprint(cfg, with_data_fingerprint: bool = True) -> dict:
-    """What defines a member: ``seed``, ``variant``, the data settings (root resolved) and the data's
-    fingerprint, the model and loss settings. Settings that only say where or how fast (cache folder,
-    loader workers, ``model.net.fused``) and trainer / callback settings (how long) are left out."""
+    """What defines a member: ``seed``, ``variant``, the data settings and the data's fingerprint
+    (its content), the model and loss settings. Settings that only say where or how fast (data and
+    cache folders, loader workers, ``model.net.fused``) and trainer / callback settings (how long)
+    are left out."""
     plain = _plain(cfg)
     data = {k: v for k, v in dict(plain.get("data") or {}).items() if k not in _DATA_NOT_IDENTITY}
-    if data.get("root") is not None:
-        data["root"] = str(Path(str(data["root"])).expanduser().resolve())
     model = {k: v for k, v in dict(plain.get("model") or {}).items() if not k.startswith("_")}
     model["net"] = {k: v for k, v in dict(model.get("net") or {}).items() if k not in _NET_NOT_IDENTITY}
     out = {"seed": plain.get("seed"), "variant": plain.get("variant"), "data": data, "model": model}
