@@ -1,11 +1,14 @@
 """Train one BETE-NET bootstrap member (or a sweep with -m). See conf/ and README.md."""
 
+import sys
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from betenet.config import register_resolvers
+from betenet.errors import InputError
 
 register_resolvers()
 
@@ -14,7 +17,11 @@ register_resolvers()
 def main(cfg: DictConfig) -> None:
     from betenet.training.run import train_member_safely
 
-    train_member_safely(cfg, in_sweep=HydraConfig.get().mode == RunMode.MULTIRUN)
+    try:
+        train_member_safely(cfg, in_sweep=HydraConfig.get().mode == RunMode.MULTIRUN)
+    except InputError as err:  # bad input, a busy run folder, another member in it: one line, exit 2
+        print(f"train.py: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The `betenet` console script: one subcommand per job (analyze-a2f, kq-grid, ...).
 
 Each subcommand parses its arguments, calls the package function that does the work and prints
-either a human-readable table or JSON. Bad input ends with one line naming the input and a
-non-zero exit status.
+either a human-readable table or JSON. Exit status: 0 when the command did its job; 1 when it ran
+but produced nothing usable (``predict`` with no input predicted: its files still hold every row
+with its reason); 2 for bad input, with one line naming the input (nothing is written).
+Warnings (e.g. about an a2F file) go to stderr, one line each.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import json
 import sys
 import warnings
 from typing import Callable
+
+import numpy as np
 
 from betenet.dft.cli import add_dft_commands
 from betenet.errors import InputError
@@ -26,30 +30,39 @@ def _print_result(result: dict, as_json: bool) -> None:
         return
     width = max(len(k) for k in result)
     for key, value in result.items():
+        if key == "warnings":  # printed to stderr
+            continue
         if isinstance(value, float):
             value = f"{value:.6g}"
         print(f"{key:<{width}}  {value}")
 
 
 def cmd_analyze_a2f(args: argparse.Namespace) -> dict:
-    from betenet.physics.a2f_files import read_a2f
+    from betenet.physics.a2f_files import check_a2f_range, read_a2f
     from betenet.physics.eliashberg_solver import eliashberg_tc
     from betenet.physics.properties import a2f_properties, mcmillan_tc, spectrum_warnings
 
     spec = read_a2f(args.file, format=args.format)
-    props = a2f_properties(spec.omega_meV, spec.a2f, mu_star=args.mu_star)
-    result = {"lambda": props["lambda"], "omega_log_K": props["omega_log_K"], "omega_2_K": props["omega_2_K"],
-              "tc_allen_dynes_K": props["tc_K"],
-              "tc_mcmillan_K": float(mcmillan_tc(props["lambda"], props["omega_log_K"], args.mu_star)),
-              "tc_eliashberg_K": float(eliashberg_tc(spec.omega_meV, spec.a2f, mu_star=args.mu_star))}
+    check_a2f_range(spec)  # raises InputError for values the formulas cannot integrate
+    try:
+        with np.errstate(all="ignore"):
+            props = a2f_properties(spec.omega_meV, spec.a2f, mu_star=args.mu_star)
+            result = {"lambda": props["lambda"], "omega_log_K": props["omega_log_K"],
+                      "omega_2_K": props["omega_2_K"], "tc_allen_dynes_K": props["tc_K"],
+                      "tc_mcmillan_K": float(mcmillan_tc(props["lambda"], props["omega_log_K"], args.mu_star)),
+                      "tc_eliashberg_K": float(eliashberg_tc(spec.omega_meV, spec.a2f, mu_star=args.mu_star))}
+        finite = all(np.isfinite(v) for v in result.values())
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+        finite = False
+    if not finite:
+        w, a = spec.omega_meV, spec.a2f
+        raise InputError(args.file, f"lambda and Tc are not finite for this spectrum (frequencies {w.min():.3g} to "
+                                    f"{w.max():.3g} meV, a2F {a.min():.3g} to {a.max():.3g}); check the values")
     if spec.lambda_reported is not None:
         result["lambda_reported"] = spec.lambda_reported
     notes, facts = spectrum_warnings(spec.omega_meV, spec.a2f)
     result["negative_lambda_fraction"] = facts["negative_lambda_fraction"]
-    for note in notes:
-        print(f"betenet analyze-a2f: warning: {args.file}: {note}", file=sys.stderr)
-    if args.json:
-        result["warnings"] = notes
+    result["warnings"] = [f"{spec.source}: {note}" for note in notes]  # printed on stderr by main()
     return result
 
 
@@ -95,8 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"betenet {args.command}: error: {err}", file=sys.stderr)
         return 2
+    for note in result.get("warnings") or ():
+        print(f"betenet {args.command}: warning: {note}", file=sys.stderr)
     _print_result(result, getattr(args, "json", False))
-    return 0
+    status = int(result.get("exit_status", 0))
+    if status:
+        print(f"betenet {args.command}: error: no input could be predicted ({result.get('inputs', 0)} inputs; "
+              f"reasons in the status column of {result.get('out')})", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from betenet.evaluation.reports import (DEMO_TAG, baseline_split_predictions, en
 from betenet.evaluation.screening import DEFAULT_THRESHOLD_K
 from betenet.physics.properties import MOMENTS
 from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT
-from betenet.training.ensemble import load_ensemble
+from betenet.inference import load_ensemble
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from betenet.training.run_dir import RunDir
+
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("cso", "cpd")
 SEEDS = (0, 1)
@@ -47,8 +49,7 @@ class DemoEnsembles:
 def _key() -> str:
     h = hashlib.sha256(" ".join(OVERRIDES).encode())
     files = [ROOT / "train.py"] + sorted((ROOT / "conf").rglob("*.yaml")) + sorted(
-        p for sub in ("data", "models", "training", "physics") for p in (ROOT / "betenet" / sub).rglob("*.py")
-        if p.name != "ensemble.py")  # ensemble.py reads members; training does not use it
+        p for sub in ("data", "models", "training", "physics") for p in (ROOT / "betenet" / sub).rglob("*.py"))
     for path in files:
         h.update(str(path.relative_to(ROOT)).encode())
         h.update(path.read_bytes())
@@ -78,8 +79,7 @@ def demo_ensembles() -> DemoEnsembles:
             env = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1")
             res = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
             ens = DemoEnsembles(root, root / "cache")
-            missing = [str(ens.run(v, s)) for v in VARIANTS for s in SEEDS
-                       if not (ens.run(v, s) / "checkpoints" / "final.ckpt").exists()]
+            missing = [str(ens.run(v, s)) for v in VARIANTS for s in SEEDS if not RunDir(ens.run(v, s)).is_complete()]
             if res.returncode != 0 or missing:
                 raise RuntimeError(f"demo ensemble training failed (missing {missing}):\n"
                                    f"{res.stdout[-3000:]}\n{res.stderr[-3000:]}")

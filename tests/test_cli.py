@@ -118,3 +118,35 @@ def test_bad_inputs_name_the_file(tmp_path):
                      "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n")
     res = betenet("kq-grid", str(empty))
     assert res.returncode != 0 and str(empty) in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("rows, what", [
+    ("1.0 0.5\n2.0 1e300\n3.0 0.2\n", "a2F values span 0.2 to 1e+300"),
+    ("1.0 0.5\n1e300 0.3\n", "frequencies span 1 to 1e+300 meV"),
+    ("1e-300 0.5\n2.0 1.0\n3.0 0.2\n", "lambda and Tc are not finite"),
+])
+def test_analyze_a2f_out_of_range_is_a_one_line_error(tmp_path, rows, what):
+    path = tmp_path / "huge.dat"
+    path.write_text(rows)
+    res = betenet("analyze-a2f", str(path))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == res.stderr.strip().splitlines()[0]  # one line
+    assert str(path) in res.stderr and what in res.stderr
+
+
+def test_analyze_a2f_warns_about_rows_it_leaves_out(tmp_path):
+    neg = tmp_path / "neg.dat"
+    neg.write_text("-2 0.1\n-1 0.1\n1.0 0.5\n2.0 0.5\n3.0 0.2\n")
+    res = betenet("analyze-a2f", str(neg), "--json")
+    assert res.returncode == 0
+    assert f"warning: {neg}: 2 row(s) at negative frequency (-2 to -1 meV) are left out" in res.stderr
+    out = json.loads(res.stdout)
+    assert out["lambda"] > 0 and len(out["warnings"]) == 1
+    one = tmp_path / "one.dat"
+    one.write_text("5.0 0.5\n")
+    res = betenet("analyze-a2f", str(one))
+    assert res.returncode == 0 and f"warning: {one}: a single row" in res.stderr
+    assert "warnings" not in res.stdout  # the table keeps to numbers; warnings go to stderr
+    clean = tmp_path / "clean.dat"
+    clean.write_text("1.0 0.5\n2.0 0.5\n3.0 0.2\n")
+    assert betenet("analyze-a2f", str(clean)).stderr == ""

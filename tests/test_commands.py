@@ -18,7 +18,8 @@ from betenet.data.spectra import bin_spectrum
 from betenet.data.structures import load_structure
 from betenet.physics.properties import a2f_properties
 from betenet.physics.units import BIN_CENTRES_MEV
-from betenet.training.ensemble import load_ensemble
+from betenet.inference import load_ensemble
+from betenet.training.run_dir import RunDir
 
 PROPS = ("lambda", "omega_log_K", "omega_2_K", "tc_K")
 
@@ -35,7 +36,7 @@ def labels(demo):
 
 @pytest.fixture(scope="module")
 def test_ids(demo):
-    return json.loads((demo.run("cso", 0) / "bootstrap.json").read_text())["test_ids"]
+    return RunDir(demo.run("cso", 0)).read_bootstrap()["test_ids"]
 
 
 def run(capsys, *argv):
@@ -73,7 +74,8 @@ def test_predict_files_folders_globs_and_bad_inputs(demo, tmp_path, capsys):
     assert [r["id"] for r in rows] == ["demo-0001", "demo-0002", "demo-0003", "demo-0004", "broken",
                                        str(tmp_path / "absent.cif")]
     assert list(rows[0]) == ["id", "formula", "lambda", "lambda_std", "omega_log_K", "omega_log_K_std",
-                             "omega_2_K", "omega_2_K_std", "tc_allen_dynes_K", "tc_allen_dynes_K_std", "status"]
+                             "omega_2_K", "omega_2_K_std", "tc_allen_dynes_K", "tc_allen_dynes_K_std", "status",
+                             "warnings"]
     assert res["predicted"] == 4 and res["failed"] == 2 and res["members"] == 2
     assert rows[4]["status"].startswith("cannot read structure") and rows[4]["lambda"] == ""
     assert rows[5]["status"] == "file not found"
@@ -117,10 +119,10 @@ def test_predict_eliashberg_and_mu_star(demo, tmp_path, capsys):
 def test_predict_cpd_reads_phdos_from_labels(demo, tmp_path, capsys):
     out = tmp_path / "cpd.csv"
     structures = demo.demo_dir / "structures"
-    # without a labels file the CPD members have no site PhDOS: every row says so
-    code, res, _ = run(capsys, "predict", "--ensemble", demo.sweep("cpd"), structures / "demo-000[12].cif",
+    # without a labels file the CPD members have no site PhDOS: every row says so (exit 1: none predicted)
+    code, _, err = run(capsys, "predict", "--ensemble", demo.sweep("cpd"), structures / "demo-000[12].cif",
                        "--out", out)
-    assert code == 0 and res["failed"] == 2
+    assert code == 1 and "no input could be predicted" in err and len(read_csv(out)) == 2
     assert all("coarse site-projected phonon DOS" in r["status"] and "--labels" in r["status"] for r in read_csv(out))
     # with --labels, or given the dataset folder (its labels.json is found)
     code, res, _ = run(capsys, "predict", "--ensemble", demo.sweep("cpd"), structures / "demo-000[12].cif",
@@ -399,7 +401,7 @@ def test_screen_ranks_a_split_without_reference_tc(demo, tmp_path, capsys):
 # --------------------------------------------------------------------------------------------
 def test_landscape_command(demo, tmp_path, capsys):
     run_dir = demo.run("cso", 0)
-    has_modern = (run_dir / "checkpoints" / "modern.ckpt").exists()
+    has_modern = RunDir(run_dir).checkpoint("modern").exists()
     code, res, _ = run(capsys, "landscape", "--run", run_dir, "--out", tmp_path / "land", "--steps", "3",
                        "--regimes", "classical", "modern")
     assert code == 0

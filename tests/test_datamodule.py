@@ -169,3 +169,64 @@ def test_weight_above_the_window_is_warned_with_its_share(tmp_path, caplog):
                                  spectrum={"n_bins": 101})
         wide.build_graphs()
     assert not [r for r in caplog.records if "above the" in r.getMessage()]
+
+
+# --------------------------------------------------------------------------------------------
+# A directory dataset: the user's split, repeated labels rows, rejections on every setup
+# --------------------------------------------------------------------------------------------
+def small_directory(cache, root, n=12, split=None):
+    """``n`` demo entries as a directory-format dataset (structures/ + labels.json [+ splits.json])."""
+    import json
+    import shutil
+
+    from betenet.data.sources.demo import load_demo_dataset
+
+    demo = load_demo_dataset(cache, n=40)
+    records = json.loads((demo / "labels.json").read_text())[:n]
+    (root / "structures").mkdir(parents=True)
+    for r in records:
+        shutil.copy(demo / "structures" / f"{r['id']}.cif", root / "structures")
+    (root / "labels.json").write_text(json.dumps(records))
+    if split is not None:
+        (root / "splits.json").write_text(json.dumps(split))
+    return [r["id"] for r in records], records
+
+
+def test_given_split_without_test_is_kept(cache, tmp_path, caplog):
+    ids, _ = small_directory(cache, tmp_path / "data", split=None)
+    import json
+
+    (tmp_path / "data" / "splits.json").write_text(json.dumps({"train": ids[:8], "test": []}))
+    with caplog.at_level("WARNING"):
+        dm = BetenetDataModule(source="directory", root=str(tmp_path / "data"), cache_dir=str(cache))
+        dm.setup()
+    # no test set is a valid choice: the training ids stay training ids (no 80/20 split replaces it)
+    assert dm.split_ids["test"] == []
+    assert set(dm.split_ids["train"]) | set(dm.split_ids["val"]) == set(ids[:8])
+    assert "4 entries are in no split" in caplog.text
+
+
+def test_repeated_labels_row_is_rejected_for_real(cache, tmp_path):
+    import json
+
+    from betenet.data.sources.directory import load_directory
+
+    ids, records = small_directory(cache, tmp_path / "data")
+    (tmp_path / "data" / "labels.json").write_text(json.dumps(records + [records[3]]))
+    data = load_directory(tmp_path / "data")
+    assert ids[3] in dict(data.rejected) and "appears 2 times" in dict(data.rejected)[ids[3]]
+    assert ids[3] not in [e.id for e in data.entries]  # not loaded unlabelled either
+    assert len(data.entries) == len(ids) - 1
+
+
+def test_rejections_are_logged_on_every_setup(cache, tmp_path, caplog):
+    small_directory(cache, tmp_path / "data", n=6)
+    (tmp_path / "data" / "structures" / "broken.cif").write_text("")
+    for attempt in range(2):  # the second setup reads the graph cache
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            dm = BetenetDataModule(source="directory", root=str(tmp_path / "data"), cache_dir=str(cache))
+            dm.setup()
+        assert ("graphs loaded from cache" in caplog.text) == (attempt == 1)
+        assert "rejected broken: structures/broken.cif: file is empty" in caplog.text
+        assert dm.built.rejected == [("broken", "structures/broken.cif: file is empty")]

@@ -2,7 +2,6 @@
 failed / unreadable / mismatched members skipped, and predicting with a trained demo ensemble."""
 
 import argparse
-import json
 import math
 import shutil
 
@@ -13,7 +12,8 @@ from torch_geometric.data import Batch
 
 from betenet.errors import InputError
 from betenet.physics.units import BIN_CENTRES_MEV, MEV_TO_K
-from betenet.training.ensemble import combine_members, load_ensemble, load_member
+from betenet.training.run_dir import RunDir
+from betenet.inference.ensemble import combine_members, load_ensemble, load_member
 
 
 
@@ -85,21 +85,20 @@ def test_load_ensemble_from_sweep(demo):
     assert cpd.variant == "cpd" and cpd.graph_settings["site_dos_kind"] == "coarse"
     # one run directory, and another of its checkpoints
     one = load_ensemble(demo.run("cso", 1), checkpoint="classical")
-    assert one.names == ["seed_1"] and one.members[0].checkpoint.name == "classical.ckpt"
+    assert one.names == ["seed_1"] and one.members[0].checkpoint == RunDir(demo.run("cso", 1)).checkpoint("classical")
 
 
 def test_bad_members_are_reported_and_skipped(demo, tmp_path):
     sweep = tmp_path / "sweep"
     shutil.copytree(demo.run("cso", 0), sweep / "seed_0")
-    (sweep / "seed_1").mkdir(parents=True)
-    (sweep / "seed_1" / "FAILED.txt").write_text("Traceback ...\nRuntimeError: loss is NaN\n")
-    (sweep / "seed_2" / "checkpoints").mkdir(parents=True)
-    (sweep / "seed_2" / "checkpoints" / "final.ckpt").write_bytes(b"not a checkpoint")
-    (sweep / "seed_3" / "checkpoints").mkdir(parents=True)  # training never finished
-    (sweep / "seed_4" / "checkpoints").mkdir(parents=True)
+    RunDir(sweep / "seed_1").write_failed("Traceback ...\nRuntimeError: loss is NaN\n")
+    seed_2, seed_3, seed_4 = (RunDir(sweep / f"seed_{k}") for k in (2, 3, 4))
+    seed_2.final.parent.mkdir(parents=True)
+    seed_2.final.write_bytes(b"not a checkpoint")
+    seed_3.checkpoint_dir.mkdir(parents=True)  # training never finished
+    seed_4.checkpoint_dir.mkdir(parents=True)
     # arbitrary Python objects are refused by weights_only loading
-    torch.save({"state_dict": {}, "hyper_parameters": argparse.Namespace(net=1)},
-               sweep / "seed_4" / "checkpoints" / "final.ckpt")
+    torch.save({"state_dict": {}, "hyper_parameters": argparse.Namespace(net=1)}, seed_4.final)
     shutil.copytree(demo.run("cpd", 0), sweep / "seed_5")  # another variant: a different network
     (sweep / "notes").mkdir()  # not a run: ignored
     ens = load_ensemble(sweep)
@@ -112,7 +111,7 @@ def test_bad_members_are_reported_and_skipped(demo, tmp_path):
     assert "unreadable checkpoint" in reasons["seed_4"] and "weights" in reasons["seed_4"].lower()
     assert "different network" in reasons["seed_5"]
     missing = tmp_path / "absent.ckpt"
-    ens = load_ensemble([demo.run("cso", 0) / "checkpoints" / "final.ckpt", missing])
+    ens = load_ensemble([RunDir(demo.run("cso", 0)).final, missing])
     assert ens.names == ["seed_0"] and ens.skipped == [(str(missing), "not found")]
     with pytest.raises(InputError, match="no usable ensemble member"):
         load_ensemble([sweep / "seed_1", sweep / "seed_2"])
@@ -126,14 +125,14 @@ def test_bad_members_are_reported_and_skipped(demo, tmp_path):
 def test_prediction_is_the_mean_of_member_forwards(demo):
     ens = load_ensemble(demo.sweep("cso"))
     dm = ens.datamodule()
-    boot = json.loads((demo.run("cso", 0) / "bootstrap.json").read_text())
+    boot = RunDir(demo.run("cso", 0)).read_bootstrap()
     assert dm.split_ids["test"] == boot["test_ids"]  # the split the members were tested on
     graphs = dm.graphs_for("test")
     pred = ens.predict(graphs, batch_size=3)  # several batches
     assert pred.ids == boot["test_ids"] and pred.member_a2f.shape == (2, len(graphs), 51)
     by_hand = []
     for s in (0, 1):
-        ckpt = torch.load(demo.run("cso", s) / "checkpoints" / "final.ckpt", weights_only=True)
+        ckpt = torch.load(RunDir(demo.run("cso", s)).final, weights_only=True)
         from betenet.models.module import BetenetModule
 
         module = BetenetModule(**ckpt["hyper_parameters"])

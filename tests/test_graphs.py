@@ -9,7 +9,7 @@ from pymatgen.core import Element, Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from torch_geometric.data import Batch
 
-from betenet.data.graphs import graph_stats, structure_to_graph
+from betenet.data.graphs import graph_stats, isolated_atoms, structure_to_graph
 from betenet.data.spectra import bin_site_dos
 from betenet.data.structures import load_structure
 from betenet.errors import InputError
@@ -116,8 +116,35 @@ def test_isolated_atom_and_overlaps():
     with pytest.raises(InputError, match="partially occupied"):
         structure_to_graph(Structure(Lattice.cubic(3.0), [{"Cu": 0.5, "Au": 0.5}], [[0, 0, 0]]), id="alloy")
     clash = Structure(Lattice.cubic(5.0), ["Al", "Al"], [[0, 0, 0], [0.02, 0, 0]])
-    with pytest.raises(InputError, match="atoms 0 and 1 are 0.100 Å apart"):
+    with pytest.raises(InputError, match=r"atoms 0 \(Al\) and 1 \(Al\) are 0.100 Å apart"):
         structure_to_graph(clash, R_MAX, id="clash")
+
+
+def test_isolated_atoms_are_listed():
+    lone = Structure(Lattice.cubic(20.0), ["Al", "Al"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert isolated_atoms(structure_to_graph(lone, R_MAX, allow_isolated=True)) == [0, 1]
+    assert isolated_atoms(structure_to_graph(nacl(), R_MAX)) == []
+    # the refusal names the data setting (predict does not refuse: it warns)
+    with pytest.raises(InputError, match="data setting allow_isolated=true"):
+        structure_to_graph(lone, R_MAX)
+
+
+def test_messages_name_the_real_problem():
+    # an atom touching its own periodic image: not "atoms 0 and 0"
+    small = Structure(Lattice.cubic(0.4), ["S"], [[0, 0, 0]])
+    with pytest.raises(InputError, match=r"atom 0 \(S\) is 0.400 Å from its own periodic image") as err:
+        structure_to_graph(small, R_MAX, id="small")
+    assert "atoms 0 and 0" not in str(err.value)
+    # two atoms on one site
+    same = Structure(Lattice.cubic(3.0), ["S", "H"], [[0, 0, 0], [0, 0, 0]])
+    with pytest.raises(InputError, match=r"atoms 0 \(S\) and 1 \(H\) are on the same site"):
+        structure_to_graph(same, R_MAX, id="same")
+    # a NaN coordinate is named as such, not as an atom without neighbours
+    nan = Structure(Lattice.cubic(3.0), ["S", "H"], [[0, 0, 0], [0.5, 0, 0]])
+    nan.replace(1, "H", [float("nan"), 0, 0])
+    with pytest.raises(InputError, match=r"site 1 \(H\) has a non-finite coordinate") as err:
+        structure_to_graph(nan, R_MAX, id="nan", allow_isolated=True)
+    assert "neighbour" not in str(err.value)
 
 
 def test_edges_sorted_and_deterministic():

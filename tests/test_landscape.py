@@ -1,7 +1,6 @@
 """Loss landscape (Li et al. 2018): filter normalisation, the loss grid against a quadratic worked
 by hand, and the surfaces of a trained demo member's regime checkpoints."""
 
-import json
 import shutil
 
 import numpy as np
@@ -13,6 +12,7 @@ from e3nn.nn import FullyConnectedNet
 from betenet.errors import InputError
 from betenet.evaluation.landscape import (filter_normalised_direction, landscape_figure, loss_surface,
                                           member_landscapes, member_training_batch, training_loss)
+from betenet.training.run_dir import RunDir
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -76,18 +76,18 @@ def test_member_landscapes_on_a_demo_run(tmp_path):
     demo = demo_ensembles()
     run_dir = demo.run("cso", 1)
     result = member_landscapes(run_dir, steps=3, span=0.5, seed=2)
-    present = {r for r in ("classical", "critical", "modern") if (run_dir / "checkpoints" / f"{r}.ckpt").exists()}
+    present = {r for r in ("classical", "critical", "modern") if RunDir(run_dir).checkpoint(r).exists()}
     assert set(result["landscapes"]) == present and set(result["missing"]) == {"classical", "critical",
                                                                                 "modern"} - present
     assert result["alphas"] == [-0.5, 0.0, 0.5]
     # the centre of the grid is the checkpoint; its loss is the weighted training loss computed here
-    from betenet.training.ensemble import load_member
+    from betenet.inference import load_member
 
     batch = member_training_batch(run_dir)
-    boot = json.loads((run_dir / "bootstrap.json").read_text())
+    boot = RunDir(run_dir).read_bootstrap()
     assert batch.num_graphs == len(boot["train_ids"])
     np.testing.assert_allclose(batch.weight.numpy(), boot["train_weights"])
-    module = load_member(run_dir / "checkpoints" / "classical.ckpt").module
+    module = load_member(RunDir(run_dir).checkpoint("classical")).module
     with torch.no_grad():
         pred = module(batch.clone()).double()
     per_entry = ((pred - batch.y.double()) ** 2).mean(-1)  # MSE over bins (the demo config's only term)
@@ -97,7 +97,7 @@ def test_member_landscapes_on_a_demo_run(tmp_path):
     assert rec["loss_at_origin"] == pytest.approx(expected, rel=1e-5)
     assert np.array(rec["losses"])[1, 1] == pytest.approx(expected, rel=1e-5)
     assert abs(rec["cosine"]) < 0.2  # two random directions in ~10^4 dimensions: nearly orthogonal
-    assert rec["epoch"] == json.loads((run_dir / "regimes.json").read_text())["regimes"]["classical"]["epoch"]
+    assert rec["epoch"] == RunDir(run_dir).read_regimes()["regimes"]["classical"]["epoch"]
     path = landscape_figure(result, tmp_path / "landscape.png")
     assert path.stat().st_size > 10_000
     assert training_loss(batch)(module) == pytest.approx(expected, rel=1e-5)
@@ -110,13 +110,13 @@ def test_landscape_errors(tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(demo.run("cso", 0), copy)
     for regime in ("classical", "critical", "modern"):
-        (copy / "checkpoints" / f"{regime}.ckpt").unlink(missing_ok=True)
+        RunDir(copy).checkpoint(regime).unlink(missing_ok=True)
     with pytest.raises(InputError, match="no regime checkpoint"):
         member_landscapes(copy)
     with pytest.raises(InputError, match="unknown regimes"):
         member_landscapes(copy, regimes=["final"])
-    boot = json.loads((copy / "bootstrap.json").read_text())
+    boot = RunDir(copy).read_bootstrap()
     boot["train_ids"] = boot["train_ids"][::-1]
-    (copy / "bootstrap.json").write_text(json.dumps(boot))
+    RunDir(copy).write_bootstrap(boot)
     with pytest.raises(InputError, match="differs from the one this member trained on"):
         member_training_batch(copy)

@@ -11,7 +11,7 @@ import torch
 from betenet.data.datamodule import BetenetDataModule
 from betenet.evaluation.reports import ensemble_split_predictions, evaluation_report, screening_report
 from betenet.physics.properties import PROPERTIES, properties
-from betenet.training.ensemble import Ensemble, Member
+from betenet.inference.ensemble import Ensemble, Member
 
 
 class Oracle(torch.nn.Module):

@@ -107,7 +107,14 @@ def test_objects_are_accepted():
     [
         ("broken.cif", CIF.format(sym="Al", occ="1.0000")[:300], "cannot read structure"),
         ("garbage.cif", "this is not a CIF\n", "cannot read structure"),
-        ("empty.cif", "", "cannot read structure"),
+        ("empty.cif", "", "file is empty"),
+        ("blank.vasp", "  \n\n", "file is empty"),
+        # two atoms written on one site: said so, not pymatgen's "occupancy exceeded"
+        ("twice.cif", CIF.format(sym="Al", occ="1.0000") + "  Cu  Cu1  1.0  0.00000  0.00000  0.00000  1.0000\n",
+         r"atoms Al1 and Cu1 are both on site \(0, 0, 0\)"),
+        ("nan.cif", CIF.format(sym="Al", occ="1.0000").replace("0.00000  0.00000  0.00000", "nan  0.00000  0.00000"),
+         r"atom Al1 has a coordinate that is not a finite number"),
+        ("nan.vasp", POSCAR.replace("0.5 0.5 0.5", "nan 0.5 0.5"), r"site 1 \(Cl\) has a non-finite coordinate"),
         ("partial.cif", CIF.format(sym="Al", occ="0.5000"), "partially occupied"),
         ("unknown.cif", CIF.format(sym="Xx", occ="1.0000"), "unknown element or dummy species"),
         ("dummy.cif", CIF.format(sym="X", occ="1.0000"), "unknown element or dummy species"),
@@ -120,6 +127,7 @@ def test_bad_files_are_rejected_by_name(tmp_path, name, text, reason):
         load_structure(path)
     assert err.value.source == str(path)
     assert "\n" not in str(err.value)  # one line per bad input
+    assert "occupancy" not in str(err.value).lower() or "partial" in name
 
 
 def test_missing_file_and_custom_name(tmp_path):

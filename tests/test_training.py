@@ -1,5 +1,7 @@
 """train.py end to end with short runs: a demo member, resume after kill, a 2-member submitit_local
-sweep, a failing member in a sweep, and mixed supervision on a dataset that carries only `tc_K`."""
+sweep, a failing member in a sweep, mixed supervision on a dataset that carries only `tc_K`, and the
+run folder's guards: it knows its member, it is locked while a training runs, it keeps one complete
+metrics log and one W&B run id across resumes, and records the entries the data left out."""
 
 import csv
 import json
@@ -13,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from betenet.training.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_N = 40
@@ -31,20 +35,33 @@ def cache(tmp_path_factory):
     return path
 
 
-def train(args, cwd, env=None, wait=True, timeout=600):
+def train(args, cwd, env=None, wait=True, timeout=600, check=True):
     cmd = [sys.executable, str(ROOT / "train.py"), *args]
     env = dict(os.environ, WANDB_MODE="disabled", **(env or {}))
     if not wait:
-        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    if check:
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return res
 
 
 def read_metrics(run):
-    with open(run / "metrics.csv") as fh:
+    with open(RunDir(run).metrics) as fh:
         return list(csv.DictReader(fh))
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file of a run folder (the lock file aside) with its size and modification time."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != RunDir.LOCK}
+
+
+def as_if_killed(run: RunDir) -> None:
+    """Remove what only the end of training writes: the folder is then that of a run killed after its
+    last checkpoint."""
+    run.final.unlink()
+    run.file(run.REGIMES).unlink()
 
 
 def test_demo_member_trains_and_writes_its_outputs(cache, tmp_path):
@@ -53,20 +70,24 @@ def test_demo_member_trains_and_writes_its_outputs(cache, tmp_path):
                           "test_after_fit=true", "runtime.threads=1"], cwd=tmp_path)
     assert str(run) in res.stdout
     assert "runtime: 1 torch threads" in res.stdout
-    for name in ("metrics.csv", "double_descent.png", "config_resolved.yaml", "bootstrap.json",
-                 "regimes.json", "checkpoints/final.ckpt", "checkpoints/classical.ckpt"):
-        assert (run / name).exists(), name
+    rd = RunDir(run)
+    for path in (rd.metrics, rd.figure, rd.file(rd.CONFIG), rd.file(rd.BOOTSTRAP), rd.file(rd.REGIMES),
+                 rd.file(rd.MEMBER), rd.file(rd.REJECTED), rd.final, rd.checkpoint("classical")):
+        assert path.exists(), path
+    member = rd.read_member()
+    assert member["fingerprint"]["seed"] == 0 and member["train_elements"] == rd.read_bootstrap()["train_elements"]
+    assert torch.load(rd.final, weights_only=True)["betenet"]["member"] == member["fingerprint"]
     rows = read_metrics(run)
     assert len(rows) == 60 and {"epoch", "train_loss", "val_loss"} <= set(rows[0])
     val = [float(r["val_loss"]) for r in rows]
     train_loss = [float(r["train_loss"]) for r in rows]
     assert min(val) < 0.95 * val[0], "validation loss did not fall"
     assert train_loss[-1] < 0.2 * train_loss[0], "training loss did not fall"
-    ckpt = torch.load(run / "checkpoints" / "final.ckpt", weights_only=True)
+    ckpt = torch.load(rd.final, weights_only=True)
     assert ckpt["hyper_parameters"]["net"]["num_neighbors"] > 1
-    info = json.loads((run / "regimes.json").read_text())
+    info = rd.read_regimes()
     assert "test" in info and info["final_regime"] in ("modern", "best")
-    boot = json.loads((run / "bootstrap.json").read_text())
+    boot = rd.read_bootstrap()
     assert abs(sum(boot["train_weights"]) - len(boot["train_ids"]) - len(boot["val_ids"])) < 1e-9
 
 
@@ -78,24 +99,25 @@ def test_resume_after_kill_matches_uninterrupted_run(cache, tmp_path):
 
     killed = tmp_path / "killed"
     proc = train(args + [f"hydra.run.dir={killed}"], cwd=tmp_path, wait=False)
-    last = killed / "checkpoints" / "last.ckpt"
+    last = RunDir(killed).last
     deadline = time.time() + 300
     while time.time() < deadline:
-        if last.exists() and len(read_metrics(killed)) >= 8:
+        if last.exists() and RunDir(killed).metrics.exists() and len(read_metrics(killed)) >= 8:
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (killed / "checkpoints" / "final.ckpt").exists(), "run finished before it could be killed"
+    assert not RunDir(killed).final.exists(), "run finished before it could be killed"
     res = train(args + [f"hydra.run.dir={killed}"], cwd=tmp_path)
     assert "resuming from" in res.stdout
 
     a, b = read_metrics(full), read_metrics(killed)
-    assert [r["epoch"] for r in a] == [r["epoch"] for r in b]
+    assert [r["epoch"] for r in a] == [r["epoch"] for r in b] == [str(e) for e in range(24)]  # one complete log
+    assert not (killed / "csv").exists()  # no second, partial CSV log
     for ra, rb in zip(a, b):
         assert float(ra["val_loss"]) == pytest.approx(float(rb["val_loss"]), rel=1e-5, abs=1e-9)
-    sa = torch.load(full / "checkpoints" / "final.ckpt", weights_only=True)["state_dict"]
-    sb = torch.load(killed / "checkpoints" / "final.ckpt", weights_only=True)["state_dict"]
+    sa = torch.load(RunDir(full).final, weights_only=True)["state_dict"]
+    sb = torch.load(RunDir(killed).final, weights_only=True)["state_dict"]
     for key in sa:
         assert torch.allclose(sa[key], sb[key], rtol=1e-5, atol=1e-7), key
 
@@ -108,8 +130,8 @@ def test_two_member_sweep_with_submitit_local(cache, tmp_path):
     summary = json.loads((sweep / "sweep_summary.json").read_text())
     assert summary["complete"] == ["seed_0", "seed_1"], res.stdout[-2000:]
     assert (sweep / "double_descent_overlay.png").stat().st_size > 0
-    ids0 = json.loads((sweep / "seed_0" / "bootstrap.json").read_text())["train_ids"]
-    ids1 = json.loads((sweep / "seed_1" / "bootstrap.json").read_text())["train_ids"]
+    ids0 = RunDir(sweep / "seed_0").read_bootstrap()["train_ids"]
+    ids1 = RunDir(sweep / "seed_1").read_bootstrap()["train_ids"]
     assert ids0 != ids1
 
 
@@ -121,7 +143,7 @@ def test_failed_member_does_not_stop_the_sweep(cache, tmp_path):
           cwd=tmp_path)
     summary = json.loads((tmp_path / "sweep" / "sweep_summary.json").read_text())
     assert summary["complete"] == ["job0"] and summary["failed"] == ["job1"]
-    assert "no usable entries" in (tmp_path / "sweep" / "job1" / "FAILED.txt").read_text()
+    assert "no usable entries" in RunDir(tmp_path / "sweep" / "job1").failure()
 
 
 def test_mixed_supervision_with_only_tc_labels(cache, tmp_path):
@@ -143,19 +165,98 @@ def test_mixed_supervision_with_only_tc_labels(cache, tmp_path):
     losses = [float(r["train_loss"]) for r in metrics]
     assert all(torch.isfinite(torch.tensor(losses)))
     assert min(losses[-5:]) < losses[0], "Tc-only supervision did not reduce the training loss"
-    boot = json.loads((run / "bootstrap.json").read_text())
+    boot = RunDir(run).read_bootstrap()
     assert boot["statistics"]["with_a2f"] == 0 and boot["statistics"]["reported_tc_K"] == DEMO_N
 
 
-def test_wandb_logs_offline_without_api_key(cache, tmp_path):
-    run = tmp_path / "run"
+def test_wandb_logs_offline_and_a_resumed_member_keeps_its_run_id(cache, tmp_path):
+    run = RunDir(tmp_path / "run")
     env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
     cmd = [sys.executable, str(ROOT / "train.py"), "experiment=demo", f"data.demo_size={DEMO_N}",
-           "trainer.enable_progress_bar=false", "test_after_fit=false", "trainer.max_epochs=2",
-           f"paths.cache_dir={cache}", f"hydra.run.dir={run}"]
-    res = subprocess.run(cmd, cwd=tmp_path, env=env | {"WANDB_SILENT": "true"}, capture_output=True, text=True,
-                         timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    offline = list((run / "wandb").glob("offline-run-*"))
-    assert len(offline) == 1 and any(offline[0].rglob("*.wandb"))
-    assert (run / "csv" / "metrics.csv").exists()
+           "trainer.enable_progress_bar=false", "test_after_fit=false", "callbacks.last_checkpoint.every_n_epochs=1",
+           f"paths.cache_dir={cache}", f"hydra.run.dir={run.path}"]
+    for epochs in (2, 4):
+        res = subprocess.run(cmd + [f"trainer.max_epochs={epochs}"], cwd=tmp_path,
+                             env=env | {"WANDB_SILENT": "true"}, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        if epochs == 2:
+            as_if_killed(run)  # the second command resumes from last.ckpt
+    assert "resuming from" in res.stdout
+    run_id = run.read_member()["wandb_run_id"]
+    offline = sorted((run.path / "wandb").glob("offline-run-*"))
+    assert len(offline) == 2 and all(p.name.endswith(f"-{run_id}") for p in offline)  # one run id, resumed
+    assert any(offline[0].rglob("*.wandb"))
+    assert [r["epoch"] for r in read_metrics(run.path)] == ["0", "1", "2", "3"]
+    assert not (run.path / "csv").exists()  # metrics.csv is the one metrics log
+
+
+# --------------------------------------------------------------------------------------------
+# The run folder knows its member, is locked while in use, records rejected entries
+# --------------------------------------------------------------------------------------------
+def test_a_run_folder_resumes_or_completes_only_its_own_member(cache, tmp_path):
+    run = RunDir(tmp_path / "x")
+    args = COMMON + [f"paths.cache_dir={cache}", f"hydra.run.dir={run.path}", "trainer.max_epochs=4",
+                     "callbacks.last_checkpoint.every_n_epochs=1"]
+    train(args + ["seed=0"], cwd=tmp_path)
+    as_if_killed(run)
+    before = snapshot(run.path)
+    res = train(args + ["seed=1"], cwd=tmp_path, check=False)
+    assert res.returncode == 2 and "resuming" not in res.stdout
+    assert f"{run.path}: this run folder holds another member" in res.stderr
+    assert "seed: 0 in the folder, 1 requested" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert snapshot(run.path) == before  # nothing written
+    assert "resuming from" in train(args + ["seed=0"], cwd=tmp_path).stdout  # its own member resumes
+    assert run.is_complete()
+    before = snapshot(run.path)
+    res = train(args + ["seed=5", "variant=cpd"], cwd=tmp_path, check=False)
+    assert res.returncode == 2 and "already complete" not in res.stdout
+    assert "seed: 0 in the folder, 5 requested" in res.stderr and 'variant.name: "cso" in the folder' in res.stderr
+    assert snapshot(run.path) == before
+    assert "member already complete" in train(args + ["seed=0"], cwd=tmp_path).stdout
+
+
+def test_a_second_training_of_a_busy_folder_stops_and_touches_nothing(cache, tmp_path):
+    run = RunDir(tmp_path / "busy")
+    args = COMMON + [f"paths.cache_dir={cache}", f"hydra.run.dir={run.path}", "runtime.threads=1",
+                     "callbacks.last_checkpoint.every_n_epochs=1", "callbacks.tempering.patience=100000"]
+    first = train(args + ["trainer.max_epochs=100000"], cwd=tmp_path, wait=False)
+    try:
+        deadline = time.time() + 300
+        while not run.last.exists():
+            assert time.time() < deadline and first.poll() is None, "first training did not checkpoint"
+            time.sleep(0.2)
+        res = train(args + ["trainer.max_epochs=3"], cwd=tmp_path, check=False)
+        assert res.returncode == 2
+        assert f"{run.path}: another training is using this run folder (pid {first.pid}" in res.stderr
+        assert "max_epochs=3" not in (run.path / RunDir.HYDRA / "overrides.yaml").read_text()
+        assert (run.path / "train.log").read_text().count("runtime: ") == 1  # the second never started
+        assert not run.final.exists() and run.failure() is None
+    finally:
+        first.kill()  # SIGKILL: the lock file keeps the dead holder's record
+        first.wait()
+    assert json.loads(run.file(run.LOCK).read_text())["pid"] == first.pid
+    epoch = torch.load(run.last, weights_only=True)["epoch"]
+    res = train(args + [f"trainer.max_epochs={epoch + 3}"], cwd=tmp_path)  # a stale lock does not block
+    assert "resuming from" in res.stdout and run.is_complete()
+    assert [int(r["epoch"]) for r in read_metrics(run.path)] == list(range(epoch + 3))
+
+
+def test_rejections_and_the_users_split_reach_every_run_folder(cache, tmp_path):
+    from betenet.data.sources.demo import load_demo_dataset
+
+    demo = load_demo_dataset(cache, n=DEMO_N)
+    data = tmp_path / "data"
+    shutil.copytree(demo / "structures", data / "structures")
+    shutil.copy(demo / "labels.json", data / "labels.json")
+    (data / "structures" / "broken.cif").write_text("")
+    ids = sorted(p.stem for p in demo.joinpath("structures").glob("*.cif"))
+    (data / "splits.json").write_text(json.dumps({"train": ids[:30], "test": []}))
+    for name in ("a", "b"):  # b reads the graph cache a built
+        run = RunDir(tmp_path / name)
+        res = train(COMMON + [f"paths.cache_dir={tmp_path / 'c'}", "data=directory", f"data.root={data}",
+                              "trainer.max_epochs=2", f"hydra.run.dir={run.path}"], cwd=tmp_path)
+        assert "rejected broken: structures/broken.cif: file is empty" in res.stdout
+        assert run.read_rejected() == [{"id": "broken", "reason": "structures/broken.cif: file is empty"}]
+        boot = run.read_bootstrap()
+        assert boot["test_ids"] == [] and set(boot["train_ids"]) | set(boot["val_ids"]) == set(ids[:30])
+        assert f"{DEMO_N - 30} entries are in no split" in res.stdout

@@ -218,8 +218,6 @@ class BetenetDataModule(pl.LightningDataModule):
                 if share > LAMBDA_LOST_WARN:
                     lost[entry.id] = share
         data.metadata["lambda_above_window"] = lost
-        for entry_id, reason in rejected:
-            log.warning("rejected %s: %s", entry_id, reason)
         log.info("built %d graphs, rejected %d entries", len(graphs), len(rejected))
         built = BuiltGraphs(graphs, rejected, data.splits, data.metadata, data.bootstrap_dir)
         self._warn_window(built)
@@ -259,11 +257,19 @@ class BetenetDataModule(pl.LightningDataModule):
         return [e for e in entries if e.id in keep]
 
     def _train_test_ids(self, built: BuiltGraphs) -> tuple[list[str], list[str], list[str] | None]:
+        """The source's own split when it gives one (``splits.json``, the release's indices; an
+        empty test set is kept as given), else an element-balanced split of every graph."""
         ids = list(built.graphs)
-        if built.splits and built.splits.get("test"):
-            test = [i for i in built.splits["test"] if i in built.graphs]
-            train = [i for i in built.splits.get("train", []) if i in built.graphs] or \
-                [i for i in ids if i not in set(test)]
+        if built.splits is not None:
+            listed = {i for part in built.splits.values() for i in part}
+            unlisted = [i for i in ids if i not in listed]
+            if unlisted:
+                log.warning("%d entries are in no split of the source (e.g. %s): they are not trained on "
+                            "(predict only)", len(unlisted), ", ".join(unlisted[:5]))
+            test = [i for i in built.splits.get("test", []) if i in built.graphs]
+            train = [i for i in built.splits.get("train", []) if i in built.graphs]
+            if not train:
+                raise InputError(self.root or self.source, "the given split has no usable training entry")
             val = [i for i in built.splits.get("val", []) if i in built.graphs] or None
             return train, test, val
         elements = {i: graph_elements(g) for i, g in built.graphs.items()}
@@ -275,6 +281,8 @@ class BetenetDataModule(pl.LightningDataModule):
         if self.built is not None:
             return
         self.built = self.build_graphs()
+        for entry_id, reason in self.built.rejected:  # every time, also when the graphs come from the cache
+            log.warning("rejected %s: %s", entry_id, reason)
         if not self.built.graphs:
             first = "; ".join(f"{i}: {r}" for i, r in self.built.rejected[:3])
             raise InputError(self.root or self.source, f"no usable entries ({len(self.built.rejected)} "

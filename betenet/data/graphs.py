@@ -80,7 +80,7 @@ def structure_to_graph(
         raise InputError(
             label,
             f"atom {k} ({structure[k].specie.symbol}) has no neighbour within {r_max} Å "
-            "(allow_isolated=True keeps it with only its self-edge)",
+            "(the data setting allow_isolated=true keeps it with only its self-edge, as the release did)",
         )
     if self_loops:
         idx = np.arange(n)
@@ -117,6 +117,16 @@ def structure_to_graph(
     return data
 
 
+def isolated_atoms(graph: Data) -> list[int]:
+    """Atoms of ``graph`` without a neighbour: no edge other than their own self-edge."""
+    src, dst = graph.edge_index
+    shift = graph.edge_shift
+    real = (src != dst) | torch.any(shift != 0, dim=1)
+    linked = torch.zeros(int(graph.num_nodes), dtype=torch.bool)
+    linked[src[real]] = True
+    return torch.nonzero(~linked).flatten().tolist()
+
+
 def graph_stats(graphs) -> dict:
     """Count graphs, atoms and directed edges; ``mean_neighbours`` = edges / atoms.
 
@@ -147,6 +157,11 @@ def _check_overlaps(structure: Structure, label: str) -> None:
     other = (np.asarray(src) != np.asarray(dst)) | np.any(images != 0, axis=1)
     if np.any(other):
         k = int(np.flatnonzero(other)[0])
-        raise InputError(
-            label, f"atoms {int(src[k])} and {int(dst[k])} are {float(dist[k]):.3f} Å apart (below {MIN_DISTANCE} Å)"
-        )
+        i, j, d = int(src[k]), int(dst[k]), float(dist[k])
+        if i == j:
+            raise InputError(label, f"atom {i} ({structure[i].specie.symbol}) is {d:.3f} Å from its own periodic "
+                                    f"image (below {MIN_DISTANCE} Å): the cell is too small")
+        names = f"atoms {i} ({structure[i].specie.symbol}) and {j} ({structure[j].specie.symbol})"
+        if d < 1e-3:
+            raise InputError(label, f"{names} are on the same site; one site holds one atom")
+        raise InputError(label, f"{names} are {d:.3f} Å apart (below {MIN_DISTANCE} Å)")

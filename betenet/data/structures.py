@@ -49,9 +49,16 @@ def load_structure(src, name: str | None = None) -> Structure:
 
 
 def validate_structure(structure: Structure, name: str) -> None:
-    """Raise ``InputError`` unless the structure is non-empty, ordered, periodic and all-element."""
+    """Raise ``InputError`` unless the structure is non-empty, finite, ordered, periodic and all-element."""
     if len(structure) == 0:
         raise InputError(name, "structure has no atoms")
+    if not np.all(np.isfinite(structure.lattice.matrix)):
+        raise InputError(name, "lattice holds a non-finite number (NaN or inf)")
+    bad = np.flatnonzero(~np.all(np.isfinite(structure.frac_coords), axis=1))
+    if bad.size:
+        k = int(bad[0])
+        raise InputError(name, f"site {k} ({', '.join(str(e) for e in structure[k].species)}) has a non-finite coordinate "
+                               f"{np.round(structure.frac_coords[k], 6).tolist()}")
     if not structure.is_ordered:
         k = next(i for i, site in enumerate(structure) if not site.is_ordered)
         raise InputError(
@@ -89,6 +96,12 @@ def _read_file(path: Path, name: str) -> Structure:
     if not path.is_file():
         raise InputError(name, "file not found" if not path.exists() else "not a regular file")
     suffix = path.suffix.lower()
+    try:
+        empty = not path.read_bytes().strip()
+    except OSError as exc:
+        raise InputError(name, f"cannot read file ({exc.strerror or exc})") from None
+    if empty:
+        raise InputError(name, "file is empty")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -109,7 +122,13 @@ def _read_cif(path: Path, name: str) -> Structure:
     # frac_tolerance=0: keep coordinates as written (pymatgen would otherwise snap e.g. 0.3333 to 1/3,
     # moving atoms by up to ~1e-4 of a cell edge away from the file and from ASE's reading of it)
     parser = CifParser(path, frac_tolerance=0.0)
-    structures = parser.parse_structures(primitive=False, on_error="raise")
+    try:
+        structures = parser.parse_structures(primitive=False, on_error="raise")
+    except Exception:
+        problem = _cif_site_problem(parser)
+        if problem:
+            raise InputError(name, problem) from None
+        raise
     if len(structures) != 1:
         raise InputError(name, f"CIF holds {len(structures)} structures; give one per file")
     return structures[0]
@@ -122,3 +141,37 @@ def _read_with_ase(path: Path, name: str, fmt: str | None) -> Structure:
     if len(frames) != 1:
         raise InputError(name, f"file holds {len(frames)} structures; give one per file")
     return _from_atoms(frames[0], name)
+
+
+def _cif_number(text) -> float | None:
+    """A CIF number ('0.25', '0.2500(3)'); None for '?', '.', or anything else."""
+    try:
+        return float(str(text).split("(")[0])
+    except ValueError:
+        return None
+
+
+def _cif_site_problem(parser: CifParser) -> str | None:
+    """Why pymatgen could not build the CIF's atom sites, when the file says it plainly: a
+    coordinate that is not a finite number, or two atoms written on the same position."""
+    for block in parser.as_dict().values():
+        xyz = [block.get(f"_atom_site_fract_{c}") for c in "xyz"]
+        if not all(isinstance(v, list) for v in xyz):
+            continue
+        labels = block.get("_atom_site_label") or block.get("_atom_site_type_symbol") or []
+        occupancy = block.get("_atom_site_occupancy") or []
+        coords = []
+        for k, raw in enumerate(zip(*xyz)):
+            label = labels[k] if k < len(labels) else f"#{k}"
+            values = [_cif_number(v) for v in raw]
+            if any(v is None or not np.isfinite(v) for v in values):
+                return f"atom {label} has a coordinate that is not a finite number ({', '.join(raw)})"
+            coords.append((label, np.array(values), _cif_number(occupancy[k]) if k < len(occupancy) else 1.0))
+        for i in range(len(coords)):
+            for j in range(i + 1, len(coords)):
+                (a, xa, oa), (b, xb, ob) = coords[i], coords[j]
+                d = (xa - xb + 0.5) % 1.0 - 0.5
+                if np.all(np.abs(d) < 1e-3) and (oa or 1.0) + (ob or 1.0) > 1.0 + 1e-6:
+                    return (f"atoms {a} and {b} are both on site ({', '.join(f'{v:g}' for v in xa)}); "
+                            "one site holds one atom")
+    return None

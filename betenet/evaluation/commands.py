@@ -1,11 +1,12 @@
-"""The ``betenet predict | evaluate | screen | landscape`` subcommands.
+"""The ``betenet predict | evaluate | screen | landscape`` subcommands: argument parsing and thin
+``cmd_*`` functions over :mod:`betenet.inference` (members, inputs, prediction tables) and
+:mod:`betenet.evaluation` (reports, screening, landscapes).
 
 * ``predict``: ensemble prediction for structure files (CIF / POSCAR / extxyz; files, folders or
   globs) → a CSV of λ, ω_log, ω_2, Allen–Dynes T_c (± the members' spread; Eliashberg T_c with
-  ``--eliashberg``) with a ``status`` per input, and a JSON of the mean a2F ± std. CPD/FPD
-  ensembles read each structure's site-projected PhDOS from a labels file (``--labels``, or the
-  ``labels.csv``/``labels.json`` of a dataset folder given as input). A bad input gets its row and
-  reason; the others go on.
+  ``--eliashberg``) with a ``status`` and ``warnings`` per input, and a JSON of the mean a2F ± std
+  (:func:`betenet.inference.predict.predict_files`). A bad input gets its row and reason; the
+  others go on. Exit status 1 when no input could be predicted.
 * ``evaluate``: Table I, parity plots, best/worst spectra, per-element error and metrics against
   ensemble size on the test split of the ensemble's data (or ``--data``); ``--model baseline``
   evaluates the linear baseline fitted on the rest of that data.
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,208 +29,25 @@ import numpy as np
 from betenet.errors import InputError
 from betenet.evaluation.screening import DEFAULT_THRESHOLD_K
 
-__all__ = ["add_evaluation_commands", "gather_inputs", "read_labels_table", "InputRow", "build_rows",
-           "cmd_predict", "cmd_evaluate", "cmd_screen", "cmd_landscape", "PREDICT_COLUMNS"]
+__all__ = ["add_evaluation_commands", "cmd_predict", "cmd_evaluate", "cmd_screen", "cmd_landscape"]
 
-#: Predicted quantities of the predict CSV: (CSV column, ensemble property key).
-PREDICT_COLUMNS = (("lambda", "lambda"), ("omega_log_K", "omega_log_K"), ("omega_2_K", "omega_2_K"),
-                   ("tc_allen_dynes_K", "tc_K"))
-_VASP_NAMES = ("POSCAR", "CONTCAR")
-
-
-# --------------------------------------------------------------------------------------------
-# Inputs: files, folders, globs → graphs
-# --------------------------------------------------------------------------------------------
-def _natural_key(text: str):
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
-
-
-def _is_structure_file(path: Path) -> bool:
-    from betenet.data.sources.directory import STRUCTURE_SUFFIXES
-
-    return path.is_file() and not path.name.startswith(".") and (
-        path.suffix.lower() in STRUCTURE_SUFFIXES or path.name.upper().startswith(_VASP_NAMES))
-
-
-def _structure_files(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if _is_structure_file(p)), key=lambda p: _natural_key(p.name))
-
-
-def _labels_file_in(folder: Path) -> Path | None:
-    return next((folder / n for n in ("labels.csv", "labels.json") if (folder / n).is_file()), None)
-
-
-def _base_id(path: Path) -> str:
-    return f"{path.parent.name}/{path.name}" if path.name.upper().startswith(_VASP_NAMES) else path.stem
-
-
-def gather_inputs(inputs) -> tuple[list[tuple[str, Path | None, str | None]], Path | None]:
-    """Expand INPUTS into ``(id, path, None)`` per structure file, or ``(input, None, reason)`` for
-    an input that names nothing, in order; also the labels file of a dataset folder given as input
-    (a folder with ``structures/`` and ``labels.csv``/``labels.json``), if any.
-
-    A folder contributes its structure files (or those of its ``structures/``); a pattern with
-    ``*``, ``?`` or ``[`` is globbed. Ids are file stems (``<folder>/POSCAR`` for POSCAR/CONTCAR
-    files); when two inputs share an id, both use their path instead.
-    """
-    import glob
-
-    found: list[tuple[Path | None, str, str | None]] = []  # (path, text, reason)
-    labels = None
-    for text in inputs:
-        path = Path(text)
-        if path.is_dir():
-            files = _structure_files(path)
-            if not files and (path / "structures").is_dir():
-                files = _structure_files(path / "structures")
-                labels = labels or _labels_file_in(path)
-            if not files:
-                found.append((None, text, "folder holds no structure files (.cif, .vasp, .poscar, .extxyz, .xyz)"))
-            found += [(f, str(f), None) for f in files]
-        elif path.is_file():
-            found.append((path, text, None))
-        elif any(c in text for c in "*?["):
-            files = sorted((Path(m) for m in glob.glob(text) if Path(m).is_file()), key=lambda p: _natural_key(str(p)))
-            if not files:
-                found.append((None, text, "pattern matches no file"))
-            found += [(f, str(f), None) for f in files]
-        else:
-            found.append((None, text, "file not found"))
-    ids = [_base_id(p) if p is not None else text for p, text, _ in found]
-    counts: dict[str, int] = {}
-    for i in ids:
-        counts[i] = counts.get(i, 0) + 1
-    out = []
-    for (path, text, reason), ident in zip(found, ids):
-        out.append((str(path) if counts[ident] > 1 and path is not None else ident, path, reason))
-    return out, labels
-
-
-def read_labels_table(path) -> dict[str, dict]:
-    """id → record of a directory-format labels file (``labels.csv`` with JSON-encoded spectrum
-    cells, or ``labels.json``, a list of records); see ``betenet.data.sources.directory``."""
-    from betenet.data.sources.directory import decode_csv_record, read_label_records, record_id
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "labels file not found")
-    table = {}
-    for rec in read_label_records(path):
-        ident = record_id(rec.get("id"))
-        if ident is None:
-            continue
-        rec = {k: v for k, v in rec.items() if k != "id"}
-        if path.suffix.lower() == ".csv":
-            rec = decode_csv_record(ident, rec)
-        table[ident] = rec
-    return table
-
-
-@dataclass
-class InputRow:
-    """One input of ``predict``/``screen``: its graph when usable, else the reason in ``status``."""
-
-    id: str
-    path: Path | None
-    formula: str = ""
-    graph: object = None
-    status: str = "ok"
-
-
-def build_rows(items, graph_settings: dict, labels: dict[str, dict] | None = None) -> list[InputRow]:
-    """Read and graph every input (``gather_inputs`` items) with the members' graph settings; the
-    site PhDOS a CPD/FPD variant needs comes from ``labels`` (id → record)."""
-    from betenet.data.datamodule import entry_to_graph
-    from betenet.data.sources.base import build_entry
-    from betenet.data.structures import load_structure
-
-    kind = graph_settings["site_dos_kind"]
-    keys = () if kind == "none" else (f"phdos_{kind}_freq_meV", f"phdos_{kind}_site")
-    rows = []
-    for ident, path, reason in items:
-        row = InputRow(ident, path)
-        if reason is not None:
-            row.status = reason
-            rows.append(row)
-            continue
-        try:
-            structure = load_structure(path)
-            row.formula = structure.composition.reduced_formula
-            record = {k: v for k, v in (labels or {}).get(ident, {}).items() if k in keys}
-            entry = build_entry(ident, structure, row.formula, record)
-            row.graph = entry_to_graph(entry, **graph_settings)
-        except InputError as err:
-            row.status = err.reason if err.source in (ident, str(path)) else str(err)
-            if kind != "none" and not labels and "phonon DOS" in row.status:
-                row.status += " (give --labels with phdos_* columns)"
-        rows.append(row)
-    return rows
-
-
-def _rows_for(ensemble, items, labels_path) -> list[InputRow]:
-    if ensemble.site_dos is None:
-        raise InputError(ensemble.source, "cannot tell which site PhDOS the members read (no config_resolved.yaml "
-                                          "beside the checkpoints); use the run directories")
-    labels = read_labels_table(labels_path) if (labels_path and ensemble.site_dos != "none") else None
-    return build_rows(items, ensemble.graph_settings, labels)
-
-
-def _ensemble_rows(ensemble, inputs, labels_path) -> tuple[list[InputRow], Path | None]:
-    """Rows of INPUTS for ``ensemble`` and the labels file used (``--labels`` or a dataset folder's)."""
-    items, auto_labels = gather_inputs(inputs)
-    labels_path = labels_path or auto_labels
-    return _rows_for(ensemble, items, labels_path), labels_path
+#: Files ``screen`` writes into ``--out`` when it ranks INPUTS.
+CANDIDATES = ("candidates.csv", "candidates_failed.csv", "candidates_stage2.csv", "candidates_stage2_failed.csv",
+              "candidates.json")
 
 
 # --------------------------------------------------------------------------------------------
 # predict
 # --------------------------------------------------------------------------------------------
-def _fmt(x) -> str:
-    x = float(x)
-    return repr(x) if np.isfinite(x) else ""
-
-
 def cmd_predict(args: argparse.Namespace) -> dict:
-    from betenet.evaluation.reports import write_json
-    from betenet.training.ensemble import ELIASHBERG_KEY, load_ensemble
+    """INPUTS → CSV + spectra JSON (``betenet.inference.predict.predict_files``); the summary's
+    ``exit_status`` is 1 when no input could be predicted."""
+    from betenet.inference import load_ensemble
+    from betenet.inference.predict import predict_files
 
     ensemble = load_ensemble(args.ensemble, args.checkpoint)
-    rows, _ = _ensemble_rows(ensemble, args.inputs, args.labels)
-    ok = [r for r in rows if r.graph is not None]
-    pred = None
-    if ok:
-        pred = ensemble.predict([r.graph for r in ok], mu_star=args.mu_star, eliashberg=args.eliashberg,
-                                batch_size=args.batch_size, device=args.device, progress=True,
-                                ids=[r.id for r in ok], formulas=[r.formula for r in ok])
-    columns = list(PREDICT_COLUMNS) + ([(ELIASHBERG_KEY, ELIASHBERG_KEY)] if args.eliashberg else [])
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    position = {id(r): k for k, r in enumerate(ok)}
-    with open(out, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "formula"] + [c for col, _ in columns for c in (col, f"{col}_std")] + ["status"])
-        for r in rows:
-            values = []
-            for _, key in columns:
-                if r.graph is None:
-                    values += ["", ""]
-                else:
-                    k = position[id(r)]
-                    values += [_fmt(pred.properties[key][k]), _fmt(pred.properties_std[key][k])]
-            w.writerow([r.id, r.formula] + values + [r.status])
-    spectra = out.with_suffix(".json")
-    write_json(spectra, {
-        "omega_meV": [] if pred is None else pred.omega_meV,
-        "mu_star": ensemble.mu_star if pred is None else pred.mu_star,
-        "ensemble": ensemble.source, "members": ensemble.names, "skipped_members": ensemble.skipped,
-        "std": "standard deviation over members (ddof 0)",
-        "entries": [] if pred is None else [
-            {"id": i, "formula": f, "a2f_mean": pred.a2f_mean[k], "a2f_std": pred.a2f_std[k]}
-            for k, (i, f) in enumerate(zip(pred.ids, pred.formulas))]}, indent=None)
-    failed = [r for r in rows if r.graph is None]
-    return {"out": str(out), "spectra": str(spectra), "members": len(ensemble),
-            "skipped_members": len(ensemble.skipped), "inputs": len(rows), "predicted": len(ok),
-            "failed": len(failed)}
+    return predict_files(ensemble, args.inputs, args.out, labels=args.labels, mu_star=args.mu_star,
+                         eliashberg=args.eliashberg, batch_size=args.batch_size, device=args.device).summary
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,7 +57,7 @@ def _datamodule(args, ensemble):
     if ensemble is not None:
         return ensemble.datamodule(args.data, args.data_source, args.cache_dir)
     from betenet.data.datamodule import BetenetDataModule
-    from betenet.training.ensemble import detect_source
+    from betenet.inference import detect_source
 
     if args.data is None and args.data_source != "demo":
         raise InputError("--data", "give --ensemble (its training data is used) or --data DATASET_FOLDER")
@@ -253,7 +69,7 @@ def _datamodule(args, ensemble):
 
 
 def _load(paths, checkpoint):
-    from betenet.training.ensemble import load_ensemble
+    from betenet.inference import load_ensemble
 
     return load_ensemble(paths, checkpoint) if paths else None
 
@@ -292,11 +108,17 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
 
 
 def _rank_rows(path, rows, pred) -> list[dict]:
+    """Rank the predicted rows into ``path`` (with their warnings); failed inputs go to ``*_failed.csv``."""
     from betenet.evaluation.reports import write_ranking
+    from betenet.inference.predict import WARNING_SEPARATOR
 
+    warnings = {r.id: WARNING_SEPARATOR.join(r.warnings) for r in rows if r.graph is not None}
     ranking = write_ranking(path, pred.ids, pred.formulas, pred.properties["tc_K"], pred.properties_std["tc_K"],
                             extra_columns={"lambda": pred.properties["lambda"],
-                                           "lambda_std": pred.properties_std["lambda"]})
+                                           "lambda_std": pred.properties_std["lambda"],
+                                           "warnings": [warnings[i] for i in pred.ids]})
+    for r in ranking:
+        r["warnings"] = warnings[str(r["id"])]
     failed = [r for r in rows if r.graph is None]
     if failed:
         with open(Path(path).with_name(Path(path).stem + "_failed.csv"), "w", newline="") as fh:
@@ -306,24 +128,40 @@ def _rank_rows(path, rows, pred) -> list[dict]:
     return ranking
 
 
+def _predict_ok(ensemble, rows, args):
+    ok = [r for r in rows if r.graph is not None]
+    return ensemble.predict([r.graph for r in ok], mu_star=args.mu_star, ids=[r.id for r in ok],
+                            formulas=[r.formula for r in ok], batch_size=args.batch_size, device=args.device)
+
+
 def _screen_inputs(args, ensemble) -> dict:
     """Rank unlabelled structures; with a stage-2 ensemble, rank stage 1's survivors again."""
     from betenet.evaluation.reports import write_json
-    from betenet.training.ensemble import load_ensemble
+    from betenet.inference import load_ensemble
+    from betenet.inference.inputs import build_rows, gather_inputs, input_files, read_labels_table
+    from betenet.inference.predict import check_outputs
 
     out = Path(args.out)
-    rows, labels_path = _ensemble_rows(ensemble, args.inputs, args.labels)
+    if out.is_file():
+        raise InputError(out, "--out is a file; screen writes a folder")
+    items, auto_labels = gather_inputs(args.inputs)
+    labels_path = args.labels or auto_labels
+    check_outputs([(out / name, "--out") for name in CANDIDATES], input_files(items, labels_path))
+
+    def rows_for(ens, its):
+        table = read_labels_table(labels_path) if labels_path and ens.site_dos != "none" else None
+        return build_rows(its, ens, table)
+
+    rows = rows_for(ensemble, items)
     ok = [r for r in rows if r.graph is not None]
     if not ok:
         raise InputError("INPUTS", f"no usable structure among {len(rows)} inputs "
                                    f"(e.g. {rows[0].id}: {rows[0].status})")
-    pred = ensemble.predict([r.graph for r in ok], mu_star=args.mu_star, ids=[r.id for r in ok],
-                            formulas=[r.formula for r in ok], batch_size=args.batch_size, device=args.device,
-                            progress=True)
+    pred = _predict_ok(ensemble, rows, args)
     ranking = _rank_rows(out / "candidates.csv", rows, pred)
     result = {"mode": "ranking", "out": str(out), "inputs": len(rows), "ranked": len(ranking),
-              "failed": len(rows) - len(ok), "top": ranking[0]["id"], "top_tc_K": ranking[0]["tc_mean_K"],
-              "top_tc_K_std": ranking[0]["tc_std_K"]}
+              "failed": len(rows) - len(ok), "with_warnings": sum(bool(r.warnings) for r in ok),
+              "top": ranking[0]["id"], "top_tc_K": ranking[0]["tc_mean_K"], "top_tc_K_std": ranking[0]["tc_std_K"]}
     report = {"stage1": {"ensemble": ensemble.source, "members": ensemble.names, "ranking": ranking}}
     if args.ensemble_stage2:
         if args.stage1_threshold is None:
@@ -331,13 +169,11 @@ def _screen_inputs(args, ensemble) -> dict:
                                                    "(e.g. the cheap_stage decision_K of a labelled screen run)")
         stage2 = load_ensemble(args.ensemble_stage2, args.checkpoint)
         passed = {r.id for r, tc in zip(ok, pred.properties["tc_K"]) if tc >= args.stage1_threshold}
-        rows2 = _rows_for(stage2, [(r.id, r.path, None) for r in ok if r.id in passed], labels_path)
+        rows2 = rows_for(stage2, [(r.id, r.path, None) for r in ok if r.id in passed])
         ok2 = [r for r in rows2 if r.graph is not None]
         result.update(stage1_threshold_K=args.stage1_threshold, passed_stage1=len(passed), ranked_stage2=len(ok2))
         if ok2:
-            pred2 = stage2.predict([r.graph for r in ok2], mu_star=args.mu_star, ids=[r.id for r in ok2],
-                                   formulas=[r.formula for r in ok2], batch_size=args.batch_size,
-                                   device=args.device, progress=True)
+            pred2 = _predict_ok(stage2, rows2, args)
             report["stage2"] = {"ensemble": stage2.source, "members": stage2.names,
                                 "stage1_threshold_K": args.stage1_threshold,
                                 "ranking": _rank_rows(out / "candidates_stage2.csv", rows2, pred2)}
@@ -421,7 +257,9 @@ def _unit_interval(text: str) -> float:
 def _ensemble_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--ensemble", action="append", required=required, metavar="DIR",
                    help="sweep or run directory, or a member checkpoint (repeat to combine several)")
-    p.add_argument("--checkpoint", default="final",
+    from betenet.training.run_dir import RunDir
+
+    p.add_argument("--checkpoint", default=RunDir.FINAL,
                    help="which checkpoint of each run: final (default), classical, critical, modern or a file name")
     p.add_argument("--mu-star", type=float, default=None,
                    help="Coulomb pseudopotential of every Allen-Dynes Tc, predicted and reference "
@@ -450,7 +288,8 @@ def add_evaluation_commands(sub) -> None:
     p = sub.add_parser("predict", help="ensemble prediction of a2F, lambda, omega_log, omega_2, Tc for structures")
     _ensemble_args(p, required=True)
     p.add_argument("inputs", nargs="+", metavar="INPUTS", help="structure files, folders or glob patterns")
-    p.add_argument("--out", required=True, help="CSV to write; the a2F spectra go to the same name with .json")
+    p.add_argument("--out", required=True, help="CSV to write (not a folder, not an input); the a2F spectra go to "
+                                                "the same name with .json")
     p.add_argument("--labels", default=None, help="labels.csv/.json holding the site PhDOS (CPD/FPD ensembles)")
     p.add_argument("--eliashberg", action="store_true", help="also the isotropic Eliashberg Tc (slow)")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -18,7 +18,6 @@ neighbour normalisation) never move. The same seed gives every checkpoint the sa
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -96,36 +95,19 @@ def loss_surface(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module], f
     return out
 
 
-def _read_yaml(path: Path) -> dict:
-    from omegaconf import OmegaConf
-
-    try:
-        return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    except Exception as exc:
-        raise InputError(path, f"unreadable run config ({exc})") from None
-
-
 def member_training_batch(run_dir, cache_dir=None):
     """The member's training set as one PyG batch with its bootstrap weights, rebuilt from the
-    run's ``config_resolved.yaml`` and checked against its ``bootstrap.json``."""
-    import hydra
+    run's config and checked against its bootstrap record (``RunDir``)."""
     from torch_geometric.data import Batch
 
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / "config_resolved.yaml"
-    if not cfg_path.is_file():
-        raise InputError(run_dir, "no config_resolved.yaml (not a training run directory?)")
-    data_cfg = dict(_read_yaml(cfg_path).get("data") or {})
-    if cache_dir is not None:
-        data_cfg["cache_dir"] = str(cache_dir)
-    dm = hydra.utils.instantiate(data_cfg)
-    dm.setup("fit")
-    boot_path = run_dir / "bootstrap.json"
-    if boot_path.is_file():
-        boot = json.loads(boot_path.read_text())
-        if list(map(str, boot.get("train_ids", []))) != list(dm.split_ids["train"]):
-            raise InputError(boot_path, "the rebuilt training set differs from the one this member trained on "
-                                        "(the data or its settings changed)")
+    from betenet.training.run_dir import RunDir
+
+    run = RunDir(run_dir)
+    dm = run.datamodule(stage="fit", cache_dir=cache_dir)
+    boot = run.read_bootstrap()
+    if boot is not None and list(map(str, boot.get("train_ids", []))) != list(dm.split_ids["train"]):
+        raise InputError(run.file(run.BOOTSTRAP), "the rebuilt training set differs from the one this member "
+                                                  "trained on (the data or its settings changed)")
     return Batch.from_data_list(dm.graphs_for("train"))
 
 
@@ -151,10 +133,11 @@ def member_landscapes(run_dir, regimes: Iterable[str] = REGIMES, steps: int = 21
     missing={regime: reason})``; ``cosine`` is the cosine of the angle between the two directions
     (near 0: random directions in many dimensions are nearly orthogonal).
     """
-    from betenet.training.ensemble import load_member
+    from betenet.training.checkpoints import load_member_checkpoint
+    from betenet.training.run_dir import RunDir
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
         raise InputError(run_dir, "run directory not found")
     if steps < 2 or not np.isfinite(span) or span <= 0:
         raise InputError("landscape", f"need steps >= 2 and span > 0, got steps={steps}, span={span}")
@@ -163,21 +146,20 @@ def member_landscapes(run_dir, regimes: Iterable[str] = REGIMES, steps: int = 21
         raise InputError("landscape", f"unknown regimes {unknown}; use {REGIMES}")
     present, missing = {}, {}
     for regime in regimes:
-        path = run_dir / "checkpoints" / f"{regime}.ckpt"
+        path = run.checkpoint(regime)
         if path.is_file():
             present[regime] = path
         else:
-            missing[regime] = f"no checkpoints/{path.name}: the run never reached the {regime} regime"
+            missing[regime] = f"no {run.CHECKPOINTS}/{path.name}: the run never reached the {regime} regime"
     if not present:
-        raise InputError(run_dir, f"no regime checkpoint ({', '.join(missing.values())})")
-    batch = member_training_batch(run_dir, cache_dir)
+        raise InputError(run.path, f"no regime checkpoint ({', '.join(missing.values())})")
+    batch = member_training_batch(run.path, cache_dir)
     loss_fn = training_loss(batch)
     axis = np.linspace(-span, span, steps)
-    result = {"run": str(run_dir), "alphas": axis.tolist(), "betas": axis.tolist(), "seed": seed, "span": span,
+    result = {"run": str(run.path), "alphas": axis.tolist(), "betas": axis.tolist(), "seed": seed, "span": span,
               "n_train": int(batch.num_graphs), "landscapes": {}, "missing": missing}
     for regime, path in present.items():
-        member = load_member(path)
-        module = member.module.eval()
+        module, info = load_member_checkpoint(path)
         gen = torch.Generator().manual_seed(seed)
         d1 = filter_normalised_direction(module, gen)
         d2 = filter_normalised_direction(module, gen)
@@ -186,7 +168,7 @@ def member_landscapes(run_dir, regimes: Iterable[str] = REGIMES, steps: int = 21
         cosine = float(v1 @ v2 / (v1.norm() * v2.norm()))
         losses = loss_surface(module, loss_fn, d1, d2, axis, axis, progress=progress)
         i, j = np.unravel_index(np.nanargmin(losses), losses.shape)
-        rec = member.info.get("regimes", {}).get(regime, {})
+        rec = info.get("regimes", {}).get(regime, {})
         result["landscapes"][regime] = {
             "checkpoint": str(path), "epoch": rec.get("epoch"), "val_loss": rec.get("raw"),
             "losses": losses.tolist(), "loss_at_origin": loss_fn(module), "cosine": cosine,

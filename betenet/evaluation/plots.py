@@ -50,12 +50,12 @@ def plot_double_descent(history: list[dict], regimes: dict, path: Path, title: s
     return _save_loss_figure(fig, ax, "loss", title or "double descent", path)
 
 
-def plot_sweep_overlay(run_dirs: list[Path], path: Path) -> Path:
-    """Validation (and faint train) curves of every member of a sweep on one log-log figure."""
+def plot_sweep_overlay(metrics_files: list[Path], path: Path) -> Path:
+    """Validation (and faint train) curves of every member of a sweep (one ``metrics.csv`` per
+    member) on one log-log figure."""
     fig, ax = plt.subplots(figsize=(6, 4))
     n = 0
-    for run in sorted(run_dirs):
-        csv_path = Path(run) / "metrics.csv"
+    for csv_path in sorted(map(Path, metrics_files)):
         if not csv_path.exists():
             continue
         rows = read_metrics_csv(csv_path)

@@ -36,7 +36,7 @@ import numpy as np
 from betenet.errors import InputError
 from betenet.physics.units import RY_TO_MEV
 
-__all__ = ["A2FSpectrum", "read_qe_a2f", "read_columns_a2f", "read_a2f"]
+__all__ = ["A2FSpectrum", "read_qe_a2f", "read_columns_a2f", "read_a2f", "check_a2f_range"]
 
 _LAMBDA_LINE = re.compile(r"^\s*lambda\s*=\s*(\S+)(?:\s+Delta\s*=\s*(\S+))?", re.IGNORECASE)
 _SPLIT = re.compile(r"[,\s]+")
@@ -278,3 +278,26 @@ def read_a2f(path, format: str = "auto") -> A2FSpectrum:
             raise InputError(path, "file not found")
         format = "qe" if _looks_like_qe(path) else "columns"
     return read_qe_a2f(path) if format == "qe" else read_columns_a2f(path)
+
+
+# --------------------------------------------------------------------------------------------
+# range
+# --------------------------------------------------------------------------------------------
+#: Largest |frequency| (meV) and |a2F| accepted: far beyond any phonon spectrum (hydrogen modes
+#: reach ~500 meV) and any coupling, small enough that the moments and the Eliashberg solver
+#: stay finite.
+MAX_FREQUENCY_MEV = 1.0e5
+MAX_A2F = 1.0e4
+
+
+def check_a2f_range(spec: A2FSpectrum) -> None:
+    """Raise ``InputError`` naming the file when frequencies or a2F values lie outside
+    ``|w| <= MAX_FREQUENCY_MEV`` / ``|a2F| <= MAX_A2F`` (warnings about rows the integrals leave out
+    come from :func:`betenet.physics.properties.spectrum_warnings`)."""
+    w, a = np.asarray(spec.omega_meV, dtype=float), np.asarray(spec.a2f, dtype=float)
+    if np.max(np.abs(w)) > MAX_FREQUENCY_MEV:
+        raise InputError(spec.source, f"frequencies span {w.min():.3g} to {w.max():.3g} meV, outside the range "
+                                      f"betenet integrates (|w| <= {MAX_FREQUENCY_MEV:.0e} meV); check the unit")
+    if np.max(np.abs(a)) > MAX_A2F:
+        raise InputError(spec.source, f"a2F values span {a.min():.3g} to {a.max():.3g}, outside the range betenet "
+                                      f"integrates (|a2F| <= {MAX_A2F:.0e})")

@@ -122,9 +122,9 @@ def spectrum_warnings(omega_meV, a2f) -> tuple[list[str], dict]:
 
     Returns ``(warnings, facts)``: ``facts`` holds ``negative_lambda_fraction`` (share of the
     absolute λ integrand carried by negative a2F values), ``lambda_as_given`` and
-    ``lambda_negatives_zeroed``, ``n_nonpositive_frequencies``; ``warnings`` one sentence per
-    problem (negative weight above :data:`NEGATIVE_WARN_FRACTION`, frequencies at or below 0, a
-    single point).
+    ``lambda_negatives_zeroed``; ``warnings`` one sentence per problem: negative weight above
+    :data:`NEGATIVE_WARN_FRACTION`, rows at negative frequency (left out of every integral), a
+    single row (no integration cell).
     """
     omega = np.asarray(omega_meV, dtype=float)
     spec = np.asarray(a2f, dtype=float)
@@ -136,18 +136,19 @@ def spectrum_warnings(omega_meV, a2f) -> tuple[list[str], dict]:
         "negative_lambda_fraction": negative / total_abs if total_abs > 0 else 0.0,
         "lambda_as_given": float(contrib.sum()),
         "lambda_negatives_zeroed": float(contrib[contrib > 0].sum()),
-        "n_nonpositive_frequencies": int((omega <= 0).sum()),
     }
     out = []
     if facts["negative_lambda_fraction"] > NEGATIVE_WARN_FRACTION:
         out.append(f"negative a2F values carry {100 * facts['negative_lambda_fraction']:.1f} % of the lambda "
                    f"integrand; every property integrates them as given (lambda {facts['lambda_as_given']:.4g}; "
                    f"with negative values set to 0 it would be {facts['lambda_negatives_zeroed']:.4g})")
-    if facts["n_nonpositive_frequencies"]:
-        out.append(f"{facts['n_nonpositive_frequencies']} point(s) at frequency <= 0 meV are ignored "
-                   "(a2F lives on w > 0)")
+    below = omega[omega < 0]
+    if below.size:
+        out.append(f"{below.size} row(s) at negative frequency ({below.min():g} to {below.max():g} meV) are left "
+                   "out: lambda, omega_log, omega_2 and Tc integrate over w > 0")
     if omega.size < 2:
-        out.append("a single frequency point has no integration cell: every property is 0")
+        out.append("a single row; an integral needs at least two frequencies, so lambda, omega_log, omega_2 and "
+                   "Tc are 0")
     return out, facts
 
 

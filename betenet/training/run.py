@@ -1,94 +1,153 @@
 """Train one bootstrap member from a composed Hydra config (what train.py calls).
 
-Instantiates the data module, network/LightningModule, callbacks, loggers and trainer from the
-config; records the resolved config and the member's bootstrap ids in the run directory; resumes
-from `checkpoints/last.ckpt` when the same command is started again; tests the final weights.
+The run folder (``paths.output_dir``, a :class:`~betenet.training.run_dir.RunDir`) is locked first;
+a second training of the same folder stops there, before anything is written. The requested
+member's fingerprint must match the folder's records: then an unfinished member resumes from
+``checkpoints/last.ckpt`` and a finished one is reported complete; any other member in the folder
+is an error naming the differing settings. Then: the data module, the network/LightningModule,
+callbacks, loggers and trainer are instantiated from the config; the resolved config, the member's
+bootstrap ids, the rejected entries and the member record are written; the final weights are tested.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import traceback
-from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from betenet.config import register_resolvers
 from betenet.runtime import configure
+from betenet.training.run_dir import MemberMismatch, RunDir, RunDirBusy, member_fingerprint
+from betenet.training.tempering import TemperedTraining
 
 log = logging.getLogger(__name__)
 
-
-def run_dir_of(cfg: DictConfig) -> Path:
-    return Path(cfg.paths.output_dir)
-
-
-def _instantiate_all(group: DictConfig | None) -> list:
-    if not group:
-        return []
-    return [hydra.utils.instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+#: The callback config key of the rolling resume checkpoint (its folder and name come from RunDir).
+RESUME_CHECKPOINT_KEY = "last_checkpoint"
 
 
-def train_member(cfg: DictConfig) -> dict:
-    """Train (or resume) one member; returns a small summary dict."""
-    register_resolvers()
-    run_dir = run_dir_of(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    final = run_dir / "checkpoints" / "final.ckpt"
-    if final.exists() and (run_dir / "regimes.json").exists():
-        log.info("member already complete: %s", final)
-        print(f"member already complete; outputs in {run_dir}")
-        return json.loads((run_dir / "regimes.json").read_text())
+def run_dir_of(cfg: DictConfig) -> RunDir:
+    return RunDir(cfg.paths.output_dir)
 
+
+def _instantiate_callbacks(cfg: DictConfig, run: RunDir) -> list:
+    group = cfg.get("callbacks") or {}
+    out = []
+    for key, c in group.items():
+        if c is None or "_target_" not in c:
+            continue
+        extra = dict(dirpath=str(run.checkpoint_dir), filename=run.LAST) if key == RESUME_CHECKPOINT_KEY else {}
+        out.append(hydra.utils.instantiate(c, **extra))
+    return out
+
+
+def _instantiate_loggers(cfg: DictConfig, run: RunDir, wandb_id: str) -> list:
+    """The configured loggers; a W&B logger resumes the member's own run id (kept in member.json)."""
+    out = []
+    for c in (cfg.get("logger") or {}).values():
+        if c is None or "_target_" not in c:
+            continue
+        extra = dict(id=wandb_id, resume="allow") if str(c._target_).endswith("WandbLogger") else {}
+        out.append(hydra.utils.instantiate(c, **extra))
+    return out
+
+
+def _train_elements(datamodule) -> list[str]:
+    from betenet.data.datamodule import graph_elements
+
+    return sorted(set().union(*(graph_elements(datamodule.built.graphs[i]) for i in datamodule.member.train_ids)))
+
+
+def _train_locked(cfg: DictConfig, run: RunDir) -> dict:
+    fingerprint = member_fingerprint(cfg)
+    run.check_member(fingerprint)  # raises MemberMismatch before anything is written
+    if run.is_complete():
+        log.info("member already complete: %s", run.final)
+        print(f"member already complete; outputs in {run.path}")
+        return run.read_regimes()
+
+    run.write_hydra_snapshot(cfg)
     runtime = cfg.get("runtime") or {}
     configure(threads=runtime.get("threads"), keep_memory=bool(runtime.get("keep_freed_memory", True)))  # logs it
     pl.seed_everything(int(cfg.seed), workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
+    run.write_rejected(datamodule.built.rejected)
+    elements = _train_elements(datamodule)
+    wandb_id = run.wandb_run_id()
+    run.write_member(fingerprint, elements, wandb_id)
     with open_dict(cfg):
         if cfg.model.net.get("num_neighbors") is None:
             cfg.model.net.num_neighbors = datamodule.mean_neighbours
-    (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    run.write_config(cfg)
     member = datamodule.member
-    (run_dir / "bootstrap.json").write_text(json.dumps({
+    run.write_bootstrap({
         "seed": int(cfg.seed), "mode": datamodule.bootstrap,
         "train_ids": list(member.train_ids), "train_weights": [float(w) for w in member.weights],
         "val_ids": list(member.val_ids), "test_ids": datamodule.split_ids["test"],
-        "statistics": datamodule.statistics()}, indent=1))
+        "train_elements": elements, "statistics": datamodule.statistics()})
 
     model = hydra.utils.instantiate(cfg.model)
-    callbacks = _instantiate_all(cfg.get("callbacks"))
-    loggers = _instantiate_all(cfg.get("logger"))
+    callbacks = _instantiate_callbacks(cfg, run)
+    tempering = next((cb for cb in callbacks if isinstance(cb, TemperedTraining)), None)
+    if tempering is not None:
+        tempering.member_info = {"member": fingerprint, "train_elements": elements}
+    loggers = _instantiate_loggers(cfg, run, wandb_id)
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
-    last = run_dir / "checkpoints" / "last.ckpt"
-    ckpt_path = str(last) if last.exists() else None
+    ckpt_path = str(run.last) if run.last.exists() else None
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
         print(f"resuming from {ckpt_path}")
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    summary = json.loads((run_dir / "regimes.json").read_text())
+    if not run.is_complete() and tempering is not None and tempering.history:
+        tempering.finish(trainer, model)  # killed after its last epoch's checkpoint: nothing left to run
+    summary = run.read_regimes()
+    if summary is None:
+        raise RuntimeError(f"training ended without {run.REGIMES} (is the tempering callback configured?)")
     if cfg.get("test_after_fit", True) and datamodule.split_ids.get("test"):
         result = trainer.test(model, datamodule=datamodule, verbose=False)
         summary["test"] = result[0] if result else {}
-        (run_dir / "regimes.json").write_text(json.dumps(summary, indent=2))
+        run.write_regimes(summary)
+    run.clear_failed()
     print(f"member {cfg.seed} ({cfg.variant.name}) done: final weights = {summary['final_regime']}; "
-          f"outputs in {run_dir}")
+          f"outputs in {run.path}")
     return summary
 
 
+def train_member(cfg: DictConfig) -> dict:
+    """Train (or resume) one member in its locked run folder; returns a small summary dict."""
+    register_resolvers()
+    run = run_dir_of(cfg)
+    with run.lock():
+        return _train_locked(cfg, run)
+
+
 def train_member_safely(cfg: DictConfig, in_sweep: bool) -> dict | None:
-    """In a sweep a failing member is recorded in FAILED.txt and the sweep goes on; alone it raises."""
+    """In a sweep a failing member is recorded in FAILED.txt and the sweep goes on; alone it raises.
+
+    A folder that is busy or holds another member is never written to: in a sweep that member is
+    reported and skipped."""
+    register_resolvers()
+    run = run_dir_of(cfg)
     try:
-        return train_member(cfg)
-    except Exception:
+        with run.lock():
+            try:
+                return _train_locked(cfg, run)
+            except MemberMismatch:
+                raise
+            except Exception:
+                if not in_sweep:
+                    raise
+                run.write_failed(traceback.format_exc())
+                log.error("member seed=%s failed; see %s", cfg.seed, run.file(run.FAILED))
+                return None
+    except (RunDirBusy, MemberMismatch) as err:
         if not in_sweep:
             raise
-        run_dir = run_dir_of(cfg)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "FAILED.txt").write_text(traceback.format_exc())
-        log.error("member seed=%s failed; see %s", cfg.seed, run_dir / "FAILED.txt")
+        log.error("member seed=%s not trained: %s", cfg.seed, err)
         return None
+

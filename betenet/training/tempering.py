@@ -12,22 +12,26 @@ smooths the validation loss with an exponential moving average and moves through
 
 The member's final weights are the modern minimum; if no second descent came, the best epoch seen,
 with the reason recorded. The full history and every regime's weights live in the callback state,
-so a killed run resumed from `last.ckpt` ends exactly as an uninterrupted one. At the end it writes
-`metrics.csv`, `checkpoints/{classical,critical,modern,final}.ckpt`, `regimes.json` and
-`double_descent.png` into the run directory.
+so a killed run resumed from `last.ckpt` ends exactly as an uninterrupted one, with its complete
+`metrics.csv`. At the end it writes the regime and final checkpoints, `regimes.json`, `metrics.csv`
+and the double-descent figure into the run folder (file names: `betenet.training.run_dir.RunDir`).
+`member_info` (set by the training run: the member's fingerprint and training elements) goes into
+every checkpoint, Lightning's `last.ckpt` included, so a checkpoint always says which member it is.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
-import json
 import logging
 import math
-from pathlib import Path
+import os
 
 import pytorch_lightning as pl
 import torch
+
+from betenet.training.checkpoints import save_member_checkpoint, to_plain
+from betenet.training.run_dir import CHECKPOINT_KEY, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -40,30 +44,6 @@ def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
-def save_member_checkpoint(path: Path, state_dict: dict, hparams: dict, info: dict) -> None:
-    """A plain checkpoint (tensors and built-in types only) loadable with `weights_only=True`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": state_dict, "hyper_parameters": hparams, "betenet": info}, tmp)
-    tmp.replace(path)
-
-
-def to_plain(obj):
-    """OmegaConf / nested containers → built-in types (for weights_only checkpoints and JSON)."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(obj, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(obj, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(obj, dict):
-        return {str(k): to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_plain(v) for v in obj]
-    return obj
-
-
 class TemperedTraining(pl.Callback):
     """Three-regime double-descent tracker, regime checkpoints, patience stop, metrics history."""
 
@@ -71,7 +51,8 @@ class TemperedTraining(pl.Callback):
                  rise: float = 0.05, drop: float = 0.05, monitor: str = "val_loss", plot: bool = True):
         if not 0.0 <= smoothing < 1.0:
             raise ValueError("smoothing must be in [0, 1)")
-        self.run_dir = Path(run_dir)
+        self.run = RunDir(run_dir)
+        self.member_info: dict = {}  # {"member": fingerprint, "train_elements": [...]}, set by the training run
         self.patience, self.smoothing, self.rise, self.drop = patience, smoothing, rise, drop
         self.monitor, self.plot = monitor, plot
         self.regime = "classical"
@@ -153,15 +134,20 @@ class TemperedTraining(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not self.history:
             return
+        self.finish(trainer, pl_module)
+
+    def finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Write the member's outputs from the history (also called by the training run when a
+        resumed trainer had no epoch left to run, so Lightning skipped ``on_train_end``)."""
         regime, state, reason = self.final_choice()
         hparams = to_plain(dict(pl_module.hparams))
         info = self.summary() | {"final_regime": regime, "final_reason": reason}
-        ckpt_dir = self.run_dir / "checkpoints"
+        saved = info | to_plain(self.member_info)
         for name, st in self.states.items():
-            save_member_checkpoint(ckpt_dir / f"{name}.ckpt", st, hparams, info | {"regime": name})
-        save_member_checkpoint(ckpt_dir / "final.ckpt", state, hparams, info | {"regime": regime})
+            save_member_checkpoint(self.run.checkpoint(name), st, hparams, saved | {"regime": name})
+        save_member_checkpoint(self.run.final, state, hparams, saved | {"regime": regime})
         pl_module.load_state_dict(state)
-        (self.run_dir / "regimes.json").write_text(json.dumps(info, indent=2))
+        self.run.write_regimes(info)
         self.write_metrics_csv()
         log.info("final weights: %s", reason)
         for logger in trainer.loggers:
@@ -170,7 +156,7 @@ class TemperedTraining(pl.Callback):
         if self.plot:
             from betenet.evaluation.plots import plot_double_descent
 
-            plot_double_descent(self.history, self.best, self.run_dir / "double_descent.png")
+            plot_double_descent(self.history, self.best, self.run.figure)
 
     def summary(self) -> dict:
         return {"regimes": copy.deepcopy(self.best), "epochs_run": len(self.history),
@@ -178,17 +164,23 @@ class TemperedTraining(pl.Callback):
                 "best_epoch": self.overall["epoch"] if self.overall else None}
 
     def write_metrics_csv(self) -> None:
+        """The whole history to metrics.csv, through a temporary file: a kill never truncates it."""
         columns = list(BASE_COLUMNS)
         for row in self.history:
             columns += [k for k in row if k not in columns]
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / "metrics.csv", "w", newline="") as fh:
+        path = self.run.metrics
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        with open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             writer.writerows(self.history)
+        tmp.replace(path)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
-        # The history is also flushed to metrics.csv so progress is visible during long runs.
+        # last.ckpt says which member it is; the history is flushed so progress shows in long runs
+        if self.member_info.get("member") is not None:
+            checkpoint[CHECKPOINT_KEY] = to_plain(self.member_info["member"])
         self.write_metrics_csv()
 
     # ---- state for resume ----------------------------------------------------------------

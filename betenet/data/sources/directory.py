@@ -153,7 +153,8 @@ def decode_csv_record(entry_id: str, record: dict) -> dict:
 
 
 def _read_labels(root: Path, rejected: list, metadata: dict) -> tuple[dict[str, dict], Path | None]:
-    """id → labels record (raw values, "id" removed); rows with a missing or repeated id rejected."""
+    """id → labels record (raw values, "id" removed), None for an id whose rows are repeated (it is
+    rejected, and its structure with it); rows without an id are rejected."""
     csv_path, json_path = root / "labels.csv", root / "labels.json"
     if csv_path.exists() and json_path.exists():
         raise InputError(root, "both labels.csv and labels.json present; keep one")
@@ -175,11 +176,12 @@ def _read_labels(root: Path, rejected: list, metadata: dict) -> tuple[dict[str, 
             rejected.append((f"{path.name} row {k + 1}", "no id"))
         elif counts[entry_id] > 1:
             if entry_id not in table:
-                rejected.append((entry_id, f"appears {counts[entry_id]} times in {path.name}"))
+                rejected.append((entry_id, f"appears {counts[entry_id]} times in {path.name} (which row holds "
+                                           "its labels is ambiguous: the entry is left out)"))
                 table[entry_id] = None
         else:
             table[entry_id] = {key: v for key, v in rec.items() if key in COLUMNS and key != "id"}
-    return {i: r for i, r in table.items() if r is not None}, path
+    return table, path
 
 
 def _read_metadata(root: Path) -> dict:
@@ -251,10 +253,13 @@ def load_directory(root: str | Path) -> SourceData:
         raise InputError(structures_dir, f"no structure files ({', '.join(STRUCTURE_SUFFIXES)})")
     labels, labels_path = _read_labels(root, rejected, metadata)
     for entry_id in sorted(set(labels) - set(files), key=_id_sort_key):
-        rejected.append((entry_id, f"row in {labels_path.name} but no structure file in structures/"))
+        if labels[entry_id] is not None:
+            rejected.append((entry_id, f"row in {labels_path.name} but no structure file in structures/"))
 
     entries = []
     for entry_id in sorted(files, key=_id_sort_key):
+        if entry_id in labels and labels[entry_id] is None:
+            continue  # repeated labels rows: already rejected
         path = files[entry_id]
         try:
             structure = load_structure(path, name=f"structures/{path.name}")

@@ -1,14 +1,17 @@
 """Bootstrapped ensembles: collect the trained members of a sweep, predict a2F with every member and
 combine the members into the ensemble prediction.
 
-Collecting (:func:`load_ensemble`). A source is a sweep directory (one run directory per member,
-e.g. ``seed_0/``), one run directory, a checkpoint file, or a list of these. A run's checkpoint is
+Collecting (:func:`load_ensemble`). A source is a sweep directory (one run folder per member,
+e.g. ``seed_0/``), one run folder, a checkpoint file, or a list of these. A run's checkpoint is
 ``checkpoints/<which>.ckpt`` (``final`` by default; ``classical``, ``critical``, ``modern`` or any
-file name also work), loaded with ``torch.load(..., weights_only=True)`` and rebuilt as
-``BetenetModule(**hyper_parameters)``. A member that failed (``FAILED.txt``), never finished, cannot
-be read or has a different network from the first member is reported in ``Ensemble.skipped`` with
-the reason and left out; the others load. Each member keeps its run's ``config_resolved.yaml``,
-from which :meth:`Ensemble.datamodule` rebuilds the data (and test split) it was trained on.
+file name also work; layout: :class:`~betenet.training.run_dir.RunDir`), loaded with
+``torch.load(..., weights_only=True)``. A member that failed (``FAILED.txt``), never finished or
+cannot be read is reported in ``Ensemble.skipped`` with the reason and left out. Members must
+share one network and one way of building graphs: the largest compatible group is kept (ties: the
+group of the first member in natural order), and every other member is skipped with the settings
+in which it differs. Each member keeps its run's ``config_resolved.yaml`` (from which
+:meth:`Ensemble.datamodule` rebuilds the data it was trained on) and the elements of its
+training set (for the unseen-element warnings of :mod:`betenet.inference.predict`).
 
 Combining (:func:`combine_members`), as the paper does: the ensemble's a2F is the mean of the
 members' a2F, and λ, ω_log, ω_2 and T_c are computed from that mean spectrum. The uncertainty of a
@@ -19,6 +22,7 @@ the per-bin standard deviation, also ddof = 0.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -32,6 +36,7 @@ from tqdm.auto import tqdm
 from betenet.errors import InputError
 from betenet.physics.properties import PROPERTIES, properties
 from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT, BinGrid
+from betenet.training.run_dir import REGIME_CHECKPOINTS, RunDir, datamodule_from_config, fingerprint_differences
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +48,28 @@ __all__ = [
     "load_member",
     "combine_members",
     "detect_source",
+    "show_progress",
     "MEMBER_CHECKPOINTS",
+    "PROGRESS_MIN_STRUCTURES",
 ]
 
-#: Checkpoint names a run directory holds (``checkpoints/<name>.ckpt``).
-MEMBER_CHECKPOINTS = ("final", "classical", "critical", "modern")
+#: Checkpoint names a run folder holds (``checkpoints/<name>.ckpt``).
+MEMBER_CHECKPOINTS = (RunDir.FINAL,) + REGIME_CHECKPOINTS
 #: The extra property computed with ``eliashberg=True``.
 ELIASHBERG_KEY = "tc_eliashberg_K"
 #: Network hyper-parameters that may differ between members (set from each member's own data).
-_PER_MEMBER_NET_KEYS = ("num_neighbors",)
+_PER_MEMBER_NET_KEYS = ("num_neighbors", "fused")
+#: Graph settings members must share (data config keys).
+_GRAPH_KEYS = ("site_dos", "r_max", "self_loops", "allow_isolated", "spectrum")
+#: ``progress="auto"`` shows progress bars from this many structures on.
+PROGRESS_MIN_STRUCTURES = 200
+
+
+def show_progress(progress, n: int) -> bool:
+    """``progress`` True/False as given; ``"auto"`` (or None): only for ``n`` ≥ :data:`PROGRESS_MIN_STRUCTURES`."""
+    if progress is None or progress == "auto":
+        return n >= PROGRESS_MIN_STRUCTURES
+    return bool(progress)
 
 
 def _natural_key(name: str):
@@ -60,23 +78,24 @@ def _natural_key(name: str):
 
 @dataclass
 class Member:
-    """One trained member: its name (the run directory's), checkpoint, rebuilt module, the
-    checkpoint's ``betenet`` block (regimes) and the run's resolved config (None when absent)."""
+    """One trained member: its name (the run folder's), checkpoint, rebuilt module, the
+    checkpoint's ``betenet`` block (regimes, fingerprint, training elements) and the run's resolved
+    config (None when absent)."""
 
     name: str
     checkpoint: Path
     module: torch.nn.Module
     info: dict
     config: dict | None
+    train_elements: frozenset[str] | None = None
 
     @property
     def hparams(self) -> dict:
         return dict(self.module.hparams)
 
     @property
-    def run_dir(self) -> Path | None:
-        parent = self.checkpoint.parent
-        return parent.parent if parent.name == "checkpoints" else None
+    def run_dir(self) -> RunDir | None:
+        return RunDir.of_checkpoint(self.checkpoint)
 
 
 @dataclass
@@ -189,39 +208,44 @@ class Ensemble:
         return "none" if in_dim == 118 else None
 
     @property
+    def r_max(self) -> float:
+        data = (self.config or {}).get("data") or {}
+        return float(self.hparams["net"].get("r_max", data.get("r_max", 4.0)))
+
+    @property
     def graph_settings(self) -> dict:
         """Keyword arguments of ``entry_to_graph`` matching how the members' graphs were built."""
         data = (self.config or {}).get("data") or {}
         spectrum = data.get("spectrum") or self.grid.as_dict()
-        return dict(site_dos_kind=self.site_dos or "none",
-                    r_max=float(self.hparams["net"].get("r_max", data.get("r_max", 4.0))),
+        return dict(site_dos_kind=self.site_dos or "none", r_max=self.r_max,
                     self_loops=bool(data.get("self_loops", True)),
                     allow_isolated=bool(data.get("allow_isolated", False)),
                     spectrum=dict(spectrum))
+
+    def element_coverage(self) -> tuple[dict[str, int], int]:
+        """``({element: members whose training set holds it}, members with a record of their
+        training elements)``; members trained before that record existed count in neither."""
+        known = [m.train_elements for m in self.members if m.train_elements is not None]
+        counts: dict[str, int] = {}
+        for elements in known:
+            for e in elements:
+                counts[e] = counts.get(e, 0) + 1
+        return counts, len(known)
 
     def datamodule(self, data=None, source: str | None = None, cache_dir=None):
         """The members' data module, set up: same source, settings and test split as in training,
         or another dataset folder ``data`` (source detected, or ``source``) with the same graph
         settings. ``cache_dir`` overrides the graph/demo cache."""
-        import hydra
-
-        cfg = dict((self.config or {}).get("data") or {})
+        cfg = (self.config or {}).get("data")
         if not cfg:
-            raise InputError(self.source, "no member has a readable config_resolved.yaml; pass --data")
+            raise InputError(self.source, f"no member has a readable {RunDir.CONFIG}; pass --data")
         if data is not None:
-            cfg["root"] = str(data)
-            cfg["source"] = source or detect_source(data)
-        elif source is not None:
-            cfg["source"] = source
-        if cache_dir is not None:
-            cfg["cache_dir"] = str(cache_dir)
-        dm = hydra.utils.instantiate(cfg)
-        dm.setup("test")
-        return dm
+            source = source or detect_source(data)
+        return datamodule_from_config(cfg, "test", root=data, source=source, cache_dir=cache_dir)
 
     @torch.no_grad()
     def predict_members(self, graphs: Sequence, batch_size: int = 64, device: str | torch.device = "cpu",
-                        progress: bool = False) -> np.ndarray:
+                        progress: bool | str = "auto") -> np.ndarray:
         """a2F of every member for ``graphs`` (PyG ``Data``): [M, N, 51] float64."""
         from torch_geometric.data import Batch
 
@@ -234,7 +258,8 @@ class Ensemble:
         device = torch.device(device)
         chunks = [graphs[i:i + batch_size] for i in range(0, n, batch_size)]
         total = len(self.members) * len(chunks)
-        with tqdm(total=total, desc="predict", unit="batch", disable=not progress, leave=False) as bar:
+        with tqdm(total=total, desc="predict", unit="batch", disable=not show_progress(progress, n),
+                  leave=False) as bar:
             for j, member in enumerate(self.members):
                 module = member.module.to(device).eval()
                 row = 0
@@ -248,7 +273,7 @@ class Ensemble:
         return out
 
     def predict(self, graphs: Sequence, mu_star: float | None = None, eliashberg: bool = False,
-                batch_size: int = 64, device: str | torch.device = "cpu", progress: bool = False,
+                batch_size: int = 64, device: str | torch.device = "cpu", progress: bool | str = "auto",
                 ids: Iterable | None = None, formulas: Iterable | None = None) -> EnsemblePrediction:
         """Ensemble prediction for ``graphs``: members' a2F, mean ± std, properties of the mean a2F
         and their spread (:func:`combine_members`). ``mu_star`` defaults to the members' own."""
@@ -256,91 +281,87 @@ class Ensemble:
         mu = self.mu_star if mu_star is None else float(mu_star)
         member_a2f = self.predict_members(graphs, batch_size, device, progress)
         omega = self.grid.centres
-        stats = combine_members(member_a2f, mu, omega_meV=omega, eliashberg=eliashberg, progress=progress)
+        stats = combine_members(member_a2f, mu, omega_meV=omega, eliashberg=eliashberg,
+                                progress=show_progress(progress, len(graphs)))
         ids = [str(getattr(g, "id", i)) for i, g in enumerate(graphs)] if ids is None else [str(i) for i in ids]
         formulas = [str(getattr(g, "formula", "")) for g in graphs] if formulas is None else list(formulas)
         return EnsemblePrediction(ids=ids, formulas=formulas, member_a2f=member_a2f, mu_star=mu, omega_meV=omega,
                                   **stats)
 
+    def predict_structures(self, structures, ids: Iterable | None = None, labels: dict | None = None,
+                           mu_star: float | None = None, eliashberg: bool = False, batch_size: int = 64,
+                           device: str | torch.device = "cpu", progress: bool | str = "auto"):
+        """Predict pymatgen ``Structure``s or ASE ``Atoms`` (a list, or a dict id → structure;
+        file paths work too): a pandas DataFrame with the columns of ``betenet predict``'s CSV
+        (``id``, ``formula``, ``lambda``, ``lambda_std``, ..., ``status``, ``warnings``; NaN where
+        a structure could not be predicted, ``status`` says why). ``ids`` default to the dict's
+        keys or ``"0"``, ``"1"``, ...; CPD/FPD ensembles read each structure's site PhDOS from
+        ``labels`` (id → record with the ``phdos_*`` columns of the directory format)."""
+        from betenet.inference.inputs import build_rows
+        from betenet.inference.predict import predict_rows
+
+        if isinstance(structures, dict):
+            ids = list(structures) if ids is None else list(ids)
+            structures = list(structures.values())
+        else:
+            structures = list(structures)
+            ids = [str(i) for i in range(len(structures))] if ids is None else list(ids)
+        if len(ids) != len(structures):
+            raise InputError("ids", f"{len(ids)} ids for {len(structures)} structures")
+        items = [(str(i), s, None) for i, s in zip(ids, structures)]
+        rows = build_rows(items, self, labels, progress=progress)
+        frame, _ = predict_rows(self, rows, mu_star=mu_star, eliashberg=eliashberg, batch_size=batch_size,
+                                device=device, progress=progress)
+        return frame
+
 
 # --------------------------------------------------------------------------------------------
 # Collecting members
 # --------------------------------------------------------------------------------------------
-def _read_config(run_dir: Path | None) -> dict | None:
-    if run_dir is None:
-        return None
-    path = run_dir / "config_resolved.yaml"
-    if not path.is_file():
-        return None
-    try:
-        from omegaconf import OmegaConf
-
-        cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    except Exception as exc:  # an unreadable config only loses the data link, not the member
-        log.warning("%s: unreadable (%s); the member loads without its data config", path, exc)
-        return None
-    return cfg if isinstance(cfg, dict) else None
+def _train_elements(info: dict, run: RunDir | None) -> frozenset[str] | None:
+    elements = info.get("train_elements")
+    if elements is None and run is not None:
+        try:
+            elements = (run.read_member() or {}).get("train_elements")
+        except InputError:
+            elements = None
+    return None if elements is None else frozenset(elements)
 
 
 def load_member(path, name: str | None = None) -> Member:
     """Load one member checkpoint (``weights_only=True``); raises ``InputError`` naming the file
     when it is missing, unreadable or not a betenet member checkpoint."""
-    from betenet.models.module import BetenetModule
+    from betenet.training.checkpoints import load_member_checkpoint
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, truncated zip, pickle refused by weights_only, ...
-        raise InputError(path, f"unreadable checkpoint ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") \
-            from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
-        raise InputError(path, "not a betenet member checkpoint (needs state_dict and hyper_parameters)")
-    try:
-        module = BetenetModule(**ckpt["hyper_parameters"])
-        module.load_state_dict(ckpt["state_dict"])
-    except Exception as exc:
-        raise InputError(path, f"checkpoint does not rebuild a BetenetModule ({type(exc).__name__}: "
-                               f"{' '.join(str(exc).split())[:200]})") from None
-    module.eval()
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+    module, info = load_member_checkpoint(path)
+    run = RunDir.of_checkpoint(path)
     if name is None:
-        name = run_dir.name if run_dir is not None else path.stem
-    return Member(name=name, checkpoint=path, module=module, info=dict(ckpt.get("betenet") or {}),
-                  config=_read_config(run_dir))
-
-
-def _is_run_dir(path: Path) -> bool:
-    return any((path / marker).exists() for marker in
-               ("checkpoints", "config_resolved.yaml", "FAILED.txt", ".hydra", "bootstrap.json"))
-
-
-def _checkpoint_file(which: str) -> str:
-    return which if which.endswith(".ckpt") else f"{which}.ckpt"
+        name = run.name if run is not None else path.stem
+    return Member(name=name, checkpoint=path, module=module, info=info,
+                  config=None if run is None else run.read_config(), train_elements=_train_elements(info, run))
 
 
 def _candidates(source: Path, which: str) -> list[tuple[str, Path | None, str | None]]:
     """(member name, checkpoint path or None, reason when None) for one source path."""
     if source.is_file():
-        run_dir = source.parent.parent if source.parent.name == "checkpoints" else None
-        return [(run_dir.name if run_dir else source.stem, source, None)]
+        run = RunDir.of_checkpoint(source)
+        return [(run.name if run else source.stem, source, None)]
     if not source.is_dir():
         return [(str(source), None, "not found")]
-    runs = [source] if _is_run_dir(source) else sorted(
-        (p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".") and _is_run_dir(p)),
-        key=lambda p: _natural_key(p.name))
+    runs = [RunDir(source)] if RunDir(source).is_run_dir() else sorted(
+        (RunDir(p) for p in source.iterdir() if p.is_dir() and not p.name.startswith(".") and RunDir(p).is_run_dir()),
+        key=lambda r: _natural_key(r.name))
     out = []
     for run in runs:
-        ckpt = run / "checkpoints" / _checkpoint_file(which)
+        ckpt = run.checkpoint(which)
         if ckpt.is_file():
             out.append((run.name, ckpt, None))
-        elif (run / "FAILED.txt").is_file():
-            first = (run / "FAILED.txt").read_text(errors="replace").strip().splitlines()
-            out.append((run.name, None, f"failed in training ({first[-1] if first else 'FAILED.txt'})"))
+        elif run.failure() is not None:
+            out.append((run.name, None, f"failed in training ({run.failure()})"))
         else:
-            out.append((run.name, None, f"no checkpoints/{ckpt.name} (training not finished, or that regime "
-                                        "was never reached)"))
+            out.append((run.name, None, f"no {RunDir.CHECKPOINTS}/{ckpt.name} (training not finished, or that "
+                                        "regime was never reached)"))
     return out
 
 
@@ -353,11 +374,49 @@ def _data_signature(config: dict | None) -> dict | None:
     data = (config or {}).get("data")
     if not isinstance(data, dict):
         return None
-    return {k: data.get(k) for k in ("site_dos", "r_max", "self_loops", "allow_isolated", "spectrum")}
+    return {k: data.get(k) for k in _GRAPH_KEYS}
 
 
-def load_ensemble(sources, checkpoint: str = "final") -> Ensemble:
-    """Collect the members of ``sources`` (a sweep or run directory, a checkpoint file, or a list
+def _key(signature) -> str:
+    return json.dumps(signature, sort_keys=True, default=str)
+
+
+def _compatible_group(members: list[Member]) -> tuple[list[Member], list[tuple[str, str]]]:
+    """The largest group of members sharing one network and one graph construction (members
+    without a run config share any graph construction); ties go to the first member's group.
+    Returns (kept, [(name, reason)]) with each reason naming the settings that differ."""
+    nets = [_network_signature(m.hparams) for m in members]
+    datas = [_data_signature(m.config) for m in members]
+    groups: dict[tuple[str, str | None], list[int]] = {}
+    for i, (net, data) in enumerate(zip(nets, datas)):
+        groups.setdefault((_key(net), None if data is None else _key(data)), []).append(i)
+
+    candidates = []
+    for (net, data), idx in groups.items():
+        if data is not None:
+            candidates.append(sorted(idx + groups.get((net, None), [])))
+        elif not any(n == net and d is not None for n, d in groups):
+            candidates.append(sorted(idx))
+    kept_idx = min(candidates, key=lambda c: (-len(c), c[0]))
+    ref = kept_idx[0]
+    kept = [members[i] for i in kept_idx]
+    skipped = []
+    sides = ("here", f"in the {len(kept)} member(s) kept")
+    for i, m in enumerate(members):
+        if i in kept_idx:
+            continue
+        diffs = fingerprint_differences(nets[i], nets[ref], sides=sides)
+        if diffs:
+            reason = "different network: " + "; ".join(diffs)
+        else:
+            diffs = fingerprint_differences(datas[i] or {}, datas[ref] or {}, sides=sides)
+            reason = "different graph settings: " + "; ".join(f"data.{d}" for d in diffs)
+        skipped.append((m.name, reason))
+    return kept, skipped
+
+
+def load_ensemble(sources, checkpoint: str = RunDir.FINAL) -> Ensemble:
+    """Collect the members of ``sources`` (a sweep or run folder, a checkpoint file, or a list
     of these); see the module docstring. Raises ``InputError`` when no member loads."""
     if isinstance(sources, (str, Path)):
         sources = [sources]
@@ -365,31 +424,27 @@ def load_ensemble(sources, checkpoint: str = "final") -> Ensemble:
     label = ", ".join(str(s) for s in sources)
     if not sources:
         raise InputError("ensemble", "no ensemble source given")
-    members: list[Member] = []
+    loaded: list[Member] = []
     skipped: list[tuple[str, str]] = []
-    candidates = [c for s in sources for c in _candidates(s, checkpoint)]
-    for name, path, reason in candidates:
+    for name, path, reason in (c for s in sources for c in _candidates(s, checkpoint)):
         if path is None:
             skipped.append((name, reason))
             continue
         try:
-            member = load_member(path, name)
+            loaded.append(load_member(path, name))
         except InputError as err:
             skipped.append((name, err.reason))
-            continue
-        if members:
-            ref = members[0]
-            if _network_signature(member.hparams) != _network_signature(ref.hparams):
-                skipped.append((name, f"different network or dtype from member {ref.name}"))
-                continue
-            sig, ref_sig = _data_signature(member.config), _data_signature(ref.config)
-            if sig is not None and ref_sig is not None and sig != ref_sig:
-                skipped.append((name, f"different graph settings {sig} from member {ref.name} {ref_sig}"))
-                continue
-        members.append(member)
+    members: list[Member] = []
+    if loaded:
+        members, different = _compatible_group(loaded)
+        skipped += different
     for name, reason in skipped:
         log.warning("ensemble member %s skipped: %s", name, reason)
     if not members:
-        detail = "; ".join(f"{n}: {r}" for n, r in skipped[:3]) or "no run directories or checkpoints found"
+        detail = "; ".join(f"{n}: {r}" for n, r in skipped[:3]) or "no run folders or checkpoints found"
         raise InputError(label, f"no usable ensemble member ({detail})")
+    unknown = [m.name for m in members if m.train_elements is None]
+    if unknown:
+        log.warning("members %s have no record of their training elements (trained before betenet kept it): "
+                    "unseen elements are not flagged for them", ", ".join(unknown[:5]))
     return Ensemble(members=members, skipped=skipped, source=label)

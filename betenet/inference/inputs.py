@@ -1,0 +1,199 @@
+"""Inputs of a prediction: files, folders and globs (or in-memory structures) → one row each, with
+the graph the members read, the reason when there is none, and the warnings that qualify it.
+
+A row's ``warnings`` (empty when clean) name what makes its prediction less trustworthy than the
+spread suggests:
+
+* elements no member trained on (``unseen elements: H, S``), or that only some members trained on
+  (``elements seen by 2 of 5 members: Cf``): the network has never been fitted to them, and
+  members agreeing says nothing about being right;
+* atoms without a neighbour within the members' cutoff: they keep only their self-edge (as the
+  release did for e.g. elemental Cs at 4 Å), so the network sees each as a free atom.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from betenet.errors import InputError
+from betenet.training.run_dir import RunDir
+
+__all__ = ["InputRow", "gather_inputs", "read_labels_table", "build_rows", "input_files"]
+
+_VASP_NAMES = ("POSCAR", "CONTCAR")
+
+
+def _natural_key(text: str):
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
+
+
+def _is_structure_file(path: Path) -> bool:
+    from betenet.data.sources.directory import STRUCTURE_SUFFIXES
+
+    return path.is_file() and not path.name.startswith(".") and (
+        path.suffix.lower() in STRUCTURE_SUFFIXES or path.name.upper().startswith(_VASP_NAMES))
+
+
+def _structure_files(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if _is_structure_file(p)), key=lambda p: _natural_key(p.name))
+
+
+def _labels_file_in(folder: Path) -> Path | None:
+    return next((folder / n for n in ("labels.csv", "labels.json") if (folder / n).is_file()), None)
+
+
+def _base_id(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}" if path.name.upper().startswith(_VASP_NAMES) else path.stem
+
+
+def gather_inputs(inputs) -> tuple[list[tuple[str, Path | None, str | None]], Path | None]:
+    """Expand INPUTS into ``(id, path, None)`` per structure file, or ``(input, None, reason)`` for
+    an input that names nothing, in order; also the labels file of a dataset folder given as input
+    (a folder with ``structures/`` and ``labels.csv``/``labels.json``), if any.
+
+    A folder contributes its structure files (or those of its ``structures/``); a pattern with
+    ``*``, ``?`` or ``[`` is globbed. Ids are file stems (``<folder>/POSCAR`` for POSCAR/CONTCAR
+    files); when two inputs share an id, both use their path instead.
+    """
+    found: list[tuple[Path | None, str, str | None]] = []  # (path, text, reason)
+    labels = None
+    for text in map(str, inputs):
+        path = Path(text)
+        if path.is_dir():
+            files = _structure_files(path)
+            if not files and (path / "structures").is_dir():
+                files = _structure_files(path / "structures")
+                labels = labels or _labels_file_in(path)
+            if not files:
+                found.append((None, text, "folder holds no structure files (.cif, .vasp, .poscar, .extxyz, .xyz)"))
+            found += [(f, str(f), None) for f in files]
+        elif path.is_file():
+            found.append((path, text, None))
+        elif any(c in text for c in "*?["):
+            files = sorted((Path(m) for m in glob.glob(text) if Path(m).is_file()), key=lambda p: _natural_key(str(p)))
+            if not files:
+                found.append((None, text, "pattern matches no file"))
+            found += [(f, str(f), None) for f in files]
+        else:
+            found.append((None, text, "file not found"))
+    ids = [_base_id(p) if p is not None else text for p, text, _ in found]
+    counts: dict[str, int] = {}
+    for i in ids:
+        counts[i] = counts.get(i, 0) + 1
+    out = []
+    for (path, text, reason), ident in zip(found, ids):
+        out.append((str(path) if counts[ident] > 1 and path is not None else ident, path, reason))
+    return out, labels
+
+
+def input_files(items, labels_path=None) -> list[Path]:
+    """Every file a prediction reads: the structure files of ``items`` and the labels file."""
+    files = [Path(p) for _, p, _ in items if isinstance(p, (str, Path))]
+    return files + ([Path(labels_path)] if labels_path else [])
+
+
+def read_labels_table(path) -> dict[str, dict]:
+    """id → record of a directory-format labels file (``labels.csv`` with JSON-encoded spectrum
+    cells, or ``labels.json``, a list of records); see ``betenet.data.sources.directory``."""
+    from betenet.data.sources.directory import decode_csv_record, read_label_records, record_id
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "labels file not found")
+    table = {}
+    for rec in read_label_records(path):
+        ident = record_id(rec.get("id"))
+        if ident is None:
+            continue
+        rec = {k: v for k, v in rec.items() if k != "id"}
+        if path.suffix.lower() == ".csv":
+            rec = decode_csv_record(ident, rec)
+        table[ident] = rec
+    return table
+
+
+@dataclass
+class InputRow:
+    """One input of ``predict``/``screen``: its graph when usable, else the reason in ``status``;
+    ``warnings`` qualify a usable one (module docstring)."""
+
+    id: str
+    path: Path | None
+    formula: str = ""
+    graph: object = None
+    status: str = "ok"
+    warnings: list[str] = field(default_factory=list)
+
+
+def _element_warnings(elements: set[str], coverage: dict[str, int], n_known: int) -> list[str]:
+    if not n_known:
+        return []
+    unseen = sorted(e for e in elements if coverage.get(e, 0) == 0)
+    partly = sorted(e for e in elements if 0 < coverage.get(e, 0) < n_known)
+    out = []
+    if unseen:
+        out.append(f"unseen elements: {', '.join(unseen)} (in no member's training set)")
+    for e in partly:
+        out.append(f"element {e} seen by only {coverage[e]} of {n_known} members")
+    return out
+
+
+def _isolated_warning(structure, graph, r_max: float) -> list[str]:
+    from betenet.data.graphs import isolated_atoms
+
+    lonely = isolated_atoms(graph)
+    if not lonely:
+        return []
+    shown = ", ".join(f"{k} ({structure[k].specie.symbol})" for k in lonely[:5]) + (" ..." if len(lonely) > 5 else "")
+    noun = "atom" if len(lonely) == 1 else "atoms"
+    return [f"{noun} {shown} without a neighbour within {r_max:g} Å: only the self-edge is used (as the release did)"]
+
+
+def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress: bool | str = "auto") -> list[InputRow]:
+    """Read and graph every input (``(id, path or Structure or Atoms, reason)`` items, as from
+    :func:`gather_inputs`) the way ``ensemble``'s members built theirs, with the warnings of the
+    module docstring; the site PhDOS a CPD/FPD variant needs comes from ``labels`` (id → record).
+    Atoms without a neighbour are kept with their self-edge and a warning."""
+    from betenet.data.datamodule import entry_to_graph
+    from betenet.data.sources.base import build_entry
+    from betenet.data.structures import load_structure
+    from betenet.inference.ensemble import show_progress
+
+    if ensemble.site_dos is None:
+        raise InputError(ensemble.source, f"cannot tell which site PhDOS the members read (no {RunDir.CONFIG} "
+                                          "beside the checkpoints); use the run folders")
+    settings = dict(ensemble.graph_settings, allow_isolated=True)
+    kind = settings["site_dos_kind"]
+    keys = () if kind == "none" else (f"phdos_{kind}_freq_meV", f"phdos_{kind}_site")
+    coverage, n_known = ensemble.element_coverage()
+    items = list(items)
+    rows = []
+    for ident, source, reason in tqdm(items, desc="read structures", unit="structure", leave=False,
+                                      disable=not show_progress(progress, len(items))):
+        row = InputRow(ident, source if isinstance(source, Path) else None)
+        if reason is not None:
+            row.status = reason
+            rows.append(row)
+            continue
+        name = str(source) if isinstance(source, (str, Path)) else ident
+        try:
+            structure = load_structure(source, name=name)
+            row.formula = structure.composition.reduced_formula
+            record = {k: v for k, v in (labels or {}).get(ident, {}).items() if k in keys}
+            entry = build_entry(ident, structure, row.formula, record)
+            row.graph = entry_to_graph(entry, **settings)
+            elements = {site.specie.symbol for site in structure}
+            row.warnings = _element_warnings(elements, coverage, n_known) + \
+                _isolated_warning(structure, row.graph, settings["r_max"])
+        except InputError as err:
+            row.graph = None
+            row.status = err.reason if err.source in (ident, name) else str(err)
+            if kind != "none" and not labels and "phonon DOS" in row.status:
+                row.status += " (give --labels with phdos_* columns)"
+        rows.append(row)
+    return rows

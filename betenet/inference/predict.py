@@ -1,0 +1,174 @@
+"""Predictions as a table and as files: what ``betenet predict`` writes and what
+``Ensemble.predict_structures`` returns.
+
+One row per input, columns ``id``, ``formula``, then ``lambda``, ``omega_log_K``, ``omega_2_K``,
+``tc_allen_dynes_K`` (and ``tc_eliashberg_K`` when asked), each followed by its ``_std`` (the
+spread over members), then ``status`` (``ok`` or why the input could not be predicted) and
+``warnings`` (empty when clean; see :mod:`betenet.inference.inputs`). The mean a2F and its std go
+to a JSON beside the CSV (same name, ``.json``).
+
+Output paths are checked before anything is computed: a folder, a CSV named ``.json`` (its spectra
+would overwrite it) or a path that is one of the inputs (structure files, labels file, member
+checkpoints) is refused with a message naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from betenet.errors import InputError
+
+__all__ = ["PREDICT_COLUMNS", "prediction_frame", "predict_rows", "check_outputs", "spectra_path",
+           "write_predictions", "predict_files", "PredictionFiles"]
+
+#: Predicted quantities: (column, ensemble property key).
+PREDICT_COLUMNS = (("lambda", "lambda"), ("omega_log_K", "omega_log_K"), ("omega_2_K", "omega_2_K"),
+                   ("tc_allen_dynes_K", "tc_K"))
+#: Separator of several warnings in one cell.
+WARNING_SEPARATOR = "; "
+
+
+def _columns(eliashberg: bool) -> list[tuple[str, str]]:
+    from betenet.inference.ensemble import ELIASHBERG_KEY
+
+    return list(PREDICT_COLUMNS) + ([(ELIASHBERG_KEY, ELIASHBERG_KEY)] if eliashberg else [])
+
+
+def prediction_frame(rows, pred, eliashberg: bool = False):
+    """The prediction table (module docstring) of ``rows`` (``InputRow``), ``pred`` holding the
+    ensemble prediction of the rows with a graph, in order (None when there are none)."""
+    import pandas as pd
+
+    columns = _columns(eliashberg)
+    position = {id(r): k for k, r in enumerate(r for r in rows if r.graph is not None)}
+    records = []
+    for r in rows:
+        rec = {"id": r.id, "formula": r.formula}
+        k = position.get(id(r))
+        for col, key in columns:
+            rec[col] = float(pred.properties[key][k]) if k is not None else math.nan
+            rec[f"{col}_std"] = float(pred.properties_std[key][k]) if k is not None else math.nan
+        rec["status"] = r.status
+        rec["warnings"] = WARNING_SEPARATOR.join(r.warnings) if r.graph is not None else ""
+        records.append(rec)
+    names = ["id", "formula"] + [c for col, _ in columns for c in (col, f"{col}_std")] + ["status", "warnings"]
+    return pd.DataFrame.from_records(records, columns=names)
+
+
+def predict_rows(ensemble, rows, mu_star=None, eliashberg: bool = False, batch_size: int = 64, device="cpu",
+                 progress: bool | str = "auto"):
+    """``(table, prediction)`` for ``rows``: the ensemble run on the rows with a graph."""
+    ok = [r for r in rows if r.graph is not None]
+    pred = None
+    if ok:
+        pred = ensemble.predict([r.graph for r in ok], mu_star=mu_star, eliashberg=eliashberg,
+                                batch_size=batch_size, device=device, progress=progress,
+                                ids=[r.id for r in ok], formulas=[r.formula for r in ok])
+    return prediction_frame(rows, pred, eliashberg), pred
+
+
+def spectra_path(out) -> Path:
+    """Where the spectra of the CSV ``out`` go: the same name with ``.json``."""
+    return Path(out).with_suffix(".json")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_outputs(outputs, inputs) -> None:
+    """Raise ``InputError`` naming the output when one of ``outputs`` (``(path, what it is)``
+    pairs, e.g. ``(out, "--out")``) is a folder, or is the same file as one of ``inputs`` or as
+    another output."""
+    outputs = [(Path(p), what) for p, what in outputs]
+    inputs = [Path(p) for p in inputs]
+    for k, (out, what) in enumerate(outputs):
+        if out.is_dir() or str(out).endswith(os.sep):
+            raise InputError(out, f"{what} is a folder; give a file name (e.g. {out / 'predictions.csv'})")
+        clash = next((p for p in inputs if _same_file(out, p)), None)
+        if clash is not None:
+            raise InputError(out, f"{what} would overwrite the input {clash}; choose another output name")
+        other = next((w for p, w in outputs[:k] if _same_file(out, p)), None)
+        if other is not None:
+            raise InputError(out, f"{what} and {other} would be one file; give the CSV a .csv name")
+
+
+def _json_value(obj):
+    if isinstance(obj, dict):
+        return {str(k): _json_value(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_json_value(v) for v in obj]
+    if isinstance(obj, (np.generic, float)):
+        x = float(obj) if not isinstance(obj, np.integer) else int(obj)
+        return x if not isinstance(x, float) or math.isfinite(x) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_predictions(out, table, spectra: dict) -> tuple[Path, Path]:
+    """Write the table to ``out`` (CSV; NaN as an empty cell) and ``spectra`` beside it as strict
+    JSON (NaN as null), each through a temporary file."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    table.to_csv(tmp, index=False, na_rep="")
+    tmp.replace(out)
+    path = spectra_path(out)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(_json_value(spectra), allow_nan=False) + "\n")
+    tmp.replace(path)
+    return out, path
+
+
+@dataclass
+class PredictionFiles:
+    """What :func:`predict_files` did: the table, the files written and a flat summary."""
+
+    table: object
+    csv: Path
+    spectra: Path
+    summary: dict
+
+
+def predict_files(ensemble, inputs, out, labels=None, mu_star=None, eliashberg: bool = False, batch_size: int = 64,
+                  device="cpu", progress: bool | str = "auto") -> PredictionFiles:
+    """``betenet predict``: INPUTS (files, folders, globs) → CSV ``out`` + spectra JSON.
+
+    Outputs are checked first (:func:`check_outputs`). Every input gets its row; ``summary`` counts
+    them and holds ``exit_status``: 0 when at least one input was predicted, 1 when none was (the
+    files are still written, each row with its reason)."""
+    from betenet.inference.inputs import build_rows, gather_inputs, input_files, read_labels_table
+
+    items, auto_labels = gather_inputs(inputs)
+    labels_path = labels or auto_labels
+    member_files = [m.checkpoint for m in ensemble.members]
+    check_outputs([(out, "--out"), (spectra_path(out), "the a2F spectra file (--out with .json)")],
+                  input_files(items, labels_path) + member_files)
+    table_labels = read_labels_table(labels_path) if labels_path and ensemble.site_dos != "none" else None
+    rows = build_rows(items, ensemble, table_labels, progress=progress)
+    table, pred = predict_rows(ensemble, rows, mu_star, eliashberg, batch_size, device, progress)
+    spectra = {
+        "omega_meV": [] if pred is None else pred.omega_meV,
+        "mu_star": ensemble.mu_star if pred is None else pred.mu_star,
+        "ensemble": ensemble.source, "members": ensemble.names, "skipped_members": ensemble.skipped,
+        "std": "standard deviation over members (ddof 0)",
+        "entries": [] if pred is None else [
+            {"id": i, "formula": f, "a2f_mean": pred.a2f_mean[k], "a2f_std": pred.a2f_std[k]}
+            for k, (i, f) in enumerate(zip(pred.ids, pred.formulas))]}
+    csv_path, json_path = write_predictions(out, table, spectra)
+    predicted = sum(r.graph is not None for r in rows)
+    summary = {"out": str(csv_path), "spectra": str(json_path), "members": len(ensemble),
+               "skipped_members": len(ensemble.skipped), "inputs": len(rows), "predicted": predicted,
+               "failed": len(rows) - predicted, "with_warnings": sum(bool(r.warnings) for r in rows if r.graph),
+               "exit_status": 0 if predicted else 1}
+    return PredictionFiles(table, csv_path, json_path, summary)

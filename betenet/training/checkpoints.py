@@ -1,0 +1,66 @@
+"""A member's own checkpoint files: plain tensors and built-in types only, so they load with
+``torch.load(..., weights_only=True)`` (never unpickling code), written atomically.
+
+A checkpoint holds ``state_dict``, ``hyper_parameters`` (``BetenetModule``'s constructor
+arguments) and a ``betenet`` block: the regimes, the final choice, the member's fingerprint
+(``member``) and the elements of its training set (``train_elements``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from betenet.errors import InputError
+
+__all__ = ["save_member_checkpoint", "load_member_checkpoint", "to_plain"]
+
+
+def to_plain(obj):
+    """OmegaConf / nested containers → built-in types (for weights_only checkpoints and JSON)."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(obj, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(obj, resolve=True)
+    if isinstance(obj, dict):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    return obj
+
+
+def save_member_checkpoint(path: Path, state_dict: dict, hparams: dict, info: dict) -> None:
+    """Write ``{"state_dict", "hyper_parameters", "betenet": info}`` to ``path`` (via a temporary file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state_dict": state_dict, "hyper_parameters": hparams, "betenet": info}, tmp)
+    tmp.replace(path)
+
+
+def _short(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+
+
+def load_member_checkpoint(path) -> tuple[torch.nn.Module, dict]:
+    """``(BetenetModule in eval mode, the checkpoint's betenet block)``; raises ``InputError``
+    naming the file when it is missing, unreadable or not a betenet member checkpoint."""
+    from betenet.models.module import BetenetModule
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, truncated zip, pickle refused by weights_only, ...
+        raise InputError(path, f"unreadable checkpoint ({_short(exc)})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
+        raise InputError(path, "not a betenet member checkpoint (needs state_dict and hyper_parameters)")
+    try:
+        module = BetenetModule(**ckpt["hyper_parameters"])
+        module.load_state_dict(ckpt["state_dict"])
+    except Exception as exc:
+        raise InputError(path, f"checkpoint does not rebuild a BetenetModule ({_short(exc)})") from None
+    module.eval()
+    return module, dict(ckpt.get("betenet") or {})
