@@ -230,3 +230,21 @@ def test_rejections_are_logged_on_every_setup(cache, tmp_path, caplog):
         assert ("graphs loaded from cache" in caplog.text) == (attempt == 1)
         assert "rejected broken: structures/broken.cif: file is empty" in caplog.text
         assert dm.built.rejected == [("broken", "structures/broken.cif: file is empty")]
+
+
+def test_splits_file_replaces_the_sources_split(cache, tmp_path):
+    """A cross-validation fold written outside the dataset: its train/test replace splits.json."""
+    import json
+
+    ids, _ = small_directory(cache, tmp_path / "data")
+    (tmp_path / "data" / "splits.json").write_text(json.dumps({"train": ids[:10], "val": ids[10:]}))
+    fold = tmp_path / "fold.json"
+    fold.write_text(json.dumps({"train": ids[3:], "test": ids[:3]}))
+    dm = BetenetDataModule(source="directory", root=str(tmp_path / "data"), cache_dir=str(cache),
+                           splits_file=str(fold))
+    dm.setup()
+    assert dm.split_ids["test"] == ids[:3]
+    assert set(dm.split_ids["train"]) | set(dm.split_ids["val"]) == set(ids[3:])
+    own = BetenetDataModule(source="directory", root=str(tmp_path / "data"), cache_dir=str(cache))
+    own.setup()  # the dataset's own train/val file: no test set, val as given
+    assert own.split_ids["test"] == [] and sorted(own.split_ids["val"]) == sorted(ids[10:])

@@ -313,6 +313,8 @@ def test_given_split_reads_parts(tmp_path):
     assert (s.train, s.val, s.test) == ([1, 2, 3], [4], [5, 6])
     s = given_split(write_split(tmp_path, {"train": ["a"], "test": ["b"]}))
     assert (s.train, s.val, s.test) == (["a"], [], ["b"])
+    s = given_split(write_split(tmp_path, {"train": ["a"], "val": ["b"]}))  # a leaderboard's train/val file
+    assert (s.train, s.val, s.test) == (["a"], ["b"], [])
     s = given_split(write_split(tmp_path, {"train": [1, "2"], "test": [3]}), known_ids=["1", 2, "3"])
     assert (s.train, s.test) == ([1, "2"], [3])  # compared by text, returned as written
 
@@ -321,7 +323,7 @@ def test_given_split_reads_parts(tmp_path):
     ("{not json", "JSON"),
     ([1, 2], "object"),
     ({"train": [1], "test": [2], "valid": [3]}, "unknown keys"),
-    ({"train": [1]}, 'missing "test"'),
+    ({"test": [1]}, 'missing "train"'),
     ({"train": [], "test": [2]}, "empty"),
     ({"train": [1, 2], "test": [2]}, '"train" and "test"'),
     ({"train": [1], "val": [3], "test": [3]}, '"val" and "test"'),

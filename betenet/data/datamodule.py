@@ -36,8 +36,8 @@ from betenet.data.graphs import graph_stats, structure_to_graph
 from betenet.data.sources.base import Entry, SourceData, fingerprint
 from betenet.data.sources.demo import default_cache_dir
 from betenet.data.spectra import RECIPES, bin_site_dos, bin_spectrum, lambda_above_window
-from betenet.data.splits import (BootstrapSplit, bootstrap_member, element_balanced_split, member_from_draw,
-                                 release_bootstrap)
+from betenet.data.splits import (SPLIT_KEYS, BootstrapSplit, bootstrap_member, element_balanced_split, given_split,
+                                 member_from_draw, release_bootstrap)
 from betenet.errors import InputError
 from betenet.physics.properties import PROPERTIES
 from betenet.physics.units import BinGrid
@@ -166,7 +166,8 @@ class BetenetDataModule(pl.LightningDataModule):
                  cache_dir: str | None = None, demo_size: int = 300, demo_seed: int = 0,
                  num_workers: int = 0, filters: tuple[str, ...] | list[str] | None = FILTERS,
                  unstable_threshold_meV: float = DEFAULT_UNSTABLE_THRESHOLD_MEV,
-                 negative_a2f_tol: float = DEFAULT_NEGATIVE_A2F_TOL, spectrum: dict | None = None):
+                 negative_a2f_tol: float = DEFAULT_NEGATIVE_A2F_TOL, spectrum: dict | None = None,
+                 splits_file: str | None = None):
         super().__init__()
         if bootstrap not in ("weighted", "unique", "release", "release_unique"):
             raise ValueError("bootstrap must be weighted, unique, release or release_unique")
@@ -178,6 +179,7 @@ class BetenetDataModule(pl.LightningDataModule):
         self.demo_size, self.demo_seed, self.num_workers = demo_size, demo_seed, num_workers
         self.filters = tuple(filters or ())
         self.unstable_threshold_meV, self.negative_a2f_tol = unstable_threshold_meV, negative_a2f_tol
+        self.splits_file = splits_file
         self.grid, self.recipe = spectrum_settings(spectrum)
         self.spectrum = {"recipe": self.recipe, **self.grid.as_dict()}
         self.filter_report: FilterReport | None = None
@@ -257,20 +259,26 @@ class BetenetDataModule(pl.LightningDataModule):
         return [e for e in entries if e.id in keep]
 
     def _train_test_ids(self, built: BuiltGraphs) -> tuple[list[str], list[str], list[str] | None]:
-        """The source's own split when it gives one (``splits.json``, the release's indices; an
-        empty test set is kept as given), else an element-balanced split of every graph."""
+        """``splits_file`` when given (a ``splits.json``-style file outside the dataset, e.g. a
+        cross-validation fold), else the source's own split when it gives one (``splits.json``, the
+        release's indices; an empty test set is kept as given), else an element-balanced split of
+        every graph."""
         ids = list(built.graphs)
-        if built.splits is not None:
-            listed = {i for part in built.splits.values() for i in part}
+        splits = built.splits
+        if self.splits_file is not None:
+            given = given_split(self.splits_file)
+            splits = {key: [str(i) for i in getattr(given, key)] for key in SPLIT_KEYS}
+        if splits is not None:
+            listed = {i for part in splits.values() for i in part}
             unlisted = [i for i in ids if i not in listed]
             if unlisted:
                 log.warning("%d entries are in no split of the source (e.g. %s): they are not trained on "
                             "(predict only)", len(unlisted), ", ".join(unlisted[:5]))
-            test = [i for i in built.splits.get("test", []) if i in built.graphs]
-            train = [i for i in built.splits.get("train", []) if i in built.graphs]
+            test = [i for i in splits.get("test", []) if i in built.graphs]
+            train = [i for i in splits.get("train", []) if i in built.graphs]
             if not train:
                 raise InputError(self.root or self.source, "the given split has no usable training entry")
-            val = [i for i in built.splits.get("val", []) if i in built.graphs] or None
+            val = [i for i in splits.get("val", []) if i in built.graphs] or None
             return train, test, val
         elements = {i: graph_elements(g) for i, g in built.graphs.items()}
         train, test = element_balanced_split(ids, elements, test_fraction=self.test_fraction,
