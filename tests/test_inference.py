@@ -187,3 +187,25 @@ def test_progress_bar_on_many_structures(demo, capsys):
     table = ens.predict_structures([s] * PROGRESS_MIN_STRUCTURES)
     err = capsys.readouterr().err
     assert "read structures" in err and "predict" in err and len(table) == PROGRESS_MIN_STRUCTURES
+
+
+def test_implausible_spectra_are_flagged_in_the_warnings_column():
+    """A prediction that reaches its Tc with weight piled into the softest bins (lambda 9, omega_log
+    a few K: what Tc-only training of the spectrum head produced) is flagged; a normal one is not."""
+    from types import SimpleNamespace
+
+    from betenet.inference.inputs import InputRow
+    from betenet.inference.predict import prediction_frame
+    from betenet.physics.properties import PROPERTIES, properties
+    from betenet.physics.units import BIN_CENTRES_MEV
+
+    piled = np.zeros(51)
+    piled[:2] = [2.0, 2.0]
+    normal = np.exp(-(((BIN_CENTRES_MEV - 25.0) / 6.0) ** 2)) * 0.4
+    props = properties(BIN_CENTRES_MEV, np.stack([piled, normal]))
+    assert props["lambda"][0] > 3 and props["omega_log_K"][0] < 30
+    pred = SimpleNamespace(properties=props, properties_std={k: np.zeros(2) for k in PROPERTIES})
+    rows = [InputRow("piled", None, graph=object()), InputRow("normal", None, graph=object())]
+    table = prediction_frame(rows, pred)
+    assert "implausible spectrum" in table.loc[0, "warnings"] and "lambda" in table.loc[0, "warnings"]
+    assert table.loc[1, "warnings"] == ""

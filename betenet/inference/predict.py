@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from betenet.errors import InputError
+from betenet.physics.properties import implausibility
 
 __all__ = ["PREDICT_COLUMNS", "prediction_frame", "predict_rows", "check_outputs", "spectra_path",
            "write_predictions", "predict_files", "PredictionFiles"]
@@ -55,7 +56,12 @@ def prediction_frame(rows, pred, eliashberg: bool = False):
             rec[col] = float(pred.properties[key][k]) if k is not None else math.nan
             rec[f"{col}_std"] = float(pred.properties_std[key][k]) if k is not None else math.nan
         rec["status"] = r.status
-        rec["warnings"] = WARNING_SEPARATOR.join(r.warnings) if r.graph is not None else ""
+        notes = list(r.warnings) if r.graph is not None else []
+        if k is not None:
+            flag = implausibility(rec["lambda"], rec["omega_log_K"])
+            if flag:
+                notes.append(flag)
+        rec["warnings"] = WARNING_SEPARATOR.join(notes)
         records.append(rec)
     names = ["id", "formula"] + [c for col, _ in columns for c in (col, f"{col}_std")] + ["status", "warnings"]
     return pd.DataFrame.from_records(records, columns=names)

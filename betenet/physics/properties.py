@@ -37,6 +37,8 @@ __all__ = [
     "allen_dynes_tc",
     "mcmillan_tc",
     "allen_dynes_lambda",
+    "TYPICAL_RANGES",
+    "implausibility",
     "lambda_weights",
     "spectrum_warnings",
 ]
@@ -45,6 +47,10 @@ __all__ = [
 PROPERTIES = ("lambda", "omega_log_K", "omega_2_K", "tc_K")
 #: The three moments (the properties that do not depend on μ*).
 MOMENTS = PROPERTIES[:3]
+#: Where λ and ω_log of real conventional superconductors and ordinary metals lie (strong-coupling
+#: extremes near λ 3, the softest lattices near ω_log 30 K, hydrides and light-element compounds up to
+#: ~1500 K): a predicted spectrum outside is flagged, not trusted.
+TYPICAL_RANGES = {"lambda": (0.05, 3.0), "omega_log_K": (30.0, 1500.0)}
 #: Negative weight below this share of the λ integrand is not worth a warning.
 NEGATIVE_WARN_FRACTION = 1e-3
 
@@ -174,3 +180,22 @@ def allen_dynes_lambda(tc_K, omega_log_K, omega_2_K, mu_star=MU_STAR_DEFAULT, la
     lam = np.where(tc > 0, 0.5 * (lo + hi), lam_c)
     out = np.where(reachable, lam, np.nan)
     return float(out) if out.ndim == 0 else out
+
+
+def implausibility(lam: float, omega_log_K: float) -> str | None:
+    """A sentence when a spectrum's λ and ω_log are not those of a real metal, else None: λ above
+    :data:`TYPICAL_RANGES` (3), or ω_log below 30 K while the coupling is not negligible (λ ≥ 0.05),
+    the signature of weight piled into the lowest bins to reach a T_c. Small λ alone is not flagged
+    (most metals hardly couple)."""
+    lam_hi = TYPICAL_RANGES["lambda"][1]
+    lam_lo, (wlog_lo, wlog_hi) = TYPICAL_RANGES["lambda"][0], TYPICAL_RANGES["omega_log_K"]
+    problems = []
+    if lam > lam_hi:
+        problems.append(f"lambda {lam:.3g} above {lam_hi:g}")
+    if lam >= lam_lo and omega_log_K < wlog_lo:
+        problems.append(f"omega_log {omega_log_K:.3g} K below {wlog_lo:g} K")
+    if omega_log_K > wlog_hi:
+        problems.append(f"omega_log {omega_log_K:.3g} K above {wlog_hi:g} K")
+    if not problems:
+        return None
+    return "implausible spectrum: " + " and ".join(problems) + " (real metals: lambda up to ~3, omega_log 30-1500 K)"
