@@ -70,3 +70,42 @@ def test_screening_reference_follows_mu_star(datamodule, tmp_path):
         s1 = result["models"]["stage1"]
         assert s1["truth"] == "reference" and s1["mu_star"] == mu
         assert s1["average_precision"] == pytest.approx(1.0)
+
+
+def test_tc_only_report_has_median_baseline_physics_and_uncertainty(tmp_path):
+    """A Tc-only split (no reference a2F): metrics against the reported Tc, the median predictor of
+    the training pool beside them, the distribution of predicted lambda / omega_log, and whether the
+    spread ranks the errors."""
+    from scipy.stats import spearmanr
+
+    from betenet.evaluation.reports import SplitPredictions
+    from betenet.physics.units import BIN_CENTRES_MEV
+
+    rng = np.random.default_rng(0)
+    n = 40
+    a2f = np.exp(-(((BIN_CENTRES_MEV[None] - rng.uniform(10, 40, (n, 1))) / 6) ** 2)) * rng.uniform(0.2, 1.2, (n, 1))
+    pred = properties(BIN_CENTRES_MEV, a2f)
+    tc_true = pred["tc_K"] + rng.normal(0, 1.0, n)
+    std = np.abs(tc_true - pred["tc_K"]) * rng.uniform(0.5, 1.5, n)  # spread that tracks the error
+    nan = np.full(n, np.nan)
+    p = SplitPredictions(model="M", split="test", ids=[f"m{i}" for i in range(n)], formulas=["X"] * n,
+                         true={k: nan for k in PROPERTIES}, pred=pred,
+                         std={k: (std if k == "tc_K" else np.zeros(n)) for k in PROPERTIES},
+                         reported={k: (tc_true if k == "tc_K" else nan) for k in PROPERTIES},
+                         a2f_mean=a2f, a2f_std=np.zeros_like(a2f), true_a2f=np.full_like(a2f, np.nan),
+                         pool_median={"reported": {"tc_K": 2.5}, "reference": {}})
+    summary = evaluation_report(p, tmp_path / "eval")
+    median = summary["baselines"]["median predictor"]["reported"]["tc_K"]
+    assert median["mae"] == pytest.approx(np.mean(np.abs(tc_true - 2.5)))
+    assert summary["reported_metrics"]["tc_K"]["mae"] == pytest.approx(np.mean(np.abs(tc_true - pred["tc_K"])))
+    phys = summary["physics"]
+    assert phys["lambda"][2] == pytest.approx(np.median(pred["lambda"]))
+    unc = summary["uncertainty"]
+    assert unc["truth"] == "reported"
+    rho = spearmanr(np.abs(pred["tc_K"] - tc_true), std).statistic
+    assert unc["tc_K"]["spearman_abs_error_vs_std"] == pytest.approx(rho) and rho > 0.5
+    assert unc["tc_K"]["fraction_within_2std"] == pytest.approx(np.mean(np.abs(pred["tc_K"] - tc_true) <= 2 * std))
+    md = (tmp_path / "eval" / "table1.md").read_text()
+    assert "median predictor vs reported" in md
+    assert (tmp_path / "eval" / "physics.png").stat().st_size > 5000
+    assert (tmp_path / "eval" / "spectra.png").stat().st_size > 5000

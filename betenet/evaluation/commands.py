@@ -92,7 +92,8 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
 
     ensemble = _load(args.ensemble, args.checkpoint)
     p = _split_predictions(args, ensemble, _datamodule(args, ensemble))
-    summary = evaluation_report(p, args.out, k=args.top_k, sizes=args.sizes, n_draws=args.draws, seed=args.seed)
+    summary = evaluation_report(p, args.out, k=args.top_k, sizes=args.sizes, n_draws=args.draws, seed=args.seed,
+                                spectra_ids=args.spectra)
     result = {"out": str(args.out), "model": p.model, "split": p.split, "n": len(p)}
     if ensemble is not None and args.model == "ensemble":
         result["members"] = len(ensemble)
@@ -104,6 +105,13 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     for k, m in (summary.get("reported_metrics") or {}).items():
         for stat in ("r2", "mae", "rmse"):
             result[f"{stat}_{k}_reported"] = m[stat]
+    median = (summary["baselines"]["median predictor"].get("reported" if not p.has_reference else "reference")
+              or {}).get("tc_K")
+    if median:
+        result["median_predictor_mae_tc_K"], result["median_predictor_rmse_tc_K"] = median["mae"], median["rmse"]
+    physics = summary["physics"]
+    result["lambda_median"], result["omega_log_K_median"] = physics["lambda"][2], physics["omega_log_K"][2]
+    result["fraction_flagged_implausible"] = physics["fraction_flagged_implausible"]
     return result
 
 
@@ -300,6 +308,8 @@ def add_evaluation_commands(sub) -> None:
     _data_args(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--top-k", type=int, default=6, help="best and worst spectra to draw")
+    p.add_argument("--spectra", nargs="+", default=None, metavar="ID",
+                   help="materials whose predicted a2F to draw in spectra.png (default: the highest-Tc ones)")
     p.add_argument("--sizes", type=int, nargs="+", default=None, help="ensemble sizes to score (default: a ladder)")
     p.add_argument("--draws", type=int, default=10, help="random member subsets per ensemble size")
     p.add_argument("--seed", type=int, default=0, help="seed of the member subsets")

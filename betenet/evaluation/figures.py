@@ -20,8 +20,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from betenet.evaluation.metrics import TABLE_DIGITS, regression_metrics
-from betenet.physics.properties import PROPERTIES
 from betenet.evaluation.screening import PRCurve
+from betenet.physics.properties import PROPERTIES
 
 __all__ = [
     "parity_plot",
@@ -31,6 +31,7 @@ __all__ = [
     "spectra_panel",
     "per_element_plot",
     "ensemble_size_plot",
+    "distribution_plot",
 ]
 
 DPI = 120
@@ -202,10 +203,11 @@ def _per_model(x, name: str) -> dict:
 
 
 def spectra_panel(omega, true_a2f, pred_mean, pred_std, titles, path, ncols: int = 3,
-                  suptitle: str | None = None) -> Path:
+                  suptitle: str | None = None, overlays: Mapping | None = None) -> Path:
     """Grid of a2F panels (e.g. the six best or six worst materials): the true a2F [K, B] in black
-    and each prediction — ``pred_mean`` [K, B], or model name → [K, B] — as a line with a ±std band
-    (``pred_std`` of the same form, or None). ``titles`` [K] label the panels (formula, Δ̄ ...)."""
+    (rows of NaN draw nothing: no reference) and each prediction — ``pred_mean`` [K, B], or model
+    name → [K, B] — as a line with a ±std band (``pred_std`` of the same form, or None). ``overlays``
+    (label → [K, B]) are drawn dashed in grey, e.g. the phonon DOS. ``titles`` [K] label the panels."""
     w = np.asarray(omega, dtype=np.float64)
     truth = np.asarray(true_a2f, dtype=np.float64)
     means = _per_model(pred_mean, "prediction")
@@ -226,7 +228,11 @@ def spectra_panel(omega, true_a2f, pred_mean, pred_std, titles, path, ncols: int
         if i >= k:
             ax.set_axis_off()
             continue
-        ax.plot(w, truth[i], color="k", lw=1.5, label="true")
+        if np.isfinite(truth[i]).any():
+            ax.plot(w, truth[i], color="k", lw=1.5, label="true")
+        for j, (label, values) in enumerate((overlays or {}).items()):
+            ax.plot(w, np.asarray(values, dtype=np.float64)[i], color="0.5", lw=1.0, ls=("--", ":")[j % 2],
+                    label=label)
         for colour, (model, m) in zip(colours, means.items()):
             ax.plot(w, m[i], color=colour, lw=1.2, label=model)
             if model in stds:
@@ -291,6 +297,30 @@ def ensemble_size_plot(result: Mapping, path, title: str | None = None) -> Path:
             if sizes.max() / sizes.min() >= 10:
                 ax.set_xscale("log")
         axes[1, j].set_xlabel("ensemble size")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def distribution_plot(values: Mapping, ranges: Mapping, path, title: str | None = None) -> Path:
+    """Histograms of predicted properties (``values``: property → [N]) with the typical range of real
+    metals shaded (``ranges``: property → (lo, hi)); log axes for λ and frequencies."""
+    names = [k for k in values if np.isfinite(np.asarray(values[k], dtype=float)).any()]
+    fig = Figure(figsize=(3.6 * max(1, len(names)), 3.2))
+    axes = fig.subplots(1, max(1, len(names)), squeeze=False)[0]
+    for ax, k in zip(axes, names):
+        v = np.asarray(values[k], dtype=np.float64)
+        v = v[np.isfinite(v) & (v > 0)]
+        if v.size:
+            bins = np.geomspace(max(v.min(), 1e-3), v.max() * 1.01 + 1e-9, 30)
+            ax.hist(v, bins=bins, color="C0")
+            ax.set_xscale("log")
+        if k in ranges:
+            ax.axvspan(*ranges[k], color="C2", alpha=0.15, lw=0, label="real metals")
+            ax.legend(fontsize=7)
+        ax.set_xlabel(AXIS_LABELS.get(k, k))
+        ax.set_ylabel("materials")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

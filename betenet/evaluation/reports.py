@@ -42,7 +42,7 @@ from betenet.evaluation.metrics import (best_worst, metric_vs_ensemble_size, nor
 from betenet.evaluation.screening import (DEFAULT_THRESHOLD_K, PRCurve, confusion, curve_average_precision,
                                           operating_point, precision_recall, random_ap, rank_candidates,
                                           threshold_for_precision, two_stage)
-from betenet.physics.properties import MOMENTS, PROPERTIES, properties
+from betenet.physics.properties import MOMENTS, PROPERTIES, TYPICAL_RANGES, implausibility, properties
 from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT
 
 __all__ = [
@@ -81,6 +81,8 @@ class SplitPredictions:
     notes: dict = field(default_factory=dict)
     reported: dict[str, np.ndarray] | None = None  # PROPERTIES → [N] as the dataset gives them, NaN = not given
     omega_meV: np.ndarray = field(default_factory=lambda: np.asarray(BIN_CENTRES_MEV, dtype=float))
+    pool_median: dict[str, dict[str, float]] = field(default_factory=dict)  # truth set → property → median
+    phonon_dos: np.ndarray | None = None  # [N, B] total binned phonon DOS per atom (CPD/FPD inputs), if known
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -115,6 +117,7 @@ class SplitPredictions:
         arr = lambda a: None if a is None else a[idx]  # noqa: E731
         return replace(self, ids=[self.ids[k] for k in idx], formulas=[self.formulas[k] for k in idx],
                        true=take(self.true), pred=take(self.pred), std=take(self.std), reported=take(self.reported),
+                       phonon_dos=arr(self.phonon_dos),
                        true_a2f=arr(self.true_a2f), a2f_mean=arr(self.a2f_mean), a2f_std=arr(self.a2f_std),
                        member_a2f=None if self.member_a2f is None else self.member_a2f[:, idx],
                        elements={i: self.elements[i] for i in ids if i in self.elements})
@@ -153,6 +156,25 @@ def _truth(graphs, omega_meV, mu_star: float):
     return reference_properties(true_a2f, omega_meV, mu_star), reported, true_a2f, elements
 
 
+def pool_medians(datamodule, omega_meV, mu_star: float) -> dict[str, dict[str, float]]:
+    """The median predictor of each truth set: per property, the median over the entries the members
+    were fitted on (bootstrap train ∪ out-of-bag), NaN where none has a value."""
+    ids = list(dict.fromkeys(datamodule.split_ids["train"] + datamodule.split_ids["val"]))
+    graphs = [datamodule.built.graphs[i] for i in ids]
+    if not graphs:
+        return {}
+    true, reported, _, _ = _truth(graphs, omega_meV, mu_star)
+    med = lambda v: float(np.median(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")  # noqa: E731
+    return {"reference": {k: med(v) for k, v in true.items()}, "reported": {k: med(v) for k, v in reported.items()}}
+
+
+def phonon_dos_of(graphs, n_bins: int) -> np.ndarray | None:
+    """[N, B] mean site PhDOS per atom of graphs whose node attributes end with it (CPD/FPD), else None."""
+    if not graphs or graphs[0].z.shape[1] < 118 + n_bins:
+        return None
+    return np.stack([g.z[:, -n_bins:].double().mean(dim=0).numpy() for g in graphs])
+
+
 #: Appended to model labels on the generated demo set, so its results are never taken for real data.
 DEMO_TAG = "synthetic demo"
 
@@ -171,6 +193,7 @@ def ensemble_split_predictions(ensemble, datamodule, split: str = "test", mu_sta
     omega = ensemble.grid.centres
     true, reported, true_a2f, elements = _truth(graphs, omega, mu)
     pred = ensemble.predict(graphs, mu_star=mu, batch_size=batch_size, device=device, progress=progress)
+    medians = pool_medians(datamodule, omega, mu)
     if name is None:
         demo = f", {DEMO_TAG}" if _on_demo(datamodule) else ""
         name = f"{ensemble.variant.upper()} ×{len(ensemble)}{demo}"
@@ -178,7 +201,8 @@ def ensemble_split_predictions(ensemble, datamodule, split: str = "test", mu_sta
         model=name, split=split, ids=pred.ids,
         formulas=pred.formulas, true=true, pred=dict(pred.properties), std=dict(pred.properties_std),
         true_a2f=true_a2f, a2f_mean=pred.a2f_mean, a2f_std=pred.a2f_std, member_a2f=pred.member_a2f,
-        elements=elements, mu_star=pred.mu_star, reported=reported, omega_meV=omega,
+        elements=elements, mu_star=pred.mu_star, reported=reported, omega_meV=omega, pool_median=medians,
+        phonon_dos=phonon_dos_of(graphs, len(omega)),
         notes={"members": ensemble.names, "skipped_members": [list(s) for s in ensemble.skipped],
                "ensemble": ensemble.source, "variant": ensemble.variant})
 
@@ -236,6 +260,7 @@ def baseline_split_predictions(datamodule, split: str = "test", mu_star: float =
         split=split, ids=test_ids, formulas=[str(g.formula) for g in graphs], true=true,
         pred={k: np.asarray(pred[k], dtype=np.float64) for k in PROPERTIES}, true_a2f=true_a2f,
         elements=elements, mu_star=mu_star, reported=reported, omega_meV=omega,
+        pool_median=pool_medians(datamodule, omega, mu_star),
         notes={"baseline_coefficients": model.coefficients(), "n_fit": len(train_ids) - len(miss_train),
                "fit_entries_without_features": len(miss_train),
                "split_entries_without_features": sorted(miss_test)})
@@ -323,11 +348,85 @@ def _ranked(rows) -> list[dict]:
     return [dict(index=r.index, id=r.id, delta=r.delta) for r in rows]
 
 
+def _median_table(p: SplitPredictions, which: str, truth: Mapping[str, np.ndarray]) -> dict[str, dict] | None:
+    """Metrics of the median predictor (the training pool's median of each property) against ``truth``."""
+    medians = p.pool_median.get(which) or {}
+    names = [k for k in truth if np.isfinite(np.asarray(truth[k], float)).any() and np.isfinite(medians.get(k, np.nan))]
+    if not names:
+        return None
+    return property_table({k: truth[k] for k in names}, {k: np.full(len(p), medians[k]) for k in names})
+
+
+def physics_summary(p: SplitPredictions) -> dict:
+    """Are the predicted spectra those of real metals? Percentiles of the predicted λ, ω_log, ω_2, T_c;
+    the share inside :data:`~betenet.physics.properties.TYPICAL_RANGES` and the share flagged by
+    :func:`~betenet.physics.properties.implausibility`; with the phonon DOS of the inputs (CPD/FPD),
+    the median ω_log of the phonon DOS itself (a2F moments of g) beside the predicted one."""
+    pct = (5, 25, 50, 75, 95)
+    out = {"percentiles": list(pct)}
+    for k in PROPERTIES:
+        v = np.asarray(p.pred[k], dtype=float)
+        v = v[np.isfinite(v)]
+        out[k] = np.percentile(v, pct).tolist() if v.size else None
+    lam, wlog = np.asarray(p.pred["lambda"], float), np.asarray(p.pred["omega_log_K"], float)
+    inside = np.ones(len(p), dtype=bool)
+    for k, (lo, hi) in TYPICAL_RANGES.items():
+        v = np.asarray(p.pred[k], float)
+        inside &= (v >= lo) & (v <= hi)
+    out["typical_ranges"] = {k: list(v) for k, v in TYPICAL_RANGES.items()}
+    out["fraction_in_typical_ranges"] = float(inside.mean()) if len(p) else float("nan")
+    flagged = [i for i in range(len(p)) if implausibility(lam[i], wlog[i])]
+    out["fraction_flagged_implausible"] = len(flagged) / len(p) if len(p) else float("nan")
+    out["flagged_ids"] = [p.ids[i] for i in flagged[:20]]
+    if p.phonon_dos is not None:
+        g = properties(p.omega_meV, p.phonon_dos)["omega_log_K"]
+        out["phonon_dos_omega_log_K_median"] = float(np.median(g))
+        out["predicted_omega_log_K_median"] = float(np.median(wlog))
+        out["omega_log_ratio_of_medians"] = float(np.median(wlog) / np.median(g))
+    return out
+
+
+def uncertainty_summary(p: SplitPredictions) -> dict | None:
+    """Does the ensemble's spread mean something? Per property with a truth: the Spearman rank
+    correlation between |error| and the predicted std, and the share of materials whose truth lies
+    within mean ± 2 std."""
+    from scipy.stats import spearmanr
+
+    if p.std is None:
+        return None
+    name, truth = p.truth()
+    out = {"truth": name}
+    for k in PROPERTIES:
+        t, m, s = (np.asarray(d[k], float) for d in (truth, p.pred, p.std))
+        ok = np.isfinite(t) & np.isfinite(m) & np.isfinite(s)
+        if ok.sum() < 3:
+            continue
+        err = np.abs(m[ok] - t[ok])
+        rho = spearmanr(err, s[ok]).statistic if np.ptp(s[ok]) > 0 and np.ptp(err) > 0 else float("nan")
+        out[k] = {"n": int(ok.sum()), "spearman_abs_error_vs_std": float(rho),
+                  "fraction_within_2std": float(np.mean(err <= 2 * s[ok]))}
+    return out
+
+
+def _chosen(p: SplitPredictions, ids: Iterable[str] | None, k: int) -> list[int]:
+    """Positions of ``ids`` in ``p`` (unknown ids skipped), or the ``k`` highest-T_c materials."""
+    if ids:
+        pos = {i: n for n, i in enumerate(p.ids)}
+        return [pos[i] for i in ids if i in pos]
+    tc = np.asarray(p.truth()[1]["tc_K"], float)
+    order = np.argsort(-np.where(np.isfinite(tc), tc, -np.inf), kind="stable")
+    return [int(i) for i in order[:k] if np.isfinite(tc[i])]
+
+
 def evaluation_report(p: SplitPredictions, out, k: int = 6, sizes: Iterable[int] | None = None,
-                      n_draws: int = 10, seed: int = 0) -> dict:
+                      n_draws: int = 10, seed: int = 0, spectra_ids: Iterable[str] | None = None,
+                      compare: Iterable[SplitPredictions] = ()) -> dict:
     """Write Table I, parity plots, best/worst spectra, per-element error, metrics against
-    ensemble size and ``predictions.csv`` for ``p`` into ``out``; returns the summary (also
-    written as ``evaluation.json``)."""
+    ensemble size, the physics and uncertainty summaries, the spectra of chosen materials
+    (``spectra_ids``, default the highest-T_c ones) and ``predictions.csv`` for ``p`` into ``out``;
+    returns the summary (also written as ``evaluation.json``). Table I carries, beside ``p``, the
+    median predictor of each truth set and the ``compare`` models (e.g. a baseline) on the same
+    materials."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = property_table(p.true, p.pred)
@@ -336,13 +435,26 @@ def evaluation_report(p: SplitPredictions, out, k: int = 6, sizes: Iterable[int]
     head = {"model": p.model, "split": p.split, "n": len(p), "mu_star": p.mu_star,
             "truth": "properties of the binned reference a2F (same grid, quadrature and mu* as the prediction)",
             "metrics": table}
+    baselines = {"median predictor": {"reference": _median_table(p, "reference", p.true)}}
     if reported is not None:
         head["reported_metrics"] = reported
         head["reported_truth"] = "scalar values the dataset reports (its own spectrum processing and mu*)"
+        baselines["median predictor"]["reported"] = _median_table(p, "reported", p.reported)
+    for other in compare:
+        other = other.subset(p.ids)
+        baselines[other.model] = {"reference": property_table(p.true, other.pred)}
+        if reported is not None:
+            given = {k: v for k, v in p.reported.items() if np.isfinite(v).any()}
+            baselines[other.model]["reported"] = property_table(given, other.pred)
+    head["baselines"] = baselines
     files["table_json"] = write_json(out / "table1.json", head)
-    blocks = {p.model: table} if p.has_reference or reported is None else {}
+    blocks = {}
+    if p.has_reference or reported is None:
+        blocks[p.model] = table
+        blocks.update({name: b["reference"] for name, b in baselines.items() if b.get("reference") and p.has_reference})
     if reported is not None:
         blocks[f"{p.model} vs reported"] = reported
+        blocks.update({f"{name} vs reported": b["reported"] for name, b in baselines.items() if b.get("reported")})
     (out / "table1.md").write_text(table_markdown(blocks))
     files["table_markdown"] = out / "table1.md"
     if p.has_reference or reported is None:
@@ -354,7 +466,26 @@ def evaluation_report(p: SplitPredictions, out, k: int = 6, sizes: Iterable[int]
             title=f"{p.model}: {p.split} split vs reported values", std_props=p.std)
     delta = normalised_error(p.true, p.pred)
     files["predictions"] = _write_predictions_csv(p, delta, out / "predictions.csv")
-    summary = {**head, "notes": p.notes}
+    summary = {**head, "notes": p.notes, "physics": physics_summary(p), "uncertainty": uncertainty_summary(p)}
+    files["physics"] = figures.distribution_plot(
+        {k: p.pred[k] for k in ("lambda", "omega_log_K")}, TYPICAL_RANGES, out / "physics.png",
+        title=f"{p.model}: predicted lambda and omega_log ({p.split} split)")
+    chosen = _chosen(p, spectra_ids, k)
+    if chosen and p.a2f_mean is not None:
+        truth_tc = p.truth()[1]["tc_K"]
+        titles = [f"{p.formulas[i]} ({p.ids[i]}) Tc {truth_tc[i]:.3g} K, pred {p.pred['tc_K'][i]:.3g} K"
+                  for i in chosen]
+        overlays = None
+        if p.phonon_dos is not None:  # the phonon DOS scaled to the predicted spectrum's height
+            scale = np.nanmax(p.a2f_mean[chosen], axis=1, keepdims=True) / \
+                np.maximum(np.nanmax(p.phonon_dos[chosen], axis=1, keepdims=True), 1e-30)
+            overlays = {"phonon DOS (scaled)": p.phonon_dos[chosen] * scale}
+        truth_a2f = p.true_a2f[chosen] if p.true_a2f is not None else np.full_like(p.a2f_mean[chosen], np.nan)
+        files["spectra"] = figures.spectra_panel(
+            p.omega_meV, truth_a2f, {p.model: p.a2f_mean[chosen]},
+            None if p.a2f_std is None else {p.model: p.a2f_std[chosen]}, titles, out / "spectra.png",
+            suptitle=f"{p.model}: predicted a2F", overlays=overlays)
+        summary["spectra_ids"] = [p.ids[i] for i in chosen]
 
     per_el = per_element_error(p.ids, p.elements, delta)
     summary["per_element"] = {el: {"mean_delta": m, "n": c} for el, (m, c) in per_el.items()}
