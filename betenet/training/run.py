@@ -51,6 +51,8 @@ def train_member(cfg: DictConfig) -> dict:
     with open_dict(cfg):
         if cfg.model.net.get("num_neighbors") is None:
             cfg.model.net.num_neighbors = datamodule.mean_neighbours
+        # where the node PhDOS came from (dataset / ML potential + recipe), read back at predict time
+        cfg.site_dos_provenance = getattr(datamodule, "site_dos_provenance", None)
     (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     member = datamodule.member
     (run_dir / "bootstrap.json").write_text(json.dumps({
