@@ -213,6 +213,24 @@ def test_fill_keeps_given_dos_reports_failures_and_replaces_on_request(phonopy, 
     assert replaced.computed == ["given"] and given.phdos_coarse_freq_meV[-1] > 20.0
 
 
+def test_prediction_hook_uses_the_ensembles_recipe_and_warns_on_mixed_origins(phonopy, tmp_path):
+    from betenet.data.sources.base import build_entry
+    from betenet.phonons import mlip_provenance, site_dos_for_prediction
+
+    trained = mlip_provenance("coarse", EMT)
+    dft = {"phdos_coarse_freq_meV": [0.0, 10.0, 20.0], "phdos_coarse_site": [[0.1, 0.2, 0.0]]}
+    new, labelled = build_entry("new", b2_nial(), "NiAl", {}), build_entry("lab", fcc_al(), "Al", dft)
+    report, warnings = site_dos_for_prediction([new, labelled], "coarse", trained, cache_dir=tmp_path)
+    assert report.computed == ["new"] and report.kept == ["lab"]
+    assert report.settings.potential == "emt" and report.settings.mesh == EMT.mesh  # the ensemble's recipe
+    assert warnings["new"] is None and "origin mismatch" in warnings["lab"]
+    # a DFT-trained ensemble computes nothing; PhDOS from a `betenet phonons` folder are flagged
+    folder = {"site_dos_provenance": {**trained, "kinds": ["coarse"]}}
+    report, warnings = site_dos_for_prediction([labelled], "coarse", {"source": "dataset", "kind": "coarse"},
+                                               metadata=folder)
+    assert report is None and "ML-potential PhDOS (emt)" in warnings["lab"]
+
+
 # --------------------------------------------------------------------------------------------
 # The batch command
 # --------------------------------------------------------------------------------------------
@@ -466,3 +484,7 @@ def test_settings_validate_and_size_the_fine_supercell():
     with pytest.raises(InputError, match="positive"):
         PhononSettings(mesh=0)
     assert "device" not in PhononSettings(device="cpu").key()
+    from betenet.phonons import mlip_provenance
+
+    recipe = mlip_provenance("fine", PhononSettings(potential="chgnet", mesh=12, fine_length_A=8.0))
+    assert PhononSettings.from_provenance(recipe) == PhononSettings(potential="chgnet", mesh=12, fine_length_A=8.0)

@@ -12,7 +12,7 @@ extra ``pip install 'betenet[phonons]'``; importing this package does not import
 
 from betenet.phonons.cache import PhDOSCache, cache_key, default_cache_dir, structure_hash
 from betenet.phonons.calculate import SitePhDOS, site_phdos
-from betenet.phonons.fill import FillReport, PhDOSProvider, fill_site_dos
+from betenet.phonons.fill import FillReport, PhDOSProvider, fill_site_dos, labels_metadata, site_dos_for_prediction
 from betenet.phonons.potentials import DEFAULT_POTENTIAL, POTENTIALS, PotentialUnavailable, make_calculator
 from betenet.phonons.provenance import (dataset_provenance, mlip_provenance, provenance_from_config,
                                         provenance_warning)
@@ -21,6 +21,6 @@ from betenet.phonons.settings import KINDS, PhononSettings, kind_columns
 __all__ = [
     "DEFAULT_POTENTIAL", "KINDS", "POTENTIALS", "FillReport", "PhDOSCache", "PhDOSProvider", "PhononSettings",
     "PotentialUnavailable", "SitePhDOS", "cache_key", "dataset_provenance", "default_cache_dir", "fill_site_dos",
-    "kind_columns", "make_calculator", "mlip_provenance", "provenance_from_config", "provenance_warning",
-    "site_phdos", "structure_hash",
+    "kind_columns", "labels_metadata", "make_calculator", "mlip_provenance", "provenance_from_config", "provenance_warning",
+    "site_dos_for_prediction", "site_phdos", "structure_hash",
 ]

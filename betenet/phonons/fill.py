@@ -3,8 +3,9 @@ then the potential, whose calculator is made once, on the first miss) and :func:
 which gives every entry lacking a ``kind`` PhDOS the potential's (or replaces all of them) and
 reports what it computed, took from the cache, kept and could not do.
 
-This is what training with ``site_dos_source=mlip`` (``BetenetDataModule``) and prediction use; the
-batch command ``betenet phonons`` uses the provider too.
+This is what training with ``site_dos_source=mlip`` (``BetenetDataModule``) and prediction
+(:func:`site_dos_for_prediction`: the ensemble's own recipe, and a warning per entry whose PhDOS
+origin differs from the ensemble's) use; the batch command ``betenet phonons`` uses the provider too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from betenet.errors import InputError
 from betenet.phonons.cache import PhDOSCache, cache_key
 from betenet.phonons.calculate import SitePhDOS, site_phdos
 from betenet.phonons.potentials import PotentialUnavailable, make_calculator
-from betenet.phonons.provenance import dataset_provenance, mlip_provenance
+from betenet.phonons.provenance import dataset_provenance, mlip_provenance, provenance_warning
 from betenet.phonons.settings import PhononSettings, kind_columns
 
 log = logging.getLogger(__name__)
@@ -116,3 +117,49 @@ def fill_site_dos(entries, kind: str, settings: PhononSettings | None = None, ca
         report.provenance[entry.id] = mlip_provenance(kind, provider.settings)
     log.info("%s PhDOS from %s: %s", kind, provider.settings.potential, report.summary())
     return report
+
+
+def labels_metadata(labels_path) -> dict:
+    """The ``metadata.json`` beside a labels file (a folder written by ``betenet phonons`` records
+    its PhDOS provenance there); {} when absent or unreadable."""
+    import json
+    from pathlib import Path
+
+    path = Path(labels_path).parent / "metadata.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def site_dos_for_prediction(entries, kind: str, trained: dict | None, *, metadata: dict | None = None,
+                            compute: bool | None = None, cache_dir=None, device: str = "cpu",
+                            progress: bool = False) -> tuple[FillReport | None, dict[str, str | None]]:
+    """Site PhDOS of new structures for an ensemble whose PhDOS provenance is ``trained``
+    (:func:`~betenet.phonons.provenance.provenance_from_config` of its config), and a warning per entry.
+
+    ``entries``: :class:`~betenet.data.sources.base.Entry` objects, with the PhDOS a labels file gave
+    them (if any), whose origin ``metadata`` tells (:func:`labels_metadata`; none: the dataset's own).
+    ``compute`` (default: when the ensemble was trained on ML-potential PhDOS, ``mlip`` or ``fill``)
+    fills the entries lacking one with the ensemble's recipe (``device`` where the potential runs).
+    Returns ``(FillReport or None, {entry id: warning text or None})``; an entry still without PhDOS
+    (not computed, or failed: see ``FillReport.failed``) gets None here and fails later as before.
+    """
+    entries = list(entries)
+    if kind == "none":
+        return None, {e.id: None for e in entries}
+    if compute is None:
+        compute = bool(trained) and trained.get("source") in ("mlip", "fill")
+    report = None
+    if compute:
+        recipe = trained if trained and trained.get("source") in ("mlip", "fill") else None
+        settings = PhononSettings.from_provenance(recipe, device=device)
+        report = fill_site_dos(entries, kind, settings, cache_dir, metadata=metadata, progress=progress)
+    _, site_col = kind_columns(kind)
+    warnings = {}
+    for e in entries:
+        given = (report.provenance.get(e.id) if report is not None else None) or \
+            (dataset_provenance(kind, metadata) if getattr(e, site_col) is not None else None)
+        warnings[e.id] = provenance_warning(trained, given)
+    return report, warnings

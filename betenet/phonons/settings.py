@@ -80,6 +80,15 @@ class PhononSettings:
             raise InputError("phonons", f"unknown setting(s) {unknown}; known: {sorted(known)}")
         return cls(**values)
 
+    @classmethod
+    def from_provenance(cls, provenance: dict | None, **overrides) -> "PhononSettings":
+        """The settings that reproduce a recorded ML-potential recipe (a provenance dict, see
+        :mod:`betenet.phonons.provenance`); fields it lacks keep their defaults, ``overrides`` (e.g.
+        ``device``) win."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in dict(provenance or {}).items() if k in known}
+        return cls.from_mapping(values, **overrides)
+
     def supercell_diag(self, kind: str, lattice) -> tuple[int, int, int]:
         """Repetitions along each lattice vector for ``kind`` (rows of ``lattice`` in Å)."""
         kind_columns(kind)
