@@ -37,9 +37,9 @@ def force_constants(atoms, calculator, supercell, displacement_A: float = 0.01, 
     in the ``supercell`` (three repetitions), forces from ``calculator``. Returns ``(phonon,
     n_displacements)``."""
     from ase import Atoms
-    from phonopy.structure.atoms import PhonopyAtoms
 
     phonopy = _phonopy()
+    from phonopy.structure.atoms import PhonopyAtoms
     unit = PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.asarray(atoms.cell),
                         scaled_positions=atoms.get_scaled_positions(wrap=False),
                         masses=atoms.get_masses())
