@@ -350,6 +350,30 @@ def test_batch_carries_dataset_labels(phonopy, tmp_path):
         run_batch([str(data)], data, EMT, cache_dir=tmp_path / "cache")
 
 
+def test_relax_moves_atoms_to_the_potentials_minimum_and_writes_that_structure(phonopy, tmp_path):
+    from betenet.data.sources.directory import load_directory
+    from betenet.phonons.batch import run_batch
+
+    off = l12_cu3au()
+    off.translate_sites([0], [0.03, 0.0, 0.0], frac_coords=False)  # Au 0.03 Å off its site
+    off.to(filename=str(tmp_path / "off.cif"))
+    settings = PhononSettings(potential="emt", mesh=6, relax=True, relax_fmax=0.005)
+    run_batch([str(tmp_path / "off.cif")], tmp_path / "out", settings, cache_dir=tmp_path / "cache",
+              echo=lambda _: None)
+    state = json.loads((tmp_path / "out" / "phonons" / "off.json").read_text())
+    info = state["kinds"]["coarse"]["info"]
+    assert state["structure_file"] == "structures/off.extxyz"
+    assert info["relax_converged"] and info["relax_max_force_eV_A"] <= settings.relax_fmax
+    from betenet.data.structures import load_structure
+
+    given = load_structure(tmp_path / "off.cif")  # the CIF writer lists Au last
+    (entry,) = load_directory(tmp_path / "out").entries
+    shift = entry.structure.cart_coords - given.cart_coords
+    assert np.abs(shift).max() > 1e-3  # it moved ...
+    assert [s.specie.symbol for s in entry.structure] == [s.specie.symbol for s in given]  # ... in site order
+    assert np.allclose(entry.structure.lattice.matrix, given.lattice.matrix)  # cell fixed
+
+
 def test_cli_exit_status_nonzero_only_when_nothing_succeeded(phonopy, inputs, tmp_path, capsys):
     from betenet.cli import main
 

@@ -64,12 +64,14 @@ def relax_positions(atoms, calculator, fmax: float, steps: int) -> dict:
     converged = bool(opt.run(fmax=fmax, steps=steps))
     atoms.set_constraint()
     f = float(np.abs(atoms.get_forces()).max())
+    atoms.calc = None  # the calculator goes on to other cells; keep none of its results here
     return {"relax_converged": converged, "relax_steps": int(opt.nsteps), "relax_max_force_eV_A": f}
 
 
 def site_phdos(structure, kind: str, settings: PhononSettings, calculator, name: str = "structure") -> SitePhDOS:
     """The ``kind`` (coarse / fine) site PhDOS of a pymatgen ``structure`` with ``calculator`` (an
     ASE calculator of ``settings.potential``), of the relaxed positions when ``settings.relax``."""
+    from pymatgen.core import Structure
     from pymatgen.io.ase import AseAtomsAdaptor
 
     t0 = time.perf_counter()
@@ -83,7 +85,8 @@ def site_phdos(structure, kind: str, settings: PhononSettings, calculator, name:
             if not info["relax_converged"]:
                 raise InputError(name, f"relaxation did not reach {settings.relax_fmax} eV/Å in "
                                        f"{settings.relax_steps} steps (max force {info['relax_max_force_eV_A']:.3g})")
-            relaxed = AseAtomsAdaptor.get_structure(atoms)
+            relaxed = Structure(np.asarray(atoms.cell), atoms.get_chemical_symbols(),
+                                atoms.get_scaled_positions(wrap=False))
         supercell = settings.supercell_diag(kind, structure.lattice.matrix)
         phonon, n_disp = force_constants(atoms, calculator, supercell, settings.displacement_A)
         acc = SiteDOSAccumulator(len(structure), settings.step_meV)
