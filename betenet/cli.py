@@ -20,6 +20,7 @@ import numpy as np
 from betenet.dft.cli import add_dft_commands
 from betenet.errors import InputError
 from betenet.evaluation.commands import add_evaluation_commands
+from betenet.phonons.cli import add_phonon_commands
 from betenet.physics.units import MU_STAR_DEFAULT
 from betenet.runtime import configure
 
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_evaluation_commands(sub)
     add_dft_commands(sub)
+    add_phonon_commands(sub)
     return parser
 
 

@@ -50,3 +50,17 @@ def test_inference(structures_dir):
     match = re.search(r"with_graphs=([0-9.]+) without_graphs=([0-9.]+) warm=([0-9.]+) \(structures per second\)",
                       out.strip().splitlines()[-1])
     assert match and all(float(v) > 0 for v in match.groups()), out[-1000:]
+
+
+def test_phonons_al_against_qe(qe_al_dir):
+    pytest.importorskip("phonopy", reason="optional extra betenet[phonons] not installed")
+    out = run("phonons.py", "al", "--qe", qe_al_dir, "--potentials", "emt")
+    assert re.search(r"QE \(LDA, q 4\^3\): mean [0-9.]+ meV", out) and "emt fine 4x4x4: mean" in out
+    assert last_figure(out, "mean_rel_err_emt") >= 0
+
+
+def test_phonons_speed(structures_dir):
+    pytest.importorskip("sevenn", reason="optional extra betenet[phonons] not installed")
+    out = run("phonons.py", "speed", "--data", structures_dir.parent, "--limit", 2, "--threads", 1)
+    assert "structures=2 " in out and "peak_rss_MB" in out
+    assert last_figure(out, "median_seconds_per_structure") > 0

@@ -50,6 +50,9 @@ GRAPH_CACHE_VERSION = 2
 SITE_DOS_KINDS = ("none", "coarse", "fine")
 #: A raw a2F losing more than this share of λ above the binned window is warned about.
 LAMBDA_LOST_WARN = 0.01
+#: Where CPD/FPD PhDOS come from: the dataset's own; an ML potential for every entry; the dataset's
+#: where given and the ML potential's for the rest (betenet.phonons.fill_site_dos).
+SITE_DOS_SOURCES = ("dataset", "mlip", "fill")
 
 
 def source_root(source: str, root: str | os.PathLike | None = None, demo_size: int = 300,
@@ -167,10 +170,13 @@ class BetenetDataModule(pl.LightningDataModule):
                  num_workers: int = 0, filters: tuple[str, ...] | list[str] | None = FILTERS,
                  unstable_threshold_meV: float = DEFAULT_UNSTABLE_THRESHOLD_MEV,
                  negative_a2f_tol: float = DEFAULT_NEGATIVE_A2F_TOL, spectrum: dict | None = None,
-                 splits_file: str | None = None):
+                 splits_file: str | None = None, site_dos_source: str = "dataset", phonons: dict | None = None):
         super().__init__()
         if bootstrap not in ("weighted", "unique", "release", "release_unique"):
             raise ValueError("bootstrap must be weighted, unique, release or release_unique")
+        if site_dos_source not in SITE_DOS_SOURCES:
+            raise InputError(f"site_dos_source={site_dos_source}", f"use one of {', '.join(SITE_DOS_SOURCES)}")
+        self.site_dos_source, self.phonons = site_dos_source, dict(phonons or {})
         self.source, self.root, self.site_dos = source, root, site_dos
         self.allow_isolated = allow_isolated
         self.r_max, self.self_loops, self.seed, self.bootstrap = r_max, self_loops, seed, bootstrap
@@ -193,6 +199,9 @@ class BetenetDataModule(pl.LightningDataModule):
                         r_max=self.r_max, self_loops=self.self_loops, allow_isolated=self.allow_isolated,
                         spectrum=self.spectrum,
                         root=str(root.resolve()), fingerprint=fingerprint(root))
+        if self._computes_site_dos:
+            settings["site_dos_source"] = self.site_dos_source
+            settings["phonons"] = self.phonon_settings().key()
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def build_graphs(self) -> BuiltGraphs:
@@ -207,6 +216,7 @@ class BetenetDataModule(pl.LightningDataModule):
         data = read_source(self.source, root)
         graphs, rejected = {}, list(data.rejected)
         entries = self.apply_filters(data.entries, rejected)
+        data.metadata["site_dos_provenance"] = self._fill_site_dos(entries, rejected, data.metadata)
         lost = {}
         for entry in entries:
             try:
@@ -236,6 +246,42 @@ class BetenetDataModule(pl.LightningDataModule):
             log.warning("%s: %.1f %% of lambda lies above the %.2f meV top of the binned window and is not "
                         "represented (widen data.spectrum: step_meV / n_bins)", entry_id, 100 * share,
                         self.grid.top_meV)
+
+    # ---- site PhDOS from an ML potential (site_dos_source = mlip | fill) ----------------------
+    @property
+    def _computes_site_dos(self) -> bool:
+        return self.site_dos != "none" and self.site_dos_source != "dataset"
+
+    def phonon_settings(self):
+        from betenet.phonons import PhononSettings
+
+        return PhononSettings.from_mapping(self.phonons)
+
+    def _fill_site_dos(self, entries: list[Entry], rejected: list[tuple[str, str]], metadata: dict) -> dict:
+        """Compute the missing (``fill``) or all (``mlip``) site PhDOS, cached under
+        ``phonons.cache_dir`` (default ``<cache_dir>/phonons``); failures are rejected. Returns the
+        provenance recorded with the graphs."""
+        from betenet.phonons import dataset_provenance, fill_site_dos, mlip_provenance
+
+        if self.site_dos == "none":
+            return {"source": "none", "kind": "none"}
+        if not self._computes_site_dos:
+            return dataset_provenance(self.site_dos, metadata)
+        settings = self.phonon_settings()
+        cache = self.phonons.get("cache_dir") or self.cache_dir / "phonons"
+        report = fill_site_dos(entries, self.site_dos, settings, cache, replace=self.site_dos_source == "mlip",
+                               metadata=metadata, progress=True)
+        rejected.extend((i, f"{self.site_dos} PhDOS from {settings.potential}: {r}") for i, r in report.failed.items())
+        failed = set(report.failed)
+        entries[:] = [e for e in entries if e.id not in failed]
+        provenance = mlip_provenance(self.site_dos, settings)
+        provenance.update(source=self.site_dos_source, n_mlip=len(report.filled), n_dataset=len(report.kept))
+        return provenance
+
+    @property
+    def site_dos_provenance(self) -> dict | None:
+        """Where the node PhDOS of the built graphs came from (:mod:`betenet.phonons.provenance`)."""
+        return None if self.built is None else self.built.metadata.get("site_dos_provenance")
 
     def apply_filters(self, entries: list[Entry], rejected: list[tuple[str, str]]) -> list[Entry]:
         """The configured data filters (NaN, unstable, negative a2F, duplicates), each reported with a count."""

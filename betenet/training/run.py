@@ -82,6 +82,8 @@ def _train_locked(cfg: DictConfig, run: RunDir) -> dict:
     with open_dict(cfg):
         if cfg.model.net.get("num_neighbors") is None:
             cfg.model.net.num_neighbors = datamodule.mean_neighbours
+        # where the node PhDOS came from (dataset / ML potential + recipe), read back at predict time
+        cfg.site_dos_provenance = getattr(datamodule, "site_dos_provenance", None)
     run.write_config(cfg)
     member = datamodule.member
     run.write_bootstrap({

@@ -1,0 +1,98 @@
+"""On-disk cache of computed site PhDOS, keyed on the structure's content, the PhDOS kind and the
+settings (potential name and version included), so no structure is computed twice for the same
+recipe, whether by ``betenet phonons``, training with ``site_dos_source=mlip`` or prediction.
+
+Layout: ``<root>/<key[:2]>/<key>.npz`` (arrays plus a JSON header), written to a temporary file and
+renamed into place, so a reader never sees half a file; an unreadable entry counts as a miss and is
+recomputed. The default root is ``$BETENET_CACHE/phonons`` (``~/.cache/betenet/phonons``).
+
+The structure hash covers the species and Cartesian lattice in site order (lattice rounded to 1e-6
+Å, fractional coordinates wrapped into [0, 1) and rounded to 1e-6): the per-site rows follow that
+order, so a reordered structure is a different key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from betenet.phonons.calculate import SitePhDOS
+from betenet.phonons.settings import PhononSettings, kind_columns
+
+log = logging.getLogger(__name__)
+
+#: Bump when the computation changes so that old entries are not reused.
+CACHE_VERSION = 1
+_DIGITS = 6
+
+
+def default_cache_dir() -> Path:
+    """``$BETENET_CACHE/phonons``, else ``~/.cache/betenet/phonons``."""
+    from betenet.data.sources.demo import default_cache_dir as betenet_cache
+
+    return betenet_cache() / "phonons"
+
+
+def structure_hash(structure) -> str:
+    """SHA-256 of a pymatgen structure's species, lattice and fractional coordinates, in site order."""
+    lattice = np.round(np.asarray(structure.lattice.matrix, dtype=float), _DIGITS) + 0.0
+    frac = np.round(np.mod(structure.frac_coords, 1.0), _DIGITS) % 1.0 + 0.0  # + 0.0: no -0.0
+    text = json.dumps({"species": [site.specie.symbol for site in structure], "lattice": lattice.tolist(),
+                       "frac": frac.tolist()})
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cache_key(structure, kind: str, settings: PhononSettings) -> str:
+    """The cache key of ``kind`` PhDOS of ``structure`` under ``settings`` (device excluded)."""
+    kind_columns(kind)
+    payload = dict(version=CACHE_VERSION, structure=structure_hash(structure), kind=kind,
+                   supercell=settings.supercell_diag(kind, structure.lattice.matrix), settings=settings.key())
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class PhDOSCache:
+    """Get / put :class:`~betenet.phonons.calculate.SitePhDOS` results by key under ``root``."""
+
+    def __init__(self, root=None):
+        self.root = Path(root) if root is not None else default_cache_dir()
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npz"
+
+    def get(self, key: str) -> SitePhDOS | None:
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                header = json.loads(str(data["header"]))
+                relaxed = None
+                if header.get("relaxed"):
+                    from pymatgen.core import Structure
+
+                    relaxed = Structure.from_dict(header["relaxed"])
+                return SitePhDOS(freq_meV=data["freq_meV"], site_dos=data["site_dos"],
+                                 min_freq_meV=float(header["min_freq_meV"]),
+                                 max_freq_meV=float(header["max_freq_meV"]), gamma_meV=data["gamma_meV"],
+                                 supercell=tuple(header["supercell"]), info=dict(header["info"]), relaxed=relaxed)
+        except Exception as exc:  # a damaged entry is recomputed, not fatal
+            log.warning("phonon cache entry %s unreadable (%s: %s); recomputing", path, type(exc).__name__, exc)
+            return None
+
+    def put(self, key: str, result: SitePhDOS) -> Path:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = dict(min_freq_meV=result.min_freq_meV, max_freq_meV=result.max_freq_meV,
+                      supercell=list(result.supercell), info=result.info,
+                      relaxed=result.relaxed.as_dict() if result.relaxed is not None else None)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, freq_meV=result.freq_meV, site_dos=result.site_dos, gamma_meV=result.gamma_meV,
+                     header=np.array(json.dumps(header, default=float)))
+        tmp.replace(path)
+        return path
