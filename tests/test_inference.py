@@ -34,6 +34,12 @@ def run(capsys, *argv):
     return code, out, err
 
 
+def inputs_noted(row) -> str:
+    """The warnings about a row's inputs, without the physics flag of the prediction itself (the tiny
+    demo members are under-trained, so some of their spectra are rightly flagged implausible)."""
+    return "; ".join(w for w in row["warnings"].split("; ") if w and not w.startswith("implausible spectrum"))
+
+
 def read_csv(path):
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
@@ -112,17 +118,17 @@ def test_unseen_elements_and_lonely_atoms_are_warned(demo, tmp_path, capsys):
     assert code == 0
     rows = {r["id"]: r for r in read_csv(out)}
     assert all(r["status"] == "ok" for r in rows.values())  # predicted, not refused ...
-    assert rows["h3s"]["warnings"] == "unseen elements: H, S (in no member's training set)"  # ... but qualified
-    assert rows["cf"]["warnings"] == "unseen elements: Cf (in no member's training set)"
-    assert rows["cs"]["warnings"] == ("unseen elements: Cs (in no member's training set); atom 0 (Cs) without a "
-                                      "neighbour within 4 Å: only the self-edge is used (as the release did)")
+    assert inputs_noted(rows["h3s"]) == "unseen elements: H, S (in no member's training set)"  # ... but qualified
+    assert inputs_noted(rows["cf"]) == "unseen elements: Cf (in no member's training set)"
+    assert inputs_noted(rows["cs"]) == ("unseen elements: Cs (in no member's training set); atom 0 (Cs) without a "
+                                        "neighbour within 4 Å: only the self-edge is used (as the release did)")
     assert math.isfinite(float(rows["cs"]["lambda"]))
-    assert rows[path.stem]["warnings"] == ""  # clean: empty
+    assert inputs_noted(rows[path.stem]) == ""  # clean: nothing about its inputs
     # an element only some members trained on
     element = next(iter({site.specie.symbol for site in clean}))
     ens.members[1].train_elements = ens.members[1].train_elements - {element}
     table = ens.predict_structures([clean])
-    assert table["warnings"][0] == f"element {element} seen by only 1 of 2 members"
+    assert inputs_noted(table.iloc[0]) == f"element {element} seen by only 1 of 2 members"
 
 
 def test_the_shared_cs_structure_is_predicted(demo, structures_dir, tmp_path, capsys):

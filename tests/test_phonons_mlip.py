@@ -512,3 +512,39 @@ def test_settings_validate_and_size_the_fine_supercell():
 
     recipe = mlip_provenance("fine", PhononSettings(potential="chgnet", mesh=12, fine_length_A=8.0))
     assert PhononSettings.from_provenance(recipe) == PhononSettings(potential="chgnet", mesh=12, fine_length_A=8.0)
+
+
+def test_predict_with_an_mlip_ensemble_computes_phdos_and_flags_other_origins(phonopy, structures_only, tmp_path,
+                                                                              capsys):
+    """`betenet predict` with an ensemble trained on ML-potential PhDOS: a bare structure gets its
+    PhDOS from the members' own potential and recipe (no warning); a labels file of dataset PhDOS is
+    used but flagged in the warnings column (another origin than the members')."""
+    import csv
+
+    from betenet.cli import main
+    from betenet.data.structures import load_structure
+    from betenet.training.run import train_member
+
+    cfg = _compose(["experiment=demo_tiny", "data=directory", f"data.root={structures_only}", "variant=cpd",
+                    "site_dos_source=mlip", "phonons.potential=emt", "phonons.mesh=6",
+                    f"paths.cache_dir={tmp_path / 'cache'}", f"paths.output_dir={tmp_path / 'run'}",
+                    "logger=none", "trainer.max_epochs=2", "model.loss.mse=0", "model.loss.properties.tc_K=1.0"])
+    train_member(cfg)
+    new = tmp_path / "new.cif"
+    fcc_al(3.52).replace_species({"Al": "Ni"}).to(filename=str(new))
+    out = tmp_path / "pred.csv"
+    assert main(["predict", "--ensemble", str(tmp_path / "run"), str(new), "--out", str(out)]) == 0
+    row = next(csv.DictReader(open(out)))
+    assert row["status"] == "ok" and float(row["lambda"]) > 0 and "PhDOS" not in row["warnings"]
+    # the same structure with a PhDOS of the dataset's own (DFT) origin: used, and flagged
+    result, _ = PhDOSProvider(PhononSettings(potential="emt", mesh=6), tmp_path / "cache" / "phonons").get(
+        load_structure(new), "coarse")
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps([{"id": "new", "phdos_coarse_freq_meV": result.freq_meV.tolist(),
+                                   "phdos_coarse_site": result.site_dos.tolist()}]))
+    out2 = tmp_path / "pred2.csv"
+    assert main(["predict", "--ensemble", str(tmp_path / "run"), str(new), "--labels", str(labels),
+                 "--out", str(out2)]) == 0
+    row = next(csv.DictReader(open(out2)))
+    assert row["status"] == "ok" and "PhDOS" in row["warnings"]
+    capsys.readouterr()

@@ -158,7 +158,7 @@ def _screen_inputs(args, ensemble) -> dict:
 
     def rows_for(ens, its):
         table = read_labels_table(labels_path) if labels_path and ens.site_dos != "none" else None
-        return build_rows(its, ens, table)
+        return build_rows(its, ens, table, labels_path=labels_path, device=args.device)
 
     rows = rows_for(ensemble, items)
     ok = [r for r in rows if r.graph is not None]

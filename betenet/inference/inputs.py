@@ -154,11 +154,15 @@ def _isolated_warning(structure, graph, r_max: float) -> list[str]:
     return [f"{noun} {shown} without a neighbour within {r_max:g} Å: only the self-edge is used (as the release did)"]
 
 
-def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress: bool | str = "auto") -> list[InputRow]:
+def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress: bool | str = "auto",
+               labels_path=None, device: str = "cpu") -> list[InputRow]:
     """Read and graph every input (``(id, path or Structure or Atoms, reason)`` items, as from
     :func:`gather_inputs`) the way ``ensemble``'s members built theirs, with the warnings of the
-    module docstring; the site PhDOS a CPD/FPD variant needs comes from ``labels`` (id → record).
-    Atoms without a neighbour are kept with their self-edge and a warning."""
+    module docstring. The site PhDOS a CPD/FPD variant needs comes from ``labels`` (id → record;
+    ``labels_path`` is its file, whose ``metadata.json`` says where its PhDOS came from), and, for
+    an ensemble trained on ML-potential PhDOS, from the same potential and recipe for every structure
+    without one (cached; ``device`` where the potential runs). A PhDOS of another origin than the
+    members' gets a warning. Atoms without a neighbour are kept with their self-edge and a warning."""
     from betenet.data.datamodule import entry_to_graph
     from betenet.data.sources.base import build_entry
     from betenet.data.structures import load_structure
@@ -172,28 +176,55 @@ def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress:
     keys = () if kind == "none" else (f"phdos_{kind}_freq_meV", f"phdos_{kind}_site")
     coverage, n_known = ensemble.element_coverage()
     items = list(items)
-    rows = []
+    rows, entries = [], {}
     for ident, source, reason in tqdm(items, desc="read structures", unit="structure", leave=False,
                                       disable=not show_progress(progress, len(items))):
         row = InputRow(ident, source if isinstance(source, Path) else None)
+        rows.append(row)
         if reason is not None:
             row.status = reason
-            rows.append(row)
             continue
         name = str(source) if isinstance(source, (str, Path)) else ident
         try:
             structure = load_structure(source, name=name)
             row.formula = structure.composition.reduced_formula
             record = {k: v for k, v in (labels or {}).get(ident, {}).items() if k in keys}
-            entry = build_entry(ident, structure, row.formula, record)
+            entries[id(row)] = build_entry(ident, structure, row.formula, record)
+        except InputError as err:
+            row.status = err.reason if err.source in (ident, name) else str(err)
+    phdos_notes, failed = _site_dos(ensemble, kind, [entries[id(r)] for r in rows if id(r) in entries], labels_path,
+                                    device, progress)
+    for row in rows:
+        entry = entries.get(id(row))
+        if entry is None:
+            continue
+        try:
+            if entry.id in failed:
+                raise InputError(entry.id, failed[entry.id])
             row.graph = entry_to_graph(entry, **settings)
-            elements = {site.specie.symbol for site in structure}
+            elements = {site.specie.symbol for site in entry.structure}
             row.warnings = _element_warnings(elements, coverage, n_known) + \
-                _isolated_warning(structure, row.graph, settings["r_max"])
+                _isolated_warning(entry.structure, row.graph, settings["r_max"]) + \
+                ([phdos_notes[entry.id]] if phdos_notes.get(entry.id) else [])
         except InputError as err:
             row.graph = None
-            row.status = err.reason if err.source in (ident, name) else str(err)
+            row.status = err.reason if err.source == entry.id else str(err)
             if kind != "none" and not labels and "phonon DOS" in row.status:
                 row.status += " (give --labels with phdos_* columns)"
-        rows.append(row)
     return rows
+
+
+def _site_dos(ensemble, kind: str, entries: list, labels_path, device: str, progress) -> tuple[dict, dict]:
+    """Fill the site PhDOS the members' recipe computes (``betenet.phonons.site_dos_for_prediction``):
+    ``({id: provenance warning or None}, {id: why its PhDOS could not be computed})``."""
+    if kind == "none" or not entries:
+        return {}, {}
+    from betenet.inference.ensemble import show_progress
+    from betenet.phonons.fill import labels_metadata, site_dos_for_prediction
+    from betenet.phonons.provenance import provenance_from_config
+
+    metadata = labels_metadata(labels_path) if labels_path else None
+    report, notes = site_dos_for_prediction(entries, kind, provenance_from_config(ensemble.config),
+                                            metadata=metadata, device=device,
+                                            progress=show_progress(progress, len(entries)))
+    return notes, (dict(report.failed) if report is not None else {})

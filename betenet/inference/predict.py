@@ -161,7 +161,7 @@ def predict_files(ensemble, inputs, out, labels=None, mu_star=None, eliashberg: 
     check_outputs([(out, "--out"), (spectra_path(out), "the a2F spectra file (--out with .json)")],
                   input_files(items, labels_path) + member_files)
     table_labels = read_labels_table(labels_path) if labels_path and ensemble.site_dos != "none" else None
-    rows = build_rows(items, ensemble, table_labels, progress=progress)
+    rows = build_rows(items, ensemble, table_labels, progress=progress, labels_path=labels_path, device=device)
     table, pred = predict_rows(ensemble, rows, mu_star, eliashberg, batch_size, device, progress)
     spectra = {
         "omega_meV": [] if pred is None else pred.omega_meV,
