@@ -91,9 +91,15 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     from betenet.evaluation.reports import evaluation_report
 
     ensemble = _load(args.ensemble, args.checkpoint)
-    p = _split_predictions(args, ensemble, _datamodule(args, ensemble))
+    dm = _datamodule(args, ensemble)
+    p = _split_predictions(args, ensemble, dm)
+    compare = []
+    if "gbm" in (args.compare or ()):
+        from betenet.evaluation.reports import gbm_split_predictions
+
+        compare.append(gbm_split_predictions(dm, args.split, p.mu_star))
     summary = evaluation_report(p, args.out, k=args.top_k, sizes=args.sizes, n_draws=args.draws, seed=args.seed,
-                                spectra_ids=args.spectra)
+                                spectra_ids=args.spectra, compare=compare)
     result = {"out": str(args.out), "model": p.model, "split": p.split, "n": len(p)}
     if ensemble is not None and args.model == "ensemble":
         result["members"] = len(ensemble)
@@ -308,6 +314,9 @@ def add_evaluation_commands(sub) -> None:
     _data_args(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--top-k", type=int, default=6, help="best and worst spectra to draw")
+    p.add_argument("--compare", nargs="+", choices=["gbm"], default=None,
+                   help="baselines scored beside the model in Table I: gbm = gradient boosting of lambda on "
+                        "composition and (ML-potential) phonon-DOS features, Tc through Allen-Dynes")
     p.add_argument("--spectra", nargs="+", default=None, metavar="ID",
                    help="materials whose predicted a2F to draw in spectra.png (default: the highest-Tc ones)")
     p.add_argument("--sizes", type=int, nargs="+", default=None, help="ensemble sizes to score (default: a ladder)")

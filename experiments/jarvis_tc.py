@@ -1,0 +1,286 @@
+"""Tc-only learning on JARVIS-DFT, measured: k-fold cross-validation over all entries and the JARVIS
+leaderboard's val split, for network recipes (``experiment=jarvis_tc`` and variations) against the
+median predictor and the gradient-boosting baselines.
+
+    python experiments/jarvis_tc.py --out experiments/results/jarvis_tc --members 4 --jobs 2 \
+        --model coupling= --model cso="variant=cso model.net.head=spectrum"
+
+For every split (``val``: train 556 / test 30; ``fold0..`` : stratified by Tc, every entry tested once)
+the script writes ``splits/<split>.json`` and, per network model, trains ``--members`` bootstrap members
+with ``train.py experiment=jarvis_tc <overrides> data.splits_file=... seed=k`` (``--jobs`` at a time, one
+torch thread each; a finished member is never retrained), then runs ``betenet evaluate`` on the split's
+test entries. The baselines (median of the training Tc; gradient boosting of lambda, and of Tc, on
+composition and phonon-DOS features) are fitted per split in-process. ``results.json`` holds every
+number; ``results.md`` the tables (mean +- std over folds; val alone): Tc MAE / RMSE / R^2, the physics
+of the predicted spectra (share with lambda in [0.05, 3] and omega_log in [30, 800] K, median omega_log
+against the median omega_log of the structures' own phonon DOS) and the uncertainty (Spearman of |error|
+and the ensemble std; share within mean +- 2 std), plus seconds per member.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The issue's physics goal: ranges of lambda and omega_log (K) of typical metals.
+PHYSICS_RANGES = {"lambda": (0.05, 3.0), "omega_log_K": (30.0, 800.0)}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "jarvis-tc"), help="dataset folder")
+    p.add_argument("--out", required=True, help="output folder (resumable)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--fold-seed", type=int, default=0)
+    p.add_argument("--splits", nargs="+", default=None, help="run only these splits (val, fold0, ...)")
+    p.add_argument("--members", type=int, default=4, help="bootstrap members per network model and split")
+    p.add_argument("--jobs", type=int, default=2, help="members trained side by side")
+    p.add_argument("--model", action="append", default=[], metavar="NAME=OVERRIDES",
+                   help="a network model: its name and the train.py overrides on top of experiment=jarvis_tc")
+    p.add_argument("--baselines", nargs="*", default=["median", "gbm", "gbm_tc"])
+    p.add_argument("--mu-star", type=float, default=0.10)
+    return p.parse_args(argv)
+
+
+# --------------------------------------------------------------------------------------------
+# splits
+# --------------------------------------------------------------------------------------------
+def stratified_folds(ids: list[str], tc: np.ndarray, k: int, seed: int) -> list[list[str]]:
+    """``k`` folds of ``ids``: sorted by Tc, each block of ``k`` consecutive entries is dealt to the
+    folds in a random order, so every fold spans the whole Tc range."""
+    rng = np.random.default_rng(seed)
+    order = np.argsort(tc, kind="stable")
+    folds: list[list[str]] = [[] for _ in range(k)]
+    for start in range(0, len(order), k):
+        block = order[start:start + k]
+        for f, i in zip(rng.permutation(k)[:len(block)], block):
+            folds[f].append(ids[i])
+    return folds
+
+
+def write_splits(data: Path, out: Path, k: int, seed: int) -> dict[str, Path]:
+    labels = {r["id"]: float(r["tc_K"]) for r in _read_labels(data)}
+    given = json.loads((data / "splits.json").read_text())
+    ids = sorted(labels)
+    paths = {}
+    (out / "splits").mkdir(parents=True, exist_ok=True)
+    splits = {"val": {"train": given["train"], "test": given["val"]}}
+    folds = stratified_folds(ids, np.array([labels[i] for i in ids]), k, seed)
+    for f, test in enumerate(folds):
+        held = set(test)
+        splits[f"fold{f}"] = {"train": [i for i in ids if i not in held], "test": sorted(test)}
+    for name, split in splits.items():
+        paths[name] = out / "splits" / f"{name}.json"
+        paths[name].write_text(json.dumps(split))
+    return paths
+
+
+def _read_labels(data: Path) -> list[dict]:
+    import csv
+
+    with open(data / "labels.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# --------------------------------------------------------------------------------------------
+# network models: train members, evaluate
+# --------------------------------------------------------------------------------------------
+def train_member(name: str, overrides: str, split: str, split_file: Path, seed: int, out: Path) -> float:
+    run = out / "runs" / name / split / f"seed_{seed}"
+    cmd = [sys.executable, str(ROOT / "train.py"), "experiment=jarvis_tc", *shlex.split(overrides),
+           f"data.splits_file={split_file}", f"seed={seed}", f"hydra.run.dir={run}", "runtime.threads=1",
+           "logger=none", "trainer.enable_progress_bar=false", "test_after_fit=false"]
+    start = time.perf_counter()
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    (run.parent / f"seed_{seed}.log").write_text(res.stdout[-20000:] + "\n" + res.stderr[-20000:])
+    if res.returncode != 0:
+        print(f"  {name} {split} seed {seed}: FAILED (exit {res.returncode}), see {run.parent}/seed_{seed}.log")
+        return float("nan")
+    if "already complete" in res.stdout:
+        return float("nan")
+    print(f"  {name} {split} seed {seed}: {seconds:.0f} s")
+    return seconds
+
+
+def evaluate(name: str, split: str, out: Path, mu_star: float) -> dict:
+    target = out / "eval" / name / split
+    cmd = [sys.executable, "-m", "betenet.cli", "evaluate", "--ensemble", str(out / "runs" / name / split),
+           "--out", str(target), "--mu-star", str(mu_star), "--threads", "2", "--json"]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"evaluate {name} {split} failed: {res.stderr[-2000:]}")
+    return json.loads((target / "evaluation.json").read_text())
+
+
+def network_record(summary: dict, phonon_wlog: dict[str, float], target: Path) -> dict:
+    """Tc metrics against the reported Tc, the median predictor's, physics and uncertainty of one split."""
+    import csv
+
+    with open(target / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    tc = summary["reported_metrics"]["tc_K"]
+    median = summary["baselines"]["median predictor"]["reported"]["tc_K"]
+    lam = np.array([float(r["lambda_pred"]) for r in rows])
+    wlog = np.array([float(r["omega_log_K_pred"]) for r in rows])
+    ph = np.array([phonon_wlog.get(r["id"], np.nan) for r in rows])
+    unc = (summary.get("uncertainty") or {}).get("tc_K") or {}
+    return {"tc": {k: tc[k] for k in ("mae", "rmse", "r2", "n")},
+            "median_predictor": {k: median[k] for k in ("mae", "rmse", "r2")},
+            "physics": physics_record(lam, wlog, ph),
+            "uncertainty": {"spearman_abs_error_vs_std": unc.get("spearman_abs_error_vs_std"),
+                            "fraction_within_2std": unc.get("fraction_within_2std")}}
+
+
+def physics_record(lam: np.ndarray, wlog: np.ndarray, phonon_wlog: np.ndarray) -> dict:
+    lo, hi = PHYSICS_RANGES["lambda"]
+    wlo, whi = PHYSICS_RANGES["omega_log_K"]
+    inside = (lam >= lo) & (lam <= hi) & (wlog >= wlo) & (wlog <= whi)
+    ph = phonon_wlog[np.isfinite(phonon_wlog)]
+    return {"fraction_in_ranges": float(inside.mean()), "lambda_median": float(np.median(lam)),
+            "lambda_p5_p95": [float(np.percentile(lam, 5)), float(np.percentile(lam, 95))],
+            "omega_log_K_median": float(np.median(wlog)),
+            "omega_log_K_p5_p95": [float(np.percentile(wlog, 5)), float(np.percentile(wlog, 95))],
+            "phonon_omega_log_K_median": float(np.median(ph)) if ph.size else None,
+            "omega_log_median_ratio": float(np.median(wlog) / np.median(ph)) if ph.size else None}
+
+
+# --------------------------------------------------------------------------------------------
+# baselines
+# --------------------------------------------------------------------------------------------
+class Baselines:
+    """Median and gradient-boosting predictions on a split, from the structures and their coarse
+    phonon DOS (ML potential, the recipe's settings, read from the cache)."""
+
+    def __init__(self, data: Path, mu_star: float):
+        from betenet.data.sources.directory import load_directory
+        from betenet.models.gbm_baseline import features
+        from betenet.phonons import PhononSettings, fill_site_dos
+        from betenet.physics.properties import properties
+
+        self.mu_star = mu_star
+        source = load_directory(data)
+        entries = source.entries
+        report = fill_site_dos(entries, "coarse", PhononSettings(), None, progress=True)
+        if report.failed:
+            print(f"  phonons failed for {len(report.failed)} entries: {list(report.failed.items())[:3]}")
+        self.tc = {e.id: e.labels.get("tc_K", np.nan) for e in entries}
+        self.x, self.phonon_wlog = {}, {}
+        for e in entries:
+            if e.phdos_coarse_site is None:
+                continue
+            total = e.phdos_coarse_site.sum(axis=0)
+            self.x[e.id] = features(e.structure, e.phdos_coarse_freq_meV, total, e.extra.get("min_phonon_freq_meV"))
+            f = e.phdos_coarse_freq_meV
+            self.phonon_wlog[e.id] = float(properties(f[f > 0], np.clip(total[f > 0], 0, None))["omega_log_K"])
+
+    def run(self, name: str, split: dict) -> dict:
+        from betenet.evaluation.metrics import regression_metrics
+        from betenet.models.gbm_baseline import GBMBaseline
+
+        train = [i for i in split["train"] if i in self.x]
+        test = [i for i in split["test"] if i in self.x]
+        t_train = np.array([self.tc[i] for i in train])
+        t_test = np.array([self.tc[i] for i in test])
+        if name == "median":
+            pred = {"tc_K": np.full(len(test), np.median(t_train)), "lambda": np.full(len(test), np.nan),
+                    "omega_log_K": np.full(len(test), np.nan)}
+        else:
+            model = GBMBaseline(target="lambda" if name == "gbm" else "tc", mu_star=self.mu_star)
+            model.fit(np.stack([self.x[i] for i in train]), t_train)
+            pred = model.predict(np.stack([self.x[i] for i in test]))
+        record = {"tc": regression_metrics(t_test, pred["tc_K"])}
+        if np.isfinite(pred["lambda"]).any():
+            ph = np.array([self.phonon_wlog[i] for i in test])
+            record["physics"] = physics_record(np.asarray(pred["lambda"]), np.asarray(pred["omega_log_K"]), ph)
+        return record
+
+
+# --------------------------------------------------------------------------------------------
+# tables
+# --------------------------------------------------------------------------------------------
+def _mean_std(values) -> str:
+    v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if not v.size:
+        return "–"
+    return f"{v.mean():.2f} ± {v.std():.2f}" if v.size > 1 else f"{v[0]:.2f}"
+
+
+def markdown(results: dict) -> str:
+    lines = []
+    for scope, splits in (("5-fold cross-validation (mean ± std over folds)", [s for s in results["splits"]
+                                                                                 if s.startswith("fold")]),
+                          ("JARVIS leaderboard val split (30 entries)", ["val"])):
+        splits = [s for s in splits if s in results["splits"]]
+        if not splits:
+            continue
+        lines += [f"### {scope}", "", "| model | Tc MAE (K) | Tc RMSE (K) | Tc R² | λ, ω_log in range | "
+                  "median ω_log / phonon ω_log | Spearman(|err|, std) | within ±2σ | s / member |",
+                  "|:--|--:|--:|--:|--:|--:|--:|--:|--:|"]
+        for model, per_split in results["models"].items():
+            recs = [per_split[s] for s in splits if s in per_split]
+            if not recs:
+                continue
+            tc = lambda k: _mean_std(r["tc"][k] for r in recs)  # noqa: E731
+            phys = [r.get("physics") for r in recs if r.get("physics")]
+            unc = [r.get("uncertainty") for r in recs if r.get("uncertainty")]
+            secs = [r.get("seconds_per_member") for r in recs]
+            lines.append(
+                f"| {model} | {tc('mae')} | {tc('rmse')} | {tc('r2')} | "
+                f"{_mean_std(p['fraction_in_ranges'] for p in phys) if phys else '–'} | "
+                f"{_mean_std(p['omega_log_median_ratio'] for p in phys) if phys else '–'} | "
+                f"{_mean_std(u['spearman_abs_error_vs_std'] for u in unc) if unc else '–'} | "
+                f"{_mean_std(u['fraction_within_2std'] for u in unc) if unc else '–'} | "
+                f"{_mean_std(secs) if any(s is not None for s in secs) else '–'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out).resolve()
+    data = Path(args.data).resolve()
+    split_files = write_splits(data, out, args.folds, args.fold_seed)
+    names = args.splits or list(split_files)
+    results_path = out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {"models": {}}
+    results["splits"] = sorted(set(results.get("splits", [])) | set(names))
+    results["settings"] = {"members": args.members, "folds": args.folds, "fold_seed": args.fold_seed,
+                           "mu_star": args.mu_star, "models": dict(m.split("=", 1) for m in args.model)}
+
+    base = Baselines(data, args.mu_star)
+    for b in args.baselines:
+        label = {"median": "median of training Tc", "gbm": "GBM λ → Allen–Dynes", "gbm_tc": "GBM Tc"}[b]
+        for split in names:
+            results["models"].setdefault(label, {})[split] = base.run(b, json.loads(split_files[split].read_text()))
+    for spec in args.model:
+        name, overrides = spec.split("=", 1)
+        for split in names:
+            print(f"{name}: {split}")
+            jobs = [(name, overrides, split, split_files[split], k, out) for k in range(args.members)]
+            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+                seconds = list(pool.map(lambda a: train_member(*a), jobs))
+            summary = evaluate(name, split, out, args.mu_star)
+            record = network_record(summary, base.phonon_wlog, out / "eval" / name / split)
+            done = [s for s in seconds if np.isfinite(s)]
+            previous = results["models"].get(name, {}).get(split, {}).get("seconds_per_member")
+            record["seconds_per_member"] = float(np.median(done)) if done else previous
+            results["models"].setdefault(name, {})[split] = record
+            results_path.write_text(json.dumps(results, indent=1))
+    results_path.write_text(json.dumps(results, indent=1))
+    (out / "results.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
