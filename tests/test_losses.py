@@ -125,3 +125,19 @@ def test_wider_grid_loss():
     loss, _ = loss_fn(pred, torch.full_like(pred, float("nan")), reported)
     lam = np.array([a2f_properties(grid.centres, p.numpy())["lambda"] for p in pred])
     assert loss.item() == pytest.approx(np.mean((lam - 0.5) ** 2))
+
+
+def test_omega_log_prior_pulls_towards_the_phonon_omega_log():
+    """(ln w_log^pred - ln w_log^ph)^2 on entries with a phonon reference; zero where they agree."""
+    pred = spectra(3, 4).requires_grad_()
+    props = property_matrix(pred.detach(), OMEGA, 0.1)
+    ref = props[:, 1].clone()
+    ref[1] *= 2.0  # this one's phonons are twice as stiff
+    ref[2] = float("nan")  # no reference
+    loss_fn = BetenetLoss(mse=0.0, omega_log_prior=1.0)
+    loss, parts = loss_fn(pred, torch.full_like(pred, float("nan")), None, None, ref)
+    assert loss.item() == pytest.approx(math.log(2.0) ** 2 / 2)
+    loss.backward()
+    assert pred.grad[2].abs().sum() == 0 and pred.grad[1].abs().sum() > 0
+    # descending the prior moves weight of entry 1 towards higher frequencies
+    assert (pred.grad[1, 25:] < 0).any()

@@ -170,13 +170,15 @@ class BetenetDataModule(pl.LightningDataModule):
                  num_workers: int = 0, filters: tuple[str, ...] | list[str] | None = FILTERS,
                  unstable_threshold_meV: float = DEFAULT_UNSTABLE_THRESHOLD_MEV,
                  negative_a2f_tol: float = DEFAULT_NEGATIVE_A2F_TOL, spectrum: dict | None = None,
-                 splits_file: str | None = None, site_dos_source: str = "dataset", phonons: dict | None = None):
+                 splits_file: str | None = None, site_dos_source: str = "dataset", phonons: dict | None = None,
+                 phonon_reference: bool = False):
         super().__init__()
         if bootstrap not in ("weighted", "unique", "release", "release_unique"):
             raise ValueError("bootstrap must be weighted, unique, release or release_unique")
         if site_dos_source not in SITE_DOS_SOURCES:
             raise InputError(f"site_dos_source={site_dos_source}", f"use one of {', '.join(SITE_DOS_SOURCES)}")
         self.site_dos_source, self.phonons = site_dos_source, dict(phonons or {})
+        self.phonon_reference = bool(phonon_reference)
         self.source, self.root, self.site_dos = source, root, site_dos
         self.allow_isolated = allow_isolated
         self.r_max, self.self_loops, self.seed, self.bootstrap = r_max, self_loops, seed, bootstrap
@@ -199,9 +201,10 @@ class BetenetDataModule(pl.LightningDataModule):
                         r_max=self.r_max, self_loops=self.self_loops, allow_isolated=self.allow_isolated,
                         spectrum=self.spectrum,
                         root=str(root.resolve()), fingerprint=fingerprint(root))
-        if self._computes_site_dos:
+        if self._computes_site_dos or self.phonon_reference:
             settings["site_dos_source"] = self.site_dos_source
             settings["phonons"] = self.phonon_settings().key()
+            settings["phonon_reference"] = self.phonon_reference
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def build_graphs(self) -> BuiltGraphs:
@@ -217,6 +220,7 @@ class BetenetDataModule(pl.LightningDataModule):
         graphs, rejected = {}, list(data.rejected)
         entries = self.apply_filters(data.entries, rejected)
         data.metadata["site_dos_provenance"] = self._fill_site_dos(entries, rejected, data.metadata)
+        phonon_wlog = self._phonon_omega_log(entries) if self.phonon_reference else {}
         lost = {}
         for entry in entries:
             try:
@@ -225,6 +229,7 @@ class BetenetDataModule(pl.LightningDataModule):
             except InputError as err:
                 rejected.append((entry.id, err.reason))
                 continue
+            graphs[entry.id].phonon_omega_log_K = torch.tensor([phonon_wlog.get(entry.id, float("nan"))])
             if entry.a2f is not None:
                 share = lambda_above_window(entry.a2f_freq_meV, entry.a2f, self.grid)
                 if share > LAMBDA_LOST_WARN:
@@ -277,6 +282,24 @@ class BetenetDataModule(pl.LightningDataModule):
         provenance = mlip_provenance(self.site_dos, settings)
         provenance.update(source=self.site_dos_source, n_mlip=len(report.filled), n_dataset=len(report.kept))
         return provenance
+
+    def _phonon_omega_log(self, entries: list[Entry]) -> dict[str, float]:
+        """ω_log (K) of each entry's coarse phonon DOS (a2F moments of the total DOS g), from the
+        entry's own PhDOS or the ML potential's (cached): the reference of the loss's
+        ``omega_log_prior``, for heads that do not read the PhDOS (CSO). Entries without one get none."""
+        from betenet.phonons import fill_site_dos
+        from betenet.physics.properties import properties
+
+        cache = self.phonons.get("cache_dir") or self.cache_dir / "phonons"
+        report = fill_site_dos(entries, "coarse", self.phonon_settings(), cache, progress=True)
+        for entry_id, reason in report.failed.items():
+            log.warning("%s: no phonon omega_log reference (%s)", entry_id, reason)
+        out = {}
+        for e in entries:
+            if e.phdos_coarse_site is not None:
+                f, g = e.phdos_coarse_freq_meV, e.phdos_coarse_site.sum(axis=0)
+                out[e.id] = float(properties(f[f > 0], np.clip(g[f > 0], 0, None))["omega_log_K"])
+        return out
 
     @property
     def site_dos_provenance(self) -> dict | None:

@@ -118,7 +118,8 @@ def training_loss(batch) -> Callable[[torch.nn.Module], float]:
     def loss_fn(module) -> float:
         b = batch.clone()
         pred = module(b)
-        loss, _ = module.loss_fn(pred, b.y, b.get("reported"), b.weight if "weight" in b else None)
+        loss, _ = module.loss_fn(pred, b.y, b.get("reported"), b.weight if "weight" in b else None,
+                                 b.get("phonon_omega_log_K"))
         return float(loss)
 
     return loss_fn

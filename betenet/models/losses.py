@@ -63,6 +63,7 @@ class BetenetLoss:
     grid: BinGrid = PAPER_GRID
     lambda_prior: float = 0.0
     lambda_range: tuple[float, float] = (0.05, 3.0)
+    omega_log_prior: float = 0.0
 
     def __post_init__(self):
         unknown = set(self.properties) - set(PROPERTIES)
@@ -94,9 +95,12 @@ class BetenetLoss:
         return torch.where(has_y[:, None], from_y, other)
 
     def __call__(self, pred: torch.Tensor, y: torch.Tensor, reported: torch.Tensor | None = None,
-                 weight: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                 weight: torch.Tensor | None = None,
+                 phonon_omega_log_K: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """pred, y: [N, B] (y rows of NaN where no a2F target); reported: [N, 4] (:data:`PROPERTIES`
-        order) scalars the dataset gives, NaN = unknown."""
+        order) scalars the dataset gives, NaN = unknown; phonon_omega_log_K: [N] ω_log of each structure's
+        phonon DOS (NaN = unknown), the reference of ``omega_log_prior``: (ln ω_log^pred − ln ω_log^ph)²,
+        with the prediction's ω_log floored at 1 K."""
         n = pred.shape[0]
         weight = torch.ones(n, dtype=pred.dtype, device=pred.device) if weight is None else weight.to(pred.dtype)
         has_y = torch.isfinite(y).all(-1)
@@ -109,11 +113,18 @@ class BetenetLoss:
         if self.curvature:
             parts["curvature"] = self.curvature * _weighted_mean(curvature(pred), torch.ones_like(has_y), weight)
         active = {k: v for k, v in self.properties.items() if v}
+        if self.lambda_prior or (self.omega_log_prior and phonon_omega_log_K is not None):
+            props = property_matrix(pred, self.omega(pred), self.mu_star)
         if self.lambda_prior:
             lo, hi = self.lambda_range
-            lam = property_matrix(pred, self.omega(pred), self.mu_star)[:, 0]
+            lam = props[:, 0]
             outside = torch.relu(lam - hi) + torch.relu(lo - lam)
             parts["lambda_prior"] = self.lambda_prior * _weighted_mean(outside**2, torch.ones_like(has_y), weight)
+        if self.omega_log_prior and phonon_omega_log_K is not None:
+            ref = phonon_omega_log_K.to(pred.dtype).view(-1)
+            known = torch.isfinite(ref) & (ref > 0)
+            log_ratio = torch.log(props[:, 1].clamp(min=1.0)) - torch.log(torch.where(known, ref, torch.ones_like(ref)))
+            parts["omega_log_prior"] = self.omega_log_prior * _weighted_mean(log_ratio**2, known, weight)
         if active:
             props = property_matrix(pred, self.omega(pred), self.mu_star)
             labels = self.reference(y, reported)

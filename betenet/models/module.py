@@ -47,7 +47,7 @@ class BetenetModule(pl.LightningModule):
 
     def _cast(self, batch):
         if self._float_dtype == torch.float64:
-            for key in ("x", "z", "edge_vec", "pos", "y", "reported", "weight"):
+            for key in ("x", "z", "edge_vec", "pos", "y", "reported", "weight", "phonon_omega_log_K"):
                 if key in batch:
                     batch[key] = batch[key].double()
         return batch
@@ -58,7 +58,7 @@ class BetenetModule(pl.LightningModule):
     def _step(self, batch, weighted: bool):
         pred = self(batch)
         weight = batch.weight if weighted and "weight" in batch else None
-        loss, parts = self.loss_fn(pred, batch.y, batch.get("reported"), weight)
+        loss, parts = self.loss_fn(pred, batch.y, batch.get("reported"), weight, batch.get("phonon_omega_log_K"))
         return pred, loss, parts
 
     def training_step(self, batch, batch_idx):
