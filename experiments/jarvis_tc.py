@@ -94,9 +94,9 @@ def _read_labels(data: Path) -> list[dict]:
 # --------------------------------------------------------------------------------------------
 # network models: train members, evaluate
 # --------------------------------------------------------------------------------------------
-def train_member(name: str, overrides: str, split: str, split_file: Path, seed: int, out: Path) -> float:
+def train_member(name: str, overrides: str, data: Path, split: str, split_file: Path, seed: int, out: Path) -> float:
     run = out / "runs" / name / split / f"seed_{seed}"
-    cmd = [sys.executable, str(ROOT / "train.py"), "experiment=jarvis_tc", *shlex.split(overrides),
+    cmd = [sys.executable, str(ROOT / "train.py"), "experiment=jarvis_tc", f"data.root={data}", *shlex.split(overrides),
            f"data.splits_file={split_file}", f"seed={seed}", f"hydra.run.dir={run}", "runtime.threads=1",
            "logger=none", "trainer.enable_progress_bar=false", "test_after_fit=false"]
     start = time.perf_counter()
@@ -266,7 +266,7 @@ def main(argv=None) -> int:
         name, overrides = spec.split("=", 1)
         for split in names:
             print(f"{name}: {split}")
-            jobs = [(name, overrides, split, split_files[split], k, out) for k in range(args.members)]
+            jobs = [(name, overrides, data, split, split_files[split], k, out) for k in range(args.members)]
             with ThreadPoolExecutor(max_workers=args.jobs) as pool:
                 seconds = list(pool.map(lambda a: train_member(*a), jobs))
             summary = evaluate(name, split, out, args.mu_star)
