@@ -19,7 +19,11 @@ from betenet.physics.properties import PROPERTIES, properties_torch
 from betenet.physics.units import MU_STAR_DEFAULT, PAPER_GRID, BinGrid
 
 #: Scale of each property's error inside the loss (the error is divided by it before squaring).
-DEFAULT_PROPERTY_SCALES = {"lambda": 1.0, "omega_log_K": 100.0, "omega_2_K": 100.0, "tc_K": 10.0}
+DEFAULT_PROPERTY_SCALES = {"lambda": 1.0, "omega_log_K": 100.0, "omega_2_K": 100.0, "tc_K": 10.0, "tc_log_K": 1.0}
+#: How a Tc error is measured: ``squared`` ((Tc - Tc_ref) / 10 K)², or ``log`` (ln(1 + Tc/T0) - ln(1 + Tc_ref/T0))²
+#: with T0 = ``property_scales["tc_log_K"]`` (1 K): relative above T0, absolute below, so that the few
+#: high-Tc materials do not dominate the fit of the many near 0 K.
+TC_ERRORS = ("squared", "log")
 
 
 def _weighted_mean(per_entry: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -64,11 +68,14 @@ class BetenetLoss:
     lambda_prior: float = 0.0
     lambda_range: tuple[float, float] = (0.05, 3.0)
     omega_log_prior: float = 0.0
+    tc_error: str = "squared"
 
     def __post_init__(self):
         unknown = set(self.properties) - set(PROPERTIES)
         if unknown:
             raise ValueError(f"unknown property loss terms {sorted(unknown)}; known: {PROPERTIES}")
+        if self.tc_error not in TC_ERRORS:
+            raise ValueError(f"tc_error must be one of {TC_ERRORS}, got {self.tc_error!r}")
 
     def tc_threshold_guide(self, props: torch.Tensor, tc_true: torch.Tensor) -> torch.Tensor:
         """Squared shortfall of lambda below the McMillan lambda that would give the target Tc.
@@ -132,7 +139,11 @@ class BetenetLoss:
                 j = PROPERTIES.index(name)
                 known = torch.isfinite(labels[:, j])
                 target = torch.where(known, labels[:, j], torch.zeros_like(labels[:, j]))
-                err = ((props[:, j] - target) / self.property_scales[name]) ** 2
+                if name == "tc_K" and self.tc_error == "log":
+                    scale = self.property_scales.get("tc_log_K", 1.0)
+                    err = (torch.log1p(props[:, j] / scale) - torch.log1p(target / scale)) ** 2
+                else:
+                    err = ((props[:, j] - target) / self.property_scales[name]) ** 2
                 if name == "tc_K":
                     err = err + self.tc_threshold_guide(props, target)
                 parts[name] = w * _weighted_mean(err, known, weight)
