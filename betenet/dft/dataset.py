@@ -25,16 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from betenet.data.sources.directory import STRUCTURE_SUFFIXES
+from betenet.data.sources.directory import COLUMNS, STRUCTURE_SUFFIXES
 from betenet.data.sources.release import DATABASE_FILE, EXTRA_SPECTRA, SPECTRUM_COLUMNS
 from betenet.errors import InputError
-
-#: labels.json keys written (the generic format's columns that a DFT run gives).
-DIRECTORY_KEYS = (
-    "id", "formula", "a2f_freq_meV", "a2f", "phdos_coarse_freq_meV", "phdos_coarse_site",
-    "phdos_fine_freq_meV", "phdos_fine_site", "lambda", "omega_log_K", "omega_2_K", "tc_K",
-    "min_phonon_freq_meV",
-)
 
 
 def _plain(value):
@@ -82,7 +75,7 @@ def write_directory_entries(root, items) -> Path:
     (root / "dft").mkdir(exist_ok=True)
     for it in items:
         _copy_structure(root, it)
-        records.append({k: _plain(it.record[k]) for k in DIRECTORY_KEYS if it.record.get(k) is not None})
+        records.append({k: _plain(it.record[k]) for k in COLUMNS if it.record.get(k) is not None})
         _write_json_atomic(root / "dft" / f"{it.id}.json", _plain_tree(it.details), indent=1)
     _write_json_atomic(labels_path, records)
     return root
