@@ -9,12 +9,12 @@ from ase import Atoms
 from ase.cell import Cell
 from pymatgen.core import Lattice, Structure
 
+from betenet.data.structures import load_structure
 from betenet.errors import InputError
 from betenet.physics.grids import (
     commensurate_kq_grids,
     commensurate_pair,
     kq_grid_report,
-    read_structure,
     reciprocal_lengths,
     target_grid,
 )
@@ -126,15 +126,18 @@ def test_unsupported_object_rejected():
 
 @pytest.mark.filterwarnings("ignore:No structure parsed", "ignore:Issues encountered", "ignore:No _symmetry")
 def test_file_errors_name_the_path(tmp_path):
+    def kq_grid_of_file(path):  # what `betenet kq-grid FILE` does
+        return kq_grid_report(load_structure(path), 40.0, 15.0, name=str(path))
+
     missing = tmp_path / "missing.cif"
     with pytest.raises(InputError) as info:
-        commensurate_kq_grids(missing)
+        kq_grid_of_file(missing)
     assert info.value.source == str(missing) and "not found" in info.value.reason
 
     garbage = tmp_path / "garbage.cif"
     garbage.write_text("this is not a crystal\n")
     with pytest.raises(InputError) as info:
-        kq_grid_report(garbage, 40.0, 15.0)
+        kq_grid_of_file(garbage)
     assert info.value.source == str(garbage)
 
     no_atoms = tmp_path / "no_atoms.cif"
@@ -147,7 +150,7 @@ def test_file_errors_name_the_path(tmp_path):
     Structure(Lattice.cubic(4.0), [], []).to(filename=str(no_sites))
     for empty in (no_atoms, no_sites):
         with pytest.raises(InputError) as info:
-            read_structure(empty)
+            kq_grid_of_file(empty)
         assert info.value.source == str(empty) and info.value.reason.startswith("cannot read structure")
 
 
@@ -162,7 +165,7 @@ def test_pymatgen_and_ase_inputs_agree(tmp_path):
     path = tmp_path / "nbse.cif"
     s.to(filename=str(path))
     expected = commensurate_kq_grids(s)
-    for obj in (lat, atoms, atoms.cell, path, str(path)):
+    for obj in (lat, atoms, atoms.cell, load_structure(path), load_structure(str(path))):
         assert commensurate_kq_grids(obj) == expected
     np.testing.assert_allclose(reciprocal_lengths(atoms), reciprocal_lengths(s), rtol=1e-12)
 
@@ -222,7 +225,7 @@ def test_kq_grid_report_on_real_file(real_structures):
     path, s = next(iter(real_structures.items()))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Issues encountered while parsing CIF")
-        report = kq_grid_report(path, 40.0, 15.0)
+        report = kq_grid_report(load_structure(path), 40.0, 15.0, name=str(path))
     k_grid, q_grid = commensurate_kq_grids(s)
     assert report == dict(
         k_grid=list(k_grid),

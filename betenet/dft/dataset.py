@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from betenet.data.sources.directory import COLUMNS, STRUCTURE_SUFFIXES
+from betenet.data.sources.directory import COLUMNS
+from betenet.data.structures import STRUCTURE_SUFFIXES
 from betenet.data.sources.release import DATABASE_FILE, EXTRA_SPECTRA, SPECTRUM_COLUMNS
 from betenet.errors import InputError
 

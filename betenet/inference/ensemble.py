@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from betenet.errors import InputError
+from betenet.files import natural_key
 from betenet.physics.properties import PROPERTIES, properties
 from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT, BinGrid
 from betenet.training.run_dir import REGIME_CHECKPOINTS, RunDir, datamodule_from_config, fingerprint_differences
@@ -70,10 +70,6 @@ def show_progress(progress, n: int) -> bool:
     if progress is None or progress == "auto":
         return n >= PROGRESS_MIN_STRUCTURES
     return bool(progress)
-
-
-def _natural_key(name: str):
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
 
 
 @dataclass
@@ -351,7 +347,7 @@ def _candidates(source: Path, which: str) -> list[tuple[str, Path | None, str | 
         return [(str(source), None, "not found")]
     runs = [RunDir(source)] if RunDir(source).is_run_dir() else sorted(
         (RunDir(p) for p in source.iterdir() if p.is_dir() and not p.name.startswith(".") and RunDir(p).is_run_dir()),
-        key=lambda r: _natural_key(r.name))
+        key=lambda r: natural_key(r.name))
     out = []
     for run in runs:
         ckpt = run.checkpoint(which)

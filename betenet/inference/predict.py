@@ -153,7 +153,9 @@ def predict_files(ensemble, inputs, out, labels=None, mu_star=None, eliashberg: 
     Outputs are checked first (:func:`check_outputs`). Every input gets its row; ``summary`` counts
     them and holds ``exit_status``: 0 when at least one input was predicted, 1 when none was (the
     files are still written, each row with its reason)."""
-    from betenet.inference.inputs import build_rows, gather_inputs, input_files, read_labels_table
+    from betenet.data.sources.directory import read_labels_table
+    from betenet.data.structures import gather_inputs, input_files
+    from betenet.inference.inputs import build_rows
 
     items, auto_labels = gather_inputs(inputs)
     labels_path = labels or auto_labels

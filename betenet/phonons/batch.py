@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from betenet.errors import InputError
+from betenet.files import natural_key
 from betenet.phonons.cache import cache_key, structure_hash
 from betenet.phonons.fill import PhDOSProvider
 from betenet.phonons.potentials import PotentialUnavailable
@@ -60,10 +61,6 @@ def _write_json(path: Path, data, indent=None) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=indent, allow_nan=False))
     tmp.replace(path)
-
-
-def _natural(text: str):
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
 
 
 def _recipe(settings: PhononSettings) -> dict:
@@ -115,7 +112,7 @@ def _read_state(path: Path) -> dict:
 def _write_structure(out: Path, eid: str, path: Path, structure) -> str:
     """Put the structure into ``out/structures``: the input file copied when the loader reads its
     suffix, else (or when relaxed) extxyz. Other files of the same id are removed."""
-    from betenet.data.sources.directory import STRUCTURE_SUFFIXES
+    from betenet.data.structures import STRUCTURE_SUFFIXES
 
     suffix = path.suffix.lower() if path is not None else ""
     name = f"{eid}{suffix}" if suffix in STRUCTURE_SUFFIXES else f"{eid}.extxyz"
@@ -158,7 +155,7 @@ def labels_record(state: dict) -> dict:
 def write_labels(out: Path) -> int:
     """Rebuild ``out/labels.json`` from the state files whose structure file exists; returns the count."""
     records = []
-    for path in sorted((out / STATE_DIR).glob("*.json"), key=lambda p: _natural(p.stem)):
+    for path in sorted((out / STATE_DIR).glob("*.json"), key=lambda p: natural_key(p.stem)):
         state = _read_state(path)
         if state.get("kinds") and (out / state.get("structure_file", "-")).is_file():
             records.append(labels_record(state))
@@ -206,8 +203,8 @@ def run_batch(inputs, out, settings: PhononSettings, kinds=("coarse",), cache_di
     ``echo(line)`` gets one line per structure (default: stderr). Returns a summary dict; raises
     ``InputError`` when nothing succeeded, or at once for a missing optional package.
     """
-    from betenet.data.structures import load_structure
-    from betenet.inference.inputs import gather_inputs, read_labels_table
+    from betenet.data.sources.directory import read_labels_table
+    from betenet.data.structures import gather_inputs, load_structure
 
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     kinds = [k for k in KINDS if k in set(kinds)]

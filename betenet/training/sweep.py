@@ -30,7 +30,7 @@ def summarise_sweep(sweep_dir: Path) -> dict:
 
 class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        from betenet.evaluation.plots import plot_sweep_overlay
+        from betenet.training.plots import plot_sweep_overlay
 
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():

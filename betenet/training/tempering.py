@@ -154,7 +154,7 @@ class TemperedTraining(pl.Callback):
             flat = {f"regime/{k}_epoch": v["epoch"] for k, v in self.best.items()}
             logger.log_metrics(flat, step=trainer.global_step)
         if self.plot:
-            from betenet.evaluation.plots import plot_double_descent
+            from betenet.training.plots import plot_double_descent
 
             plot_double_descent(self.history, self.best, self.run.figure)
 

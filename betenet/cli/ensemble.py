@@ -29,7 +29,7 @@ import numpy as np
 from betenet.errors import InputError
 from betenet.evaluation.screening import DEFAULT_THRESHOLD_K
 
-__all__ = ["add_evaluation_commands", "cmd_predict", "cmd_evaluate", "cmd_screen", "cmd_landscape"]
+__all__ = ["add_ensemble_commands", "cmd_predict", "cmd_evaluate", "cmd_screen", "cmd_landscape"]
 
 #: Files ``screen`` writes into ``--out`` when it ranks INPUTS.
 CANDIDATES = ("candidates.csv", "candidates_failed.csv", "candidates_stage2.csv", "candidates_stage2_failed.csv",
@@ -146,7 +146,9 @@ def _screen_inputs(args, ensemble) -> dict:
     """Rank unlabelled structures; with a stage-2 ensemble, rank stage 1's survivors again."""
     from betenet.evaluation.reports import write_json
     from betenet.inference import load_ensemble
-    from betenet.inference.inputs import build_rows, gather_inputs, input_files, read_labels_table
+    from betenet.data.sources.directory import read_labels_table
+    from betenet.data.structures import gather_inputs, input_files
+    from betenet.inference.inputs import build_rows
     from betenet.inference.predict import check_outputs
 
     out = Path(args.out)
@@ -291,7 +293,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    help="baseline: the linear eDOS/PhDOS model fitted on the rest of the data (needs eDOS)")
 
 
-def add_evaluation_commands(sub) -> None:
+def add_ensemble_commands(sub) -> None:
     """Register predict, evaluate, screen and landscape on the ``betenet`` subparsers."""
     p = sub.add_parser("predict", help="ensemble prediction of a2F, lambda, omega_log, omega_2, Tc for structures")
     _ensemble_args(p, required=True)
