@@ -70,14 +70,9 @@ def build_graphs(files: list[Path], variant: str = "cso", r_max: float = 4.0, se
 
 def model_config(variant: str, dtype: str, overrides: list[str] | None = None):
     """The composed ``model`` group of conf/ (paper hyperparameters) for a variant and dtype."""
-    from hydra import compose, initialize_config_dir
+    from betenet.config import compose
 
-    from betenet.config import CONF_DIR, register_resolvers
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"variant={variant}", f"model.dtype={dtype}"] + list(overrides or []))
-    return cfg.model
+    return compose([f"variant={variant}", f"model.dtype={dtype}"] + list(overrides or [])).model
 
 
 def make_module(model_cfg, num_neighbors: float, fused: bool = True):

@@ -422,12 +422,9 @@ def structures_only(tmp_path):
 
 
 def _compose(overrides):
-    from hydra import compose, initialize_config_dir
+    from betenet.config import compose
 
-    from betenet.config import CONF_DIR
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+    return compose(overrides)
 
 
 def test_train_config_with_mlip_source_builds_graphs_and_records_provenance(phonopy, structures_only, tmp_path,

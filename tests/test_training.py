@@ -35,8 +35,8 @@ def cache(tmp_path_factory):
     return path
 
 
-def train(args, cwd, env=None, wait=True, timeout=600, check=True):
-    cmd = [sys.executable, str(ROOT / "train.py"), *args]
+def train(args, cwd, env=None, wait=True, timeout=600, check=True, entry=(str(ROOT / "train.py"),)):
+    cmd = [sys.executable, *entry, *args]
     env = dict(os.environ, WANDB_MODE="disabled", **(env or {}))
     if not wait:
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -91,6 +91,17 @@ def test_demo_member_trains_and_writes_its_outputs(cache, tmp_path):
     assert abs(sum(boot["train_weights"]) - len(boot["train_ids"]) - len(boot["val_ids"])) < 1e-9
 
 
+def test_the_installed_entry_trains_from_any_folder(cache, tmp_path):
+    """`python -m betenet.train` finds the shipped configuration (betenet.conf) outside the repository."""
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    res = train(["experiment=demo_tiny", "trainer.max_epochs=2", f"paths.cache_dir={cache}", "data.demo_size=40"],
+                cwd=away, entry=("-m", "betenet.train"))
+    run = RunDir(away / "outputs" / "demo_tiny" / "cso" / "seed_0")
+    assert run.is_complete(), res.stdout[-2000:]
+    assert [r["epoch"] for r in read_metrics(run.path)] == ["0", "1"]
+
+
 def test_resume_after_kill_matches_uninterrupted_run(cache, tmp_path):
     args = COMMON + [f"paths.cache_dir={cache}", "trainer.max_epochs=24", "callbacks.last_checkpoint.every_n_epochs=1",
                      "data.demo_size=40"]
@@ -138,7 +149,7 @@ def test_two_member_sweep_with_submitit_local(cache, tmp_path):
 def test_failed_member_does_not_stop_the_sweep(cache, tmp_path):
     # job 1 uses a 0.5 Å cutoff: every atom is isolated, no entry is usable, the member fails;
     # its failure is recorded and job 0 still completes
-    train(COMMON + [f"paths.cache_dir={cache}", "trainer.max_epochs=3", "model.net.r_max=4.0,0.5",
+    train(COMMON + [f"paths.cache_dir={cache}", "trainer.max_epochs=3", "data.r_max=4.0,0.5",
                     "hydra.sweep.subdir=job${hydra:job.num}", f"hydra.sweep.dir={tmp_path / 'sweep'}", "-m"],
           cwd=tmp_path)
     summary = json.loads((tmp_path / "sweep" / "sweep_summary.json").read_text())

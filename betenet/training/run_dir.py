@@ -52,6 +52,8 @@ REGIME_CHECKPOINTS = ("classical", "critical", "modern")
 #: Data settings that do not change which member a folder holds: where caches live, loader workers,
 #: and where the data lies (its content is the data fingerprint, so a moved dataset is the same data).
 _DATA_NOT_IDENTITY = ("_target_", "cache_dir", "num_workers", "root")
+#: Settings of the demo generator: part of a member only when its source is the demo set.
+_DEMO_ONLY = ("demo_size", "demo_seed")
 #: Network settings that do not change the member: ``fused`` is the same function computed faster.
 _NET_NOT_IDENTITY = ("fused",)
 #: Checkpoint key holding the member fingerprint (Lightning's last.ckpt and betenet's own checkpoints).
@@ -95,13 +97,28 @@ def data_fingerprint(data: Mapping) -> str:
     return fingerprint(Path(root))
 
 
+def _member_data(data: Mapping) -> dict:
+    """The data settings that define a member (``_DATA_NOT_IDENTITY`` and, for a source other than
+    the demo set, the demo generator's settings left out)."""
+    drop = _DATA_NOT_IDENTITY + (() if data.get("source") == "demo" else _DEMO_ONLY)
+    return {k: v for k, v in data.items() if k not in drop}
+
+
+def _comparable(fingerprint: Mapping) -> dict:
+    """A stored fingerprint with the data settings :func:`member_fingerprint` keeps now."""
+    out = dict(fingerprint)
+    if isinstance(out.get("data"), Mapping):
+        out["data"] = _member_data(out["data"])
+    return out
+
+
 def member_fingerprint(cfg, with_data_fingerprint: bool = True) -> dict:
     """What defines a member: ``seed``, ``variant``, the data settings and the data's fingerprint
     (its content), the model and loss settings. Settings that only say where or how fast (data and
     cache folders, loader workers, ``model.net.fused``) and trainer / callback settings (how long)
     are left out."""
     plain = _plain(cfg)
-    data = {k: v for k, v in dict(plain.get("data") or {}).items() if k not in _DATA_NOT_IDENTITY}
+    data = _member_data(dict(plain.get("data") or {}))
     model = {k: v for k, v in dict(plain.get("model") or {}).items() if not k.startswith("_")}
     model["net"] = {k: v for k, v in dict(model.get("net") or {}).items() if k not in _NET_NOT_IDENTITY}
     out = {"seed": plain.get("seed"), "variant": plain.get("variant"), "data": data, "model": model}
@@ -437,7 +454,7 @@ class RunDir:
         found = False
         for source, stored in self._stored_fingerprints():
             found = True
-            diffs = fingerprint_differences(stored or {}, requested)
+            diffs = fingerprint_differences(_comparable(stored or {}), requested)
             if diffs:
                 raise MemberMismatch(self.path, self._mismatch_message(source, diffs))
         if found:
