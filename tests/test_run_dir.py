@@ -195,3 +195,25 @@ def test_only_run_dir_spells_the_run_folder_layout():
                 offenders += [f"{path.relative_to(root)}:{node.lineno}: {n}" for n in names
                               if n in node.value or node.value in ("checkpoints", "final", "last")]
     assert offenders == []
+
+
+# --------------------------------------------------------------------------------------------
+# finding run folders
+# --------------------------------------------------------------------------------------------
+def test_run_folders_are_found_at_any_depth(tmp_path):
+    from betenet.training.sweep import summarise_sweep
+
+    sweep = tmp_path / "sweep"
+    done = RunDir(sweep / "cso" / "seed_10")
+    done.final.parent.mkdir(parents=True)
+    done.final.write_bytes(b"")
+    RunDir(sweep / "cso" / "seed_2").write_failed("Traceback ...\nValueError: bad\n")
+    RunDir(sweep / "fpd" / "a" / "seed_0").write_member({"seed": 0})
+    (sweep / "wandb" / "offline-run-x").mkdir(parents=True)   # the sweep's own W&B folder: not a member
+    (sweep / "cso" / "seed_10" / "wandb").mkdir()              # nothing inside a run folder is searched
+    (sweep / "empty").mkdir()
+    assert [r.path for r in RunDir.find(sweep)] == [sweep / "cso" / "seed_2", sweep / "cso" / "seed_10",
+                                                    sweep / "fpd" / "a" / "seed_0"]
+    assert RunDir.find(done.path) == [done] and RunDir.find(tmp_path / "missing") == []
+    assert summarise_sweep(sweep) == {"complete": ["cso/seed_10"], "failed": ["cso/seed_2"],
+                                      "incomplete": ["fpd/a/seed_0"]}

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from betenet.training.run_dir import RunDir
+from _wandb_offline import recorded
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_N = 40
@@ -199,6 +200,43 @@ def test_wandb_logs_offline_and_a_resumed_member_keeps_its_run_id(cache, tmp_pat
     assert any(offline[0].rglob("*.wandb"))
     assert [r["epoch"] for r in read_metrics(run.path)] == ["0", "1", "2", "3"]
     assert not (run.path / "csv").exists()  # metrics.csv is the one metrics log
+    # the science in the run: dataset in the config, regimes and final choice in the summary, the figure
+    record = recorded(offline[-1])
+    regimes = run.read_regimes()
+    assert record["config"]["dataset"]["rejected"] == len(run.read_rejected())
+    assert record["config"]["dataset"]["graphs"] == DEMO_N - len(run.read_rejected())
+    summary = record["summary"]
+    assert summary["final_regime"] == regimes["final_regime"] and summary["final_reason"] == regimes["final_reason"]
+    for regime, rec in regimes["regimes"].items():
+        assert summary[f"regime/{regime}_epoch"] == rec["epoch"]
+        assert summary[f"regime/{regime}_val_loss_smoothed"] == pytest.approx(rec["value"])
+    assert summary["double_descent/_type"] == "images/separated"
+    assert list((offline[-1] / "files" / "media" / "images").glob("double_descent_*.png"))
+
+
+def test_a_nested_sweep_is_summarised_and_each_wandb_group_gets_its_overlay(cache, tmp_path):
+    """README's screening layout (hydra.sweep.subdir=${variant.name}/seed_${seed}): the summary finds
+    the members at depth, and each variant's W&B group gets a summary run with its overlay artifact."""
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"} | {"WANDB_SILENT": "true"}
+    sweep = tmp_path / "sweep"
+    res = subprocess.run([sys.executable, str(ROOT / "train.py"), "experiment=demo_tiny", "logger=default",
+                          f"data.demo_size={DEMO_N}", f"paths.cache_dir={cache}", "trainer.max_epochs=3",
+                          "variant=cso,cpd", "seed=0", f"hydra.sweep.dir={sweep}",
+                          "hydra.sweep.subdir=${variant.name}/seed_${seed}", "-m"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "2 complete, 0 failed" in res.stdout
+    summary = json.loads((sweep / "sweep_summary.json").read_text())
+    assert summary == {"complete": ["cpd/seed_0", "cso/seed_0"], "failed": [], "incomplete": []}
+    groups = {}
+    for folder in (sweep / "wandb").glob("offline-run-*"):
+        record = recorded(folder)
+        groups[record["run"].run_group] = record
+        assert record["run"].job_type == "sweep-summary"
+        assert record["artifacts"] == [(f"{record['run'].run_group}-sweep", "sweep-summary",
+                                        ["double_descent_overlay.png", "sweep_summary.json"])]
+        assert record["summary"]["members_complete"] == 1
+    assert sorted(groups) == ["demo_tiny-cpd", "demo_tiny-cso"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from betenet.errors import InputError
+from betenet.files import natural_key, write_json
 
 log = logging.getLogger(__name__)
 
@@ -271,9 +272,31 @@ class RunDir:
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RunDir) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
     @property
     def name(self) -> str:
         return self.path.name
+
+    @classmethod
+    def find(cls, root) -> list[RunDir]:
+        """The run folders at or below ``root``, at any depth (a sweep with ``hydra.sweep.subdir`` of
+        several levels), in natural order; nothing inside a run folder, nor hidden or ``wandb``
+        folders, is searched."""
+        root = Path(root)
+        if cls(root).is_run_dir():
+            return [cls(root)]
+        if not root.is_dir():
+            return []
+        found = []
+        for child in sorted(root.iterdir(), key=lambda p: natural_key(p.name)):
+            if child.is_dir() and not child.name.startswith(".") and child.name != "wandb":
+                found += cls.find(child)
+        return found
 
     @classmethod
     def of_checkpoint(cls, checkpoint) -> RunDir | None:
@@ -342,7 +365,7 @@ class RunDir:
         return path
 
     def _write_json(self, name: str, obj, indent: int | None = 2) -> Path:
-        return self._write_text(name, json.dumps(obj, indent=indent) + "\n")
+        return write_json(self.path / name, obj, indent=indent)
 
     def _read_json(self, name: str) -> dict | None:
         path = self.path / name
