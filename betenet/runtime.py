@@ -2,10 +2,10 @@
 
 Full-batch training allocates and frees the same large temporaries every epoch. glibc's malloc returns
 freed memory at the top of its heap to the system (``M_TRIM_THRESHOLD``) and serves large blocks by fresh
-``mmap`` (``M_MMAP_THRESHOLD``), so every epoch page-faults those tensors in again: about 17,000 minor
-faults per float64 step on the 651-structure benchmark of issue 6, none once the heap keeps its memory
-(:func:`keep_freed_memory`). The price is that the process keeps its peak heap after a spike instead of
-shrinking back, which a training process reaches again in the next epoch anyway.
+``mmap`` (``M_MMAP_THRESHOLD``), so every epoch page-faults those tensors in again, unless the heap keeps
+its memory (:func:`keep_freed_memory`; measured in benchmarks/RESULTS.md, "Noise, threads and the
+allocator"). The price is that the process keeps its peak heap after a spike instead of shrinking back,
+which a training process reaches again in the next epoch anyway.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ self-edge i→i with zero vector per atom when ``self_loops`` (as the release, w
 i.e. from the source atom to the destination atom's periodic image ``edge_shift`` (integer cell
 offsets). Edges are sorted by (src, dst, shift), so the graph is deterministic.
 
-Node encodings (DESIGN.md, release ``build_data``), with one-hot index Z − 1 over 118 elements:
+Node encodings (as the release's ``build_data``), with one-hot index Z − 1 over 118 elements:
 
 * CSO: ``x`` = one-hot(Z) × atomic mass (amu) [n, 118]; ``z`` = one-hot(Z) [n, 118].
 * CPD/FPD (``site_dos`` [n, 51] given): ``z`` = [one-hot(Z), site PhDOS] [n, 169] and

@@ -27,7 +27,6 @@ Two column sets, never mixed (:class:`SplitPredictions`):
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from betenet import files
 from betenet.errors import InputError
 from betenet.evaluation import figures
 from betenet.evaluation.metrics import (best_worst, metric_vs_ensemble_size, normalised_error, per_element_error,
@@ -277,34 +277,9 @@ def default_sizes(n_members: int) -> list[int]:
     return sorted({s for s in ladder if s < n_members} | {n_members})
 
 
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def _clean_json(obj):
-    """NaN/inf → None (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean_json(v) for v in obj]
-    return obj
-
-
 def write_json(path: Path, obj, indent: int | None = 2) -> Path:
-    """Write ``obj`` (numpy values allowed) as strict JSON, NaN and inf as null."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    plain = json.loads(json.dumps(obj, default=_json_default))
-    path.write_text(json.dumps(_clean_json(plain), indent=indent, allow_nan=False) + "\n")
-    return path
+    """Write a report ``obj`` (numpy values allowed) as strict JSON, NaN and inf as null."""
+    return files.write_json(path, obj, indent=indent, nan_as_null=True)
 
 
 def _cell(x) -> str:

@@ -20,9 +20,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from betenet.errors import InputError
+from betenet.files import to_jsonable
 from betenet.physics.properties import implausibility
 
 __all__ = ["PREDICT_COLUMNS", "prediction_frame", "predict_rows", "check_outputs", "spectra_path",
@@ -108,19 +108,6 @@ def check_outputs(outputs, inputs) -> None:
             raise InputError(out, f"{what} and {other} would be one file; give the CSV a .csv name")
 
 
-def _json_value(obj):
-    if isinstance(obj, dict):
-        return {str(k): _json_value(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [_json_value(v) for v in obj]
-    if isinstance(obj, (np.generic, float)):
-        x = float(obj) if not isinstance(obj, np.integer) else int(obj)
-        return x if not isinstance(x, float) or math.isfinite(x) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def write_predictions(out, table, spectra: dict) -> tuple[Path, Path]:
     """Write the table to ``out`` (CSV; NaN as an empty cell) and ``spectra`` beside it as strict
     JSON (NaN as null), each through a temporary file."""
@@ -131,7 +118,7 @@ def write_predictions(out, table, spectra: dict) -> tuple[Path, Path]:
     tmp.replace(out)
     path = spectra_path(out)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(_json_value(spectra), allow_nan=False) + "\n")
+    tmp.write_text(json.dumps(to_jsonable(spectra, nan_as_null=True), allow_nan=False) + "\n")
     tmp.replace(path)
     return out, path
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from betenet.errors import InputError
-from betenet.files import natural_key
+from betenet.files import natural_key, write_json
 from betenet.phonons.cache import cache_key, structure_hash
 from betenet.phonons.fill import PhDOSProvider
 from betenet.phonons.potentials import PotentialUnavailable
@@ -55,12 +55,6 @@ _COMPUTED = tuple(c for k in KINDS for c in kind_columns(k)) + ("min_phonon_freq
 def safe_id(ident: str) -> str:
     """An input id as a file name: characters other than letters, digits and ``._+-`` become ``_``."""
     return re.sub(r"[^A-Za-z0-9._+-]", "_", str(ident)).strip(".") or "structure"
-
-
-def _write_json(path: Path, data, indent=None) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=indent, allow_nan=False))
-    tmp.replace(path)
 
 
 def _recipe(settings: PhononSettings) -> dict:
@@ -95,7 +89,7 @@ def _check_output(out: Path, settings: PhononSettings, kinds, input_dirs: list[P
     (out / "structures").mkdir(parents=True, exist_ok=True)
     (out / STATE_DIR).mkdir(exist_ok=True)
     recipe["kinds"] = [k for k in KINDS if k in set(old_kinds) | set(kinds)]
-    _write_json(meta_path, {**meta, "created_by": CREATED_BY, "site_dos_provenance": recipe}, indent=1)
+    write_json(meta_path, {**meta, "created_by": CREATED_BY, "site_dos_provenance": recipe}, indent=1, nan_as_null=True)
 
 
 def _read_state(path: Path) -> dict:
@@ -159,7 +153,7 @@ def write_labels(out: Path) -> int:
         state = _read_state(path)
         if state.get("kinds") and (out / state.get("structure_file", "-")).is_file():
             records.append(labels_record(state))
-    _write_json(out / "labels.json", records)
+    write_json(out / "labels.json", records, nan_as_null=True)
     return len(records)
 
 
@@ -191,7 +185,7 @@ def _process(out: Path, eid: str, path: Path, structure, kinds, provider: PhDOSP
         statuses.append("cached" if from_cache else "computed")
     state.update(id=eid, input=str(path), structure_hash=h, labels=labels,
                  structure_file=_write_structure(out, eid, None if relaxed else path, relaxed or structure))
-    _write_json(state_path, state)
+    write_json(state_path, state, nan_as_null=True)
     return {**state, "status": "computed" if "computed" in statuses else "cached"}
 
 
@@ -247,8 +241,8 @@ def run_batch(inputs, out, settings: PhononSettings, kinds=("coarse",), cache_di
         n_labelled = write_labels(out)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("computed", "cached", "done", "failed")}
     report = out / REPORT_FILE
-    _write_json(report, {"settings": _recipe(settings), "kinds": kinds, "device": settings.device,
-                         "counts": counts, "rows": rows}, indent=1)
+    write_json(report, {"settings": _recipe(settings), "kinds": kinds, "device": settings.device,
+                         "counts": counts, "rows": rows}, indent=1, nan_as_null=True)
     summary = {"out": str(out), "labels": str(out / "labels.json"), "report": str(report),
                "potential": settings.potential, "kinds": ",".join(kinds), "inputs": len(rows), **counts,
                "entries_in_folder": n_labelled}

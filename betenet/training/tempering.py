@@ -31,7 +31,8 @@ import os
 import pytorch_lightning as pl
 import torch
 
-from betenet.training.checkpoints import save_member_checkpoint, to_plain
+from betenet.files import to_jsonable
+from betenet.training.checkpoints import save_member_checkpoint
 from betenet.training.run_dir import CHECKPOINT_KEY, RunDir
 from betenet.training.wandb_records import log_member_result
 
@@ -142,9 +143,9 @@ class TemperedTraining(pl.Callback):
         """Write the member's outputs from the history (also called by the training run when a
         resumed trainer had no epoch left to run, so Lightning skipped ``on_train_end``)."""
         regime, state, reason = self.final_choice()
-        hparams = to_plain(dict(pl_module.hparams))
+        hparams = to_jsonable(dict(pl_module.hparams))
         info = self.summary() | {"final_regime": regime, "final_reason": reason}
-        saved = info | to_plain(self.member_info)
+        saved = info | to_jsonable(self.member_info)
         for name, st in self.states.items():
             save_member_checkpoint(self.run.checkpoint(name), st, hparams, saved | {"regime": name})
         save_member_checkpoint(self.run.final, state, hparams, saved | {"regime": regime})
@@ -183,7 +184,7 @@ class TemperedTraining(pl.Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         # last.ckpt says which member it is; the history is flushed so progress shows in long runs
         if self.member_info.get("member") is not None:
-            checkpoint[CHECKPOINT_KEY] = to_plain(self.member_info["member"])
+            checkpoint[CHECKPOINT_KEY] = to_jsonable(self.member_info["member"])
         self.write_metrics_csv()
 
     # ---- state for resume ----------------------------------------------------------------

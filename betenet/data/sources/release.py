@@ -1,7 +1,7 @@
 """Reader for the published BETE-NET release: ``database.json`` (a pandas table, one row per
 structure id), ``structures/<id>.cif`` and the index files in ``indices/``.
 
-Layout read (see docs/DESIGN.md, "The published database format")::
+Layout read::
 
     root/database.json                    pd.read_json default ("columns") orientation, index = id
     root/structures/<id>.cif
