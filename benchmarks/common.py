@@ -87,8 +87,8 @@ def make_module(model_cfg, num_neighbors: float, fused: bool = True):
     return hydra.utils.instantiate(cfg)
 
 
-def mean_neighbours(graphs) -> float:
-    return float(graph_stats(graphs)["mean_neighbours"])
+def num_neighbors(graphs) -> float:
+    return float(graph_stats(graphs)["num_neighbors"])
 
 
 def memory_mb() -> dict:

@@ -53,16 +53,16 @@ class RuntimeReport:
 
 
 def configure(threads: Optional[int] = None, keep_memory: bool = True,
-              source: str = "runtime.threads") -> RuntimeReport:
+              setting: str = "runtime.threads") -> RuntimeReport:
     """Apply the runtime settings of a training or inference process.
 
     ``threads``: torch intra-op threads (None or 0 keeps torch's choice). Several members trained side by
     side on one machine should take one or a few threads each: OpenMP barriers stall badly when another
-    process holds a core (benchmarks/RESULTS.md). ``keep_memory``: :func:`keep_freed_memory`. ``source``
+    process holds a core (benchmarks/RESULTS.md). ``keep_memory``: :func:`keep_freed_memory`. ``setting``
     names the setting in error messages (the config key, or a command-line option).
     """
     if threads is not None and int(threads) < 0:
-        raise InputError(source, f"must be >= 0 (0 or null: torch's choice), got {threads}")
+        raise InputError(setting, f"must be >= 0 (0 or null: torch's choice), got {threads}")
     if threads:
         torch.set_num_threads(int(threads))
     kept = keep_freed_memory() if keep_memory else False

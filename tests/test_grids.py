@@ -95,7 +95,7 @@ def test_commensurate_pair_never_needs_q_below_three():
 def test_commensurate_pair_rejects_invalid_subdivisions(k, q):
     with pytest.raises(InputError) as info:
         commensurate_pair(k, q, "Nb3Sn (direction 2)")
-    assert info.value.source == "Nb3Sn (direction 2)"
+    assert info.value.subject == "Nb3Sn (direction 2)"
 
 
 def test_q_below_one_error_message():
@@ -132,13 +132,13 @@ def test_file_errors_name_the_path(tmp_path):
     missing = tmp_path / "missing.cif"
     with pytest.raises(InputError) as info:
         kq_grid_of_file(missing)
-    assert info.value.source == str(missing) and "not found" in info.value.reason
+    assert info.value.subject == str(missing) and "not found" in info.value.reason
 
     garbage = tmp_path / "garbage.cif"
     garbage.write_text("this is not a crystal\n")
     with pytest.raises(InputError) as info:
         kq_grid_of_file(garbage)
-    assert info.value.source == str(garbage)
+    assert info.value.subject == str(garbage)
 
     no_atoms = tmp_path / "no_atoms.cif"
     no_atoms.write_text(
@@ -151,7 +151,7 @@ def test_file_errors_name_the_path(tmp_path):
     for empty in (no_atoms, no_sites):
         with pytest.raises(InputError) as info:
             kq_grid_of_file(empty)
-        assert info.value.source == str(empty) and info.value.reason.startswith("cannot read structure")
+        assert info.value.subject == str(empty) and info.value.reason.startswith("cannot read structure")
 
 
 # ---------------------------------------------------------------- input kinds agree

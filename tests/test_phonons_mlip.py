@@ -442,7 +442,7 @@ def test_train_config_with_mlip_source_builds_graphs_and_records_provenance(phon
     dm = hydra.utils.instantiate(cfg.data)
     dm.setup("fit")
     assert len(dm.built.graphs) == 14 and dm.built.rejected == []
-    assert all(g.z.shape[1] == 118 + 51 and float(g.z[:, 118:].sum()) > 0 for g in dm.built.graphs.values())
+    assert all(g.attr.shape[1] == 118 + 51 and float(g.attr[:, 118:].sum()) > 0 for g in dm.built.graphs.values())
     prov = dm.site_dos_provenance
     assert prov["source"] == "mlip" and prov["potential"] == "emt" and prov["n_mlip"] == 14
     assert list((tmp_path / "cache" / "phonons").rglob("*.npz"))  # cached under <cache_dir>/phonons

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], dict] = args.func
     try:
         if hasattr(args, "threads"):  # commands that run the network (betenet/runtime.py)
-            configure(threads=args.threads, source="--threads")
+            configure(threads=args.threads, setting="--threads")
         result = func(args)
     except InputError as err:
         print(f"betenet {args.command}: error: {err}", file=sys.stderr)

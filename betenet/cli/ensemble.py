@@ -172,7 +172,7 @@ def _screen_inputs(args, ensemble) -> dict:
     result = {"mode": "ranking", "out": str(out), "inputs": len(rows), "ranked": len(ranking),
               "failed": len(rows) - len(ok), "with_warnings": sum(bool(r.warnings) for r in ok),
               "top": ranking[0]["id"], "top_tc_K": ranking[0]["tc_mean_K"], "top_tc_K_std": ranking[0]["tc_std_K"]}
-    report = {"stage1": {"ensemble": ensemble.source, "members": ensemble.names, "ranking": ranking}}
+    report = {"stage1": {"ensemble": ensemble.label, "members": ensemble.names, "ranking": ranking}}
     if args.ensemble_stage2:
         if args.stage1_threshold is None:
             raise InputError("--stage1-threshold", "needed to pass unlabeled candidates to stage 2 "
@@ -184,7 +184,7 @@ def _screen_inputs(args, ensemble) -> dict:
         result.update(stage1_threshold_K=args.stage1_threshold, passed_stage1=len(passed), ranked_stage2=len(ok2))
         if ok2:
             pred2 = _predict_ok(stage2, rows2, args)
-            report["stage2"] = {"ensemble": stage2.source, "members": stage2.names,
+            report["stage2"] = {"ensemble": stage2.label, "members": stage2.names,
                                 "stage1_threshold_K": args.stage1_threshold,
                                 "ranking": _rank_rows(out / "candidates_stage2.csv", rows2, pred2)}
             result["top_stage2"] = report["stage2"]["ranking"][0]["id"]

@@ -36,7 +36,7 @@ def cmd_analyze_a2f(args: argparse.Namespace) -> dict:
         result["lambda_reported"] = spec.lambda_reported
     notes, facts = spectrum_warnings(spec.omega_meV, spec.a2f)
     result["negative_lambda_fraction"] = facts["negative_lambda_fraction"]
-    result["warnings"] = [f"{spec.source}: {note}" for note in notes]  # printed on stderr by main()
+    result["warnings"] = [f"{spec.path}: {note}" for note in notes]  # printed on stderr by main()
     return result
 
 

@@ -282,7 +282,7 @@ def write_inputs(src, out, settings: DFTSettings, entry_id: str | None = None) -
     out.mkdir(parents=True, exist_ok=True)
     if entry_id is None:
         entry_id = Path(src).stem if isinstance(src, (str, os.PathLike)) else out.name
-    wf = Workflow(id=str(entry_id), settings=settings, steps=plan_steps(settings), source=label)
+    wf = Workflow(id=str(entry_id), settings=settings, steps=plan_steps(settings), structure=label)
     if settings.relax.enabled:
         structure = write_cif_in_order(structure, out / INITIAL_STRUCTURE_FILE)
         text, kgrid, notes = relax_deck(structure, settings, label)

@@ -107,7 +107,7 @@ class PhononDOS:
     freq_meV: np.ndarray
     total: np.ndarray
     site: np.ndarray | None
-    source: str
+    path: str  # the file read
 
 
 def read_matdyn_dos(path, n_sites: int | None = None) -> PhononDOS:
@@ -151,7 +151,7 @@ class PhOutput:
     q_points: np.ndarray  # [n_q, 3], Cartesian, units 2π/alat
     frequencies_meV: list[np.ndarray]
     job_done: bool
-    source: str
+    path: str  # the file read
 
     @property
     def min_frequency_meV(self) -> float:
@@ -215,7 +215,7 @@ class PwOutput:
     eigenvalues_eV: list[np.ndarray] = field(default_factory=list)  # one [n_k, n_bands] per spin
     converged: bool = False
     job_done: bool = False
-    source: str = ""
+    path: str = ""  # the file read
 
     @property
     def band_gap_eV(self) -> float | None:
@@ -336,7 +336,7 @@ class ElectronDOS:
 
     energy_eV: np.ndarray
     site: np.ndarray
-    source: str
+    path: str  # the file read
 
 
 _PDOS_NAME = re.compile(r"\.pdos_atm#(\d+)\(([A-Za-z]+)\)_wfc#(\d+)\(([a-z0-9_.]+)\)$")

@@ -28,7 +28,7 @@ _TAIL_LINES = 6
 
 
 class StepFailed(InputError):
-    """A step of the chain did not finish; ``source`` is its output file, ``reason`` says why."""
+    """A step of the chain did not finish; ``subject`` is its output file, ``reason`` says why."""
 
 
 def command_line(step: Step, settings: DFTSettings, ranks: int) -> list[str]:

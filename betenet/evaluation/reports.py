@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from betenet import files
+from betenet.data.structures import MAX_Z
 from betenet.errors import InputError
 from betenet.evaluation import figures
 from betenet.evaluation.metrics import (best_worst, metric_vs_ensemble_size, normalised_error, per_element_error,
@@ -170,9 +171,9 @@ def pool_medians(datamodule, omega_meV, mu_star: float) -> dict[str, dict[str, f
 
 def phonon_dos_of(graphs, n_bins: int) -> np.ndarray | None:
     """[N, B] mean site PhDOS per atom of graphs whose node attributes end with it (CPD/FPD), else None."""
-    if not graphs or graphs[0].z.shape[1] < 118 + n_bins:
+    if not graphs or graphs[0].attr.shape[1] < MAX_Z + n_bins:
         return None
-    return np.stack([g.z[:, -n_bins:].double().mean(dim=0).numpy() for g in graphs])
+    return np.stack([g.attr[:, -n_bins:].double().mean(dim=0).numpy() for g in graphs])
 
 
 #: Appended to model labels on the generated demo set, so its results are never taken for real data.
@@ -204,7 +205,7 @@ def ensemble_split_predictions(ensemble, datamodule, split: str = "test", mu_sta
         elements=elements, mu_star=pred.mu_star, reported=reported, omega_meV=omega, pool_median=medians,
         phonon_dos=phonon_dos_of(graphs, len(omega)),
         notes={"members": ensemble.names, "skipped_members": [list(s) for s in ensemble.skipped],
-               "ensemble": ensemble.source, "variant": ensemble.variant})
+               "ensemble": ensemble.label, "variant": ensemble.variant})
 
 
 def baseline_split_predictions(datamodule, split: str = "test", mu_star: float = MU_STAR_DEFAULT,

@@ -77,7 +77,7 @@ def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress:
     from betenet.inference.ensemble import show_progress
 
     if ensemble.site_dos is None:
-        raise InputError(ensemble.source, f"cannot tell which site PhDOS the members read (no {RunDir.CONFIG} "
+        raise InputError(ensemble.label, f"cannot tell which site PhDOS the members read (no {RunDir.CONFIG} "
                                           "beside the checkpoints); use the run folders")
     settings = dict(ensemble.graph_settings, allow_isolated=True)
     kind = settings["site_dos_kind"]
@@ -99,7 +99,7 @@ def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress:
             record = {k: v for k, v in (labels or {}).get(ident, {}).items() if k in keys}
             entries[id(row)] = build_entry(ident, structure, row.formula, record)
         except InputError as err:
-            row.status = err.reason if err.source in (ident, name) else str(err)
+            row.status = err.reason if err.subject in (ident, name) else str(err)
     phdos_notes, failed = _site_dos(ensemble, kind, [entries[id(r)] for r in rows if id(r) in entries], labels_path,
                                     device, progress)
     for row in rows:
@@ -116,7 +116,7 @@ def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress:
                 ([phdos_notes[entry.id]] if phdos_notes.get(entry.id) else [])
         except InputError as err:
             row.graph = None
-            row.status = err.reason if err.source == entry.id else str(err)
+            row.status = err.reason if err.subject == entry.id else str(err)
             if kind != "none" and not labels and "phonon DOS" in row.status:
                 row.status += " (give --labels with phdos_* columns)"
     return rows

@@ -155,7 +155,7 @@ def predict_files(ensemble, inputs, out, labels=None, mu_star=None, eliashberg: 
     spectra = {
         "omega_meV": [] if pred is None else pred.omega_meV,
         "mu_star": ensemble.mu_star if pred is None else pred.mu_star,
-        "ensemble": ensemble.source, "members": ensemble.names, "skipped_members": ensemble.skipped,
+        "ensemble": ensemble.label, "members": ensemble.names, "skipped_members": ensemble.skipped,
         "std": "standard deviation over members (ddof 0)",
         "entries": [] if pred is None else [
             {"id": i, "formula": f, "a2f_mean": pred.a2f_mean[k], "a2f_std": pred.a2f_std[k]}

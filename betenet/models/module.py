@@ -47,7 +47,7 @@ class BetenetModule(pl.LightningModule):
 
     def _cast(self, batch):
         if self._float_dtype == torch.float64:
-            for key in ("x", "z", "edge_vec", "pos", "y", "reported", "weight"):
+            for key in ("x", "attr", "edge_vec", "pos", "y", "reported", "weight"):
                 if key in batch:
                     batch[key] = batch[key].double()
         return batch

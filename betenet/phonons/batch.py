@@ -230,7 +230,7 @@ def run_batch(inputs, out, settings: PhononSettings, kinds=("coarse",), cache_di
             except PotentialUnavailable:
                 raise
             except InputError as err:
-                row.update(status="failed", reason=err.reason if err.source in (ident, eid, str(path)) else str(err))
+                row.update(status="failed", reason=err.reason if err.subject in (ident, eid, str(path)) else str(err))
             row["seconds"] = round(time.perf_counter() - t0, 3)
             rows.append(row)
             echo(f"{eid}: {row['status']}" + (f" ({row['reason']})" if "reason" in row else f" in {row['seconds']:.1f} s"))

@@ -83,7 +83,7 @@ def _train_locked(cfg: DictConfig, run: RunDir) -> dict:
     run.write_member(fingerprint, elements, wandb_id)
     with open_dict(cfg):
         if cfg.model.net.get("num_neighbors") is None:
-            cfg.model.net.num_neighbors = datamodule.mean_neighbours
+            cfg.model.net.num_neighbors = datamodule.num_neighbors
         # where the node PhDOS came from (dataset / ML potential + recipe), read back at predict time
         cfg.site_dos_provenance = getattr(datamodule, "site_dos_provenance", None)
     run.write_config(cfg)

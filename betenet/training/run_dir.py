@@ -475,11 +475,11 @@ class RunDir:
         (``member.json``, the fingerprint in ``last.ckpt`` / ``final.ckpt``; for folders written
         before fingerprints, ``config_resolved.yaml``) names ``requested``."""
         found = False
-        for source, stored in self._stored_fingerprints():
+        for record, stored in self._stored_fingerprints():
             found = True
             diffs = fingerprint_differences(_comparable(stored or {}), requested)
             if diffs:
-                raise MemberMismatch(self.path, self._mismatch_message(source, diffs))
+                raise MemberMismatch(self.path, self._mismatch_message(record, diffs))
         if found:
             return
         has_checkpoints = self.last.is_file() or self.final.is_file()
@@ -495,9 +495,9 @@ class RunDir:
             raise MemberMismatch(self.path, self._mismatch_message(self.CONFIG, diffs))
 
     @staticmethod
-    def _mismatch_message(source: str, diffs: list[str]) -> str:
+    def _mismatch_message(record: str, diffs: list[str]) -> str:
         shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
-        return (f"this run folder holds another member ({source}: {shown}); nothing was changed. Train this "
+        return (f"this run folder holds another member ({record}: {shown}); nothing was changed. Train this "
                 "member into another folder (hydra.run.dir=... or a sweep subdir), or remove this folder")
 
     # ---- lock and data ---------------------------------------------------------------------

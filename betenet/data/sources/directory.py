@@ -262,7 +262,7 @@ def load_directory(root: str | Path) -> SourceData:
             formula = _formula(entry_id, record.pop("formula", None), structure)
             entries.append(build_entry(entry_id, structure, formula, record))
         except InputError as err:
-            rejected.append((entry_id, err.reason if err.source == entry_id else str(err)))
+            rejected.append((entry_id, err.reason if err.subject == entry_id else str(err)))
 
     splits = _read_splits(root, {e.id for e in entries}, rejected)
     metadata.update(format="directory", root=str(root), fingerprint=fingerprint(root))

@@ -149,7 +149,7 @@ def load_release(root: str | Path) -> SourceData:
         try:
             entries.append(_row_to_entry(entry_id, row, structures_dir))
         except InputError as err:
-            reason = err.reason if err.source == entry_id else str(err)
+            reason = err.reason if err.subject == entry_id else str(err)
             rejected.append((entry_id, reason))
 
     metadata = {
