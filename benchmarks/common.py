@@ -26,10 +26,12 @@ SITE_DOS_VARIANTS = ("cpd", "fpd")
 
 
 def add_runtime_args(ap) -> None:
-    """``--threads`` and ``--no-keep-freed-memory``: the process settings of betenet/runtime.py (training's defaults)."""
+    """``--threads`` and ``--no-keep-freed-memory``: the process settings of betenet/runtime.py (training's
+    defaults)."""
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--no-keep-freed-memory", dest="keep_memory", action="store_false",
-                    help="leave glibc's allocator at its defaults (training keeps freed memory: runtime.keep_freed_memory)")
+                    help="leave glibc's allocator at its defaults "
+                         "(training keeps freed memory: runtime.keep_freed_memory)")
 
 
 def apply_runtime_args(args) -> str:

@@ -117,3 +117,21 @@ def test_support_modules_import_nothing_above_them():
 ])
 def test_imports_are_found_and_resolved(source, expected):
     assert [m for _, m in imported_modules(source, "betenet.physics.probe")] == expected
+
+
+def test_readme_layout_names_every_package_and_module():
+    """README's Layout section lists each top-level module and subpackage of betenet, and nothing else."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    listed = set()
+    for line in block.splitlines():
+        line = line.split("betenet/", 1)[-1]
+        listed |= {tok for tok in line.split() if tok.endswith((".py", "/")) and tok[0].islower()}
+    shipped = {p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py"}
+    shipped |= {f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    top_level = {"train.py", "conf/", "betenet/", "experiments/", "benchmarks/", "tests/", "sources/", "data/",
+                 "model/", "variant/", "trainer/", "logger/", "callbacks/", "paths/", "cluster/", "experiment/",
+                 "hydra/launcher/", "dft/"}
+    assert shipped <= listed, f"missing from README's layout: {sorted(shipped - listed)}"
+    unknown = sorted(listed - shipped - top_level)
+    assert not unknown, f"in README's layout but not in betenet/: {unknown}"

@@ -239,7 +239,8 @@ def test_prepared_graph_is_reused_and_rebuilt(graphs, monkeypatch):
     fused, plain = pair(**dict(SMALL, num_neighbors=10.0))
     calls = []
     original = type(fused.evaluator).prepare
-    monkeypatch.setattr(type(fused.evaluator), "prepare", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(type(fused.evaluator), "prepare",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     first = fused(batch)
     assert torch.equal(fused(batch), first) and len(calls) == 1           # same tensors: prepared once
     batch.edge_vec.mul_(1.02)                                             # moved atoms (in place)

@@ -144,10 +144,10 @@ def _predict_ok(ensemble, rows, args):
 
 def _screen_inputs(args, ensemble) -> dict:
     """Rank unlabelled structures; with a stage-2 ensemble, rank stage 1's survivors again."""
-    from betenet.evaluation.reports import write_json
-    from betenet.inference import load_ensemble
     from betenet.data.sources.directory import read_labels_table
     from betenet.data.structures import gather_inputs, input_files
+    from betenet.evaluation.reports import write_json
+    from betenet.inference import load_ensemble
     from betenet.inference.inputs import build_rows
     from betenet.inference.predict import check_outputs
 

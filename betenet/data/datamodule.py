@@ -36,9 +36,9 @@ from betenet.data.graphs import graph_stats, structure_to_graph
 from betenet.data.sources.base import Entry, SourceData, fingerprint
 from betenet.data.sources.demo import default_cache_dir
 from betenet.data.spectra import RECIPES, bin_site_dos, bin_spectrum, lambda_above_window
-from betenet.data.structures import MAX_Z
 from betenet.data.splits import (SPLIT_KEYS, BootstrapSplit, bootstrap_member, element_balanced_split, given_split,
                                  member_from_draw, release_bootstrap)
+from betenet.data.structures import MAX_Z
 from betenet.errors import InputError
 from betenet.physics.properties import PROPERTIES
 from betenet.physics.units import BinGrid

@@ -57,8 +57,9 @@ def structure_to_graph(
     """Return the graph of ``structure`` as a ``torch_geometric.data.Data``.
 
     Attributes: ``pos`` [n,3], ``lattice`` [1,3,3], ``edge_index`` [2,E] (long), ``edge_shift``
-    [E,3], ``edge_vec`` [E,3], ``x`` (node inputs), ``attr`` (node attributes; see module doc), ``y`` [1, n_bins] when given, ``id`` and
-    ``formula`` (reduced). ``site_dos`` and ``y`` must already be binned (51 bins, ≥ 0).
+    [E,3], ``edge_vec`` [E,3], ``x`` (node inputs), ``attr`` (node attributes; see module doc),
+    ``y`` [1, n_bins] when given, ``id`` and ``formula`` (reduced). ``site_dos`` and ``y`` must already be
+    binned (51 bins, ≥ 0).
 
     An atom with no neighbour within ``r_max`` other than itself raises ``InputError`` unless
     ``allow_isolated`` (then it keeps only its self-edge, as the release did for e.g. bcc Cs at 4 Å).

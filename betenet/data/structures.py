@@ -4,10 +4,11 @@ expand command-line inputs (files, folders, globs) into structure files.
 ``load_structure`` returns an ordered, fully periodic pymatgen ``Structure`` whose sites are all
 real elements (1 ≤ Z ≤ 118). Anything else raises ``InputError(name, reason)`` naming the input.
 Supported files: CIF (``.cif``, read by pymatgen with the cell and coordinates as written: no reduction to
-a primitive cell, no snapping of coordinates to "ideal" fractions), VASP POSCAR/CONTCAR/``.vasp`` (pymatgen), extended XYZ (``.xyz``/``.extxyz``,
-read by ASE); other suffixes are tried with ``ase.io.read``. pymatgen's CIF-parsing warnings are
-silenced; when parsing fails they are appended to the error's reason. :func:`gather_inputs` turns
-files, folders and glob patterns into one ``(id, path, reason)`` item per structure file.
+a primitive cell, no snapping of coordinates to "ideal" fractions), VASP POSCAR/CONTCAR/``.vasp``
+(pymatgen), extended XYZ (``.xyz``/``.extxyz``, read by ASE); other suffixes are tried with
+``ase.io.read``. pymatgen's CIF-parsing warnings are silenced; when parsing fails they are appended to
+the error's reason. :func:`gather_inputs` turns files, folders and glob patterns into one
+``(id, path, reason)`` item per structure file.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def validate_structure(structure: Structure, name: str) -> None:
     bad = np.flatnonzero(~np.all(np.isfinite(structure.frac_coords), axis=1))
     if bad.size:
         k = int(bad[0])
-        raise InputError(name, f"site {k} ({', '.join(str(e) for e in structure[k].species)}) has a non-finite coordinate "
+        species = ", ".join(str(e) for e in structure[k].species)
+        raise InputError(name, f"site {k} ({species}) has a non-finite coordinate "
                                f"{np.round(structure.frac_coords[k], 6).tolist()}")
     if not structure.is_ordered:
         k = next(i for i, site in enumerate(structure) if not site.is_ordered)

@@ -23,10 +23,9 @@ import json
 import shutil
 from pathlib import Path
 
-
 from betenet.data.sources.directory import COLUMNS
-from betenet.data.structures import STRUCTURE_SUFFIXES
 from betenet.data.sources.release import DATABASE_FILE, EXTRA_SPECTRA, SPECTRUM_COLUMNS
+from betenet.data.structures import STRUCTURE_SUFFIXES
 from betenet.errors import InputError
 from betenet.files import to_jsonable, write_json
 

@@ -197,7 +197,8 @@ def relax_deck(structure: Structure, settings: DFTSettings, name: str) -> tuple[
     return text, kgrid, notes
 
 
-def chain_decks(structure: Structure, settings: DFTSettings, grids: dict, name: str) -> tuple[dict[str, str], list[str]]:
+def chain_decks(structure: Structure, settings: DFTSettings, grids: dict,
+                name: str) -> tuple[dict[str, str], list[str]]:
     """{file name: text} of every deck after the relax, and notes (unchecked pseudopotentials)."""
     s = settings
     symbols = [site.specie.symbol for site in structure]

@@ -20,7 +20,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from betenet.errors import InputError
 from betenet.files import to_jsonable
 from betenet.physics.properties import implausibility

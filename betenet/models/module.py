@@ -31,7 +31,8 @@ class BetenetModule(pl.LightningModule):
         self.save_hyperparameters()
         self.grid = BinGrid.from_config(bins)
         if int(net.get("out_dim", self.grid.n_bins)) != self.grid.n_bins:
-            raise ValueError(f"net.out_dim={net.get('out_dim')} differs from the {self.grid.n_bins} bins of {self.grid}")
+            raise ValueError(f"net.out_dim={net.get('out_dim')} differs from the {self.grid.n_bins} bins "
+                             f"of {self.grid}")
         self.net = BeteNet(**dict(net))
         self.loss_fn = BetenetLoss(**dict(loss or {}), mu_star=mu_star, grid=self.grid)
         if dtype == "float64":

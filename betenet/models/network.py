@@ -197,7 +197,8 @@ class BeteNet(torch.nn.Module):
         if not num_neighbors > 0:
             raise InputError("num_neighbors", f"must be positive, got {num_neighbors}")
         if share_embedding and in_dim != attr_dim:
-            raise InputError("share_embedding", f"a shared embedding needs in_dim == attr_dim, got {in_dim} != {attr_dim}")
+            raise InputError("share_embedding",
+                             f"a shared embedding needs in_dim == attr_dim, got {in_dim} != {attr_dim}")
         self.in_dim, self.attr_dim, self.out_dim, self.em_dim = in_dim, attr_dim, out_dim, em_dim
         self.lmax, self.r_max, self.number_of_basis = lmax, float(r_max), number_of_basis
         self.reduce_output = reduce_output

@@ -233,7 +233,8 @@ def run_batch(inputs, out, settings: PhononSettings, kinds=("coarse",), cache_di
                 row.update(status="failed", reason=err.reason if err.subject in (ident, eid, str(path)) else str(err))
             row["seconds"] = round(time.perf_counter() - t0, 3)
             rows.append(row)
-            echo(f"{eid}: {row['status']}" + (f" ({row['reason']})" if "reason" in row else f" in {row['seconds']:.1f} s"))
+            detail = f" ({row['reason']})" if "reason" in row else f" in {row['seconds']:.1f} s"
+            echo(f"{eid}: {row['status']}{detail}")
             if time.monotonic() - last_flush > FLUSH_SECONDS:
                 write_labels(out)
                 last_flush = time.monotonic()
