@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO_N = 40
 COMMON = ["experiment=demo", f"data.demo_size={DEMO_N}", "logger=csv", "trainer.enable_progress_bar=false",
           "test_after_fit=false"]
+#: The same for data=directory (the demo generator's settings exist only for data=demo).
+ON_DIRECTORY = [a for a in COMMON if not a.startswith("data.demo_")]
 
 pytestmark = pytest.mark.slow
 
@@ -169,7 +171,7 @@ def test_mixed_supervision_with_only_tc_labels(cache, tmp_path):
     rows = [{"id": e.id, "tc_K": e.labels["tc_K"]} for e in entries]
     (data / "labels.json").write_text(json.dumps(rows))
     run = tmp_path / "run"
-    train(COMMON + [f"paths.cache_dir={tmp_path / 'c'}", "data=directory", f"data.root={data}",
+    train(ON_DIRECTORY + [f"paths.cache_dir={tmp_path / 'c'}", "data=directory", f"data.root={data}",
                     "model.loss.mse=0", "model.loss.properties.tc_K=1.0", "trainer.max_epochs=25",
                     f"hydra.run.dir={run}"], cwd=tmp_path)
     metrics = read_metrics(run)
@@ -302,7 +304,7 @@ def test_rejections_and_the_users_split_reach_every_run_folder(cache, tmp_path):
     (data / "splits.json").write_text(json.dumps({"train": ids[:30], "test": []}))
     for name in ("a", "b"):  # b reads the graph cache a built
         run = RunDir(tmp_path / name)
-        res = train(COMMON + [f"paths.cache_dir={tmp_path / 'c'}", "data=directory", f"data.root={data}",
+        res = train(ON_DIRECTORY + [f"paths.cache_dir={tmp_path / 'c'}", "data=directory", f"data.root={data}",
                               "trainer.max_epochs=2", f"hydra.run.dir={run.path}"], cwd=tmp_path)
         assert "rejected broken: structures/broken.cif: file is empty" in res.stdout
         assert run.read_rejected() == [{"id": "broken", "reason": "structures/broken.cif: file is empty"}]
