@@ -65,8 +65,8 @@ def _isolated_warning(structure, graph, r_max: float) -> list[str]:
 def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress: bool | str = "auto",
                labels_path=None, device: str = "cpu") -> list[InputRow]:
     """Read and graph every input (``(id, path or Structure or Atoms, reason)`` items, as from
-    :func:`gather_inputs`) the way ``ensemble``'s members built theirs, with the warnings of the
-    module docstring. The site PhDOS a CPD/FPD variant needs comes from ``labels`` (id → record;
+    :func:`~betenet.data.structures.gather_inputs`) the way ``ensemble``'s members built theirs, with the
+    warnings of the module docstring. The site PhDOS a CPD/FPD variant needs comes from ``labels`` (id → record;
     ``labels_path`` is its file, whose ``metadata.json`` says where its PhDOS came from), and, for
     an ensemble trained on ML-potential PhDOS, from the same potential and recipe for every structure
     without one (cached; ``device`` where the potential runs). A PhDOS of another origin than the
