@@ -1,28 +1,9 @@
-"""Train one BETE-NET bootstrap member (or a sweep with -m). See conf/ and README.md."""
+"""Train one BETE-NET bootstrap member (or a sweep with -m): `python train.py variant=fpd seed=3`.
 
-import sys
+The same as `python -m betenet.train`; the configuration is conf/ (README.md, Training).
+"""
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig
-
-from betenet.config import register_resolvers
-from betenet.errors import InputError
-
-register_resolvers()
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    from betenet.training.run import train_member_safely
-
-    try:
-        train_member_safely(cfg, in_sweep=HydraConfig.get().mode == RunMode.MULTIRUN)
-    except InputError as err:  # bad input, a busy run folder, another member in it: one line, exit 2
-        print(f"train.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
-
+from betenet.train import main
 
 if __name__ == "__main__":
     main()

@@ -26,10 +26,12 @@ SITE_DOS_VARIANTS = ("cpd", "fpd")
 
 
 def add_runtime_args(ap) -> None:
-    """``--threads`` and ``--no-keep-freed-memory``: the process settings of betenet/runtime.py (training's defaults)."""
+    """``--threads`` and ``--no-keep-freed-memory``: the process settings of betenet/runtime.py (training's
+    defaults)."""
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--no-keep-freed-memory", dest="keep_memory", action="store_false",
-                    help="leave glibc's allocator at its defaults (training keeps freed memory: runtime.keep_freed_memory)")
+                    help="leave glibc's allocator at its defaults "
+                         "(training keeps freed memory: runtime.keep_freed_memory)")
 
 
 def apply_runtime_args(args) -> str:
@@ -70,14 +72,9 @@ def build_graphs(files: list[Path], variant: str = "cso", r_max: float = 4.0, se
 
 def model_config(variant: str, dtype: str, overrides: list[str] | None = None):
     """The composed ``model`` group of conf/ (paper hyperparameters) for a variant and dtype."""
-    from hydra import compose, initialize_config_dir
+    from betenet.config import compose
 
-    from betenet.config import CONF_DIR, register_resolvers
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"variant={variant}", f"model.dtype={dtype}"] + list(overrides or []))
-    return cfg.model
+    return compose([f"variant={variant}", f"model.dtype={dtype}"] + list(overrides or [])).model
 
 
 def make_module(model_cfg, num_neighbors: float, fused: bool = True):
@@ -92,8 +89,8 @@ def make_module(model_cfg, num_neighbors: float, fused: bool = True):
     return hydra.utils.instantiate(cfg)
 
 
-def mean_neighbours(graphs) -> float:
-    return float(graph_stats(graphs)["mean_neighbours"])
+def num_neighbors(graphs) -> float:
+    return float(graph_stats(graphs)["num_neighbors"])
 
 
 def memory_mb() -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch_geometric.data import Batch
 
-from common import build_graphs, machine_line, mean_neighbours, structure_files
+from common import build_graphs, machine_line, num_neighbors, structure_files
 from betenet.models.network import BeteNet
 
 
@@ -47,7 +47,7 @@ def main() -> None:
     print(machine_line())
     graphs = build_graphs(structure_files(args.structures, args.limit))
     batch = Batch.from_data_list(graphs)
-    kw = dict(share_embedding=True, num_neighbors=mean_neighbours(graphs), fused=not args.straightforward)
+    kw = dict(share_embedding=True, num_neighbors=num_neighbors(graphs), fused=not args.straightforward)
     path = "straightforward" if args.straightforward else "fused"
 
     torch.manual_seed(0)

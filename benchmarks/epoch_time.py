@@ -25,7 +25,7 @@ import pytorch_lightning as pl
 import torch
 
 from common import (add_runtime_args, apply_runtime_args, build_graphs, machine_line, make_module,
-                    mean_neighbours, memory_mb, model_config, structure_files)
+                    num_neighbors, memory_mb, model_config, structure_files)
 from betenet.data.datamodule import full_batch_loader
 from betenet.data.graphs import graph_stats
 
@@ -87,7 +87,7 @@ def main() -> None:
           f"graph_build_s={time.perf_counter() - t0:.2f}")
 
     pl.seed_everything(args.seed, verbose=False)
-    module = make_module(model_config(args.variant, args.dtype), mean_neighbours(graphs),
+    module = make_module(model_config(args.variant, args.dtype), num_neighbors(graphs),
                          fused=not args.straightforward)
     loader = full_batch_loader(graphs)
     timer = EpochTimer(args.device)

@@ -24,7 +24,7 @@ import torch
 from torch_geometric.data import Batch
 
 from common import (add_runtime_args, apply_runtime_args, build_graphs, machine_line, make_module,
-                    mean_neighbours, memory_mb, model_config, structure_files)
+                    num_neighbors, memory_mb, model_config, structure_files)
 
 
 def predict(members, batches) -> tuple[float, list[torch.Tensor]]:
@@ -69,11 +69,11 @@ def main() -> None:
     members = []
     for seed in range(args.members):
         torch.manual_seed(seed)
-        members.append(make_module(cfg, mean_neighbours(graphs), fused=not args.straightforward).eval())
+        members.append(make_module(cfg, num_neighbors(graphs), fused=not args.straightforward).eval())
     chunks = [graphs[i:i + args.batch_size] for i in range(0, m, args.batch_size)]
     if args.dtype == "float64":  # the module casts its inputs; cast once here so warm batches stay identical
         for g in graphs:
-            for key in ("x", "z", "edge_vec", "y"):
+            for key in ("x", "attr", "edge_vec", "y"):
                 g[key] = g[key].double()
 
     t_cold, _ = predict(members, [lambda c=c: Batch.from_data_list(c) for c in chunks])

@@ -62,7 +62,8 @@ def figures(result) -> dict:
 
 def cmd_al(args) -> None:
     ref = qe_reference(args.qe / "phonon.dos")
-    print(f"QE (LDA, q 4^3): mean {ref['mean_meV']:.2f} meV, peak {ref['peak_meV']:.2f} meV, max {ref['max_meV']:.2f} meV")
+    print(f"QE (LDA, q 4^3): mean {ref['mean_meV']:.2f} meV, peak {ref['peak_meV']:.2f} meV, "
+          f"max {ref['max_meV']:.2f} meV")
     last = []
     for name in args.potentials.split(","):
         settings = PhononSettings(potential=name)
@@ -104,7 +105,8 @@ def cmd_speed(args) -> None:
     t0 = time.perf_counter()
     calc = make_calculator(args.potential)
     print(f"model load {time.perf_counter() - t0:.1f} s ({settings.key()['potential_version']}); "
-          f"structures={len(files)} ({files[0].stem} .. {files[-1].stem}) supercell={settings.supercell} mesh={settings.mesh}")
+          f"structures={len(files)} ({files[0].stem} .. {files[-1].stem}) supercell={settings.supercell} "
+          f"mesh={settings.mesh}")
     rows = []
     for path in files:
         s = load_structure(path)
@@ -123,7 +125,8 @@ def cmd_speed(args) -> None:
           f"p90 {q[2]:.2f}, max {max(secs):.2f} (id {rows[int(np.argmax(secs))]['id']}), total {sum(secs):.1f}")
     print(f"atoms per cell: median {statistics.median(r['atoms'] for r in rows)}, max {max(r['atoms'] for r in rows)}; "
           f"displacements: median {statistics.median(r['displacements'] for r in ok) if ok else 0}")
-    print(f"failed {len(rows) - len(ok)}; imaginary modes below -{DEFAULT_UNSTABLE_THRESHOLD_MEV} meV: {unstable} of {len(ok)}")
+    print(f"failed {len(rows) - len(ok)}; imaginary modes below -{DEFAULT_UNSTABLE_THRESHOLD_MEV} meV: "
+          f"{unstable} of {len(ok)}")
     print(f"memory: {json.dumps({k: round(v) for k, v in memory_mb().items()})}")
     if args.rows:
         Path(args.rows).write_text(json.dumps(rows, indent=1))
@@ -134,7 +137,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
     p = sub.add_parser("al", help="fcc Al against Quantum ESPRESSO")
-    p.add_argument("--qe", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "qe-al-reference")
+    p.add_argument("--qe", type=Path,
+                   default=Path(__file__).resolve().parents[2] / "shared" / "data" / "qe-al-reference")
     p.add_argument("--potentials", default="sevenn,chgnet")
     p.set_defaults(func=cmd_al)
     p = sub.add_parser("speed", help="seconds per structure for the coarse PhDOS")

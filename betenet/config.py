@@ -1,13 +1,23 @@
-"""Hydra/OmegaConf glue: custom resolvers and config composition helpers shared by train.py and tests."""
+"""The Hydra configuration that ships with betenet: where it is, how to compose it, the resolvers it uses.
+
+The tree is the repository's top-level ``conf/``; pyproject maps it onto the package ``betenet.conf``
+(package-dir), so the wheel carries the same files and an installed betenet finds them through
+``importlib.resources``, editable or not. ``train.py``, ``python -m betenet.train``, the tests and the
+benchmarks all compose from :data:`CONF_DIR`.
+"""
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+#: The configuration as an importable package (Hydra's ``pkg://`` search path).
+CONF_PACKAGE = "betenet.conf"
+#: Its folder on disk (``conf/`` of a checkout, ``site-packages/betenet/conf`` of a wheel).
+CONF_DIR = Path(str(resources.files(CONF_PACKAGE)))
 
 
 def wandb_offline() -> bool:
@@ -30,6 +40,17 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
     if not OmegaConf.has_resolver("node_dim"):
         OmegaConf.register_new_resolver("node_dim", node_dim)
+
+
+def compose(overrides=(), return_hydra_config: bool = False) -> DictConfig:
+    """The training config with command-line style ``overrides``, as ``train.py`` would see it
+    (outside a run; with ``return_hydra_config`` the ``hydra`` node is kept)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
 register_resolvers()

@@ -8,7 +8,7 @@ class InputError(ValueError):
     batch job can report it on one line and carry on.
     """
 
-    def __init__(self, source, reason: str):
-        self.source = str(source)
+    def __init__(self, subject, reason: str):
+        self.subject = str(subject)  # the input's name: path, entry id, setting
         self.reason = reason
-        super().__init__(f"{self.source}: {reason}")
+        super().__init__(f"{self.subject}: {reason}")

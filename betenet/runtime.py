@@ -2,10 +2,10 @@
 
 Full-batch training allocates and frees the same large temporaries every epoch. glibc's malloc returns
 freed memory at the top of its heap to the system (``M_TRIM_THRESHOLD``) and serves large blocks by fresh
-``mmap`` (``M_MMAP_THRESHOLD``), so every epoch page-faults those tensors in again: about 17,000 minor
-faults per float64 step on the 651-structure benchmark of issue 6, none once the heap keeps its memory
-(:func:`keep_freed_memory`). The price is that the process keeps its peak heap after a spike instead of
-shrinking back, which a training process reaches again in the next epoch anyway.
+``mmap`` (``M_MMAP_THRESHOLD``), so every epoch page-faults those tensors in again, unless the heap keeps
+its memory (:func:`keep_freed_memory`; measured in benchmarks/RESULTS.md, "Noise, threads and the
+allocator"). The price is that the process keeps its peak heap after a spike instead of shrinking back,
+which a training process reaches again in the next epoch anyway.
 """
 
 from __future__ import annotations
@@ -53,16 +53,16 @@ class RuntimeReport:
 
 
 def configure(threads: Optional[int] = None, keep_memory: bool = True,
-              source: str = "runtime.threads") -> RuntimeReport:
+              setting: str = "runtime.threads") -> RuntimeReport:
     """Apply the runtime settings of a training or inference process.
 
     ``threads``: torch intra-op threads (None or 0 keeps torch's choice). Several members trained side by
     side on one machine should take one or a few threads each: OpenMP barriers stall badly when another
-    process holds a core (benchmarks/RESULTS.md). ``keep_memory``: :func:`keep_freed_memory`. ``source``
+    process holds a core (benchmarks/RESULTS.md). ``keep_memory``: :func:`keep_freed_memory`. ``setting``
     names the setting in error messages (the config key, or a command-line option).
     """
     if threads is not None and int(threads) < 0:
-        raise InputError(source, f"must be >= 0 (0 or null: torch's choice), got {threads}")
+        raise InputError(setting, f"must be >= 0 (0 or null: torch's choice), got {threads}")
     if threads:
         torch.set_num_threads(int(threads))
     kept = keep_freed_memory() if keep_memory else False

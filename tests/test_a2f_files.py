@@ -62,7 +62,7 @@ def test_qe_lambda_matches_lambda_table(qe_al_dir, index):
 def test_qe_reader_structure(qe_al_dir):
     path = qe_al_dir / "a2F.dos3"
     spec = read_a2f(path)  # auto-detected as QE
-    assert isinstance(spec, A2FSpectrum) and spec.source == str(path)
+    assert isinstance(spec, A2FSpectrum) and spec.path == str(path)
     assert spec.omega_meV.shape == spec.a2f.shape == (50,)
     assert spec.per_mode.shape == (50, 3)  # fcc Al: nat = 1, 3 modes
     # total = sum over modes, up to the 6 decimals QE prints for the total
@@ -135,7 +135,7 @@ def test_columns_roundtrip(tmp_path):
     path = tmp_path / "a2f.txt"
     np.savetxt(path, np.column_stack([omega, a2f]), header="omega_meV a2F", fmt="%.17g")
     spec = read_columns_a2f(path)
-    assert spec.per_mode is None and spec.lambda_reported is None and spec.source == str(path)
+    assert spec.per_mode is None and spec.lambda_reported is None and spec.path == str(path)
     np.testing.assert_array_equal(spec.omega_meV, omega)
     np.testing.assert_array_equal(spec.a2f, a2f)
     assert read_a2f(path).omega_meV.tolist() == omega.tolist()  # auto -> columns
@@ -157,7 +157,7 @@ def test_auto_format_detects_qe(qe_al_dir, tmp_path):
 def _raises(reader, path, fragment):
     with pytest.raises(InputError) as err:
         reader(path)
-    assert err.value.source == str(path)
+    assert err.value.subject == str(path)
     assert fragment in err.value.reason, err.value.reason
     assert str(err.value).startswith(str(path))
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from betenet.physics.a2f_files import read_qe_a2f
+from betenet.data.structures import load_structure
 from betenet.physics.grids import commensurate_kq_grids
 
 KEYS = ["lambda", "omega_log_K", "omega_2_K", "tc_allen_dynes_K", "tc_mcmillan_K", "tc_eliashberg_K"]
@@ -92,7 +93,7 @@ def test_kq_grid_json(structures_dir):
     res = betenet("kq-grid", str(path), "--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    k, q = commensurate_kq_grids(path)
+    k, q = commensurate_kq_grids(load_structure(path))
     assert out["k_grid"] == list(k) and out["q_grid"] == list(q)
     res = betenet("kq-grid", str(path), "--k-density", "20", "--q-density", "5", "--json")
     out2 = json.loads(res.stdout)

@@ -1,15 +1,10 @@
 """Every config group composes and every `_target_` resolves, so a typo fails here, not on the cluster."""
 
-from pathlib import Path
-
 import hydra
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from betenet.config import CONF_DIR, register_resolvers
-
-register_resolvers()
+from betenet.config import CONF_DIR, compose
 
 GROUPS = ["data", "model", "variant", "trainer", "logger", "callbacks", "paths", "cluster", "experiment"]
 
@@ -19,8 +14,7 @@ def options(group):
 
 
 def compose_cfg(overrides):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    return compose(overrides, return_hydra_config=True)
 
 
 def targets(node, found):

@@ -58,11 +58,11 @@ def test_cache_reused_and_keyed_on_settings(cache):
 def test_cpd_attributes_carry_site_phdos(cache):
     dm = make(cache, site_dos="coarse")
     g = next(iter(dm.built.graphs.values()))
-    assert g.z.shape[1] == 118 + 51 and g.x.shape[1] == 118 + 51
-    assert torch.all(g.z[:, 118:] >= 0) and g.z[:, 118:].sum() > 0
+    assert g.attr.shape[1] == 118 + 51 and g.x.shape[1] == 118 + 51
+    assert torch.all(g.attr[:, 118:] >= 0) and g.attr[:, 118:].sum() > 0
     fine = make(cache, site_dos="fine")
     gf = fine.built.graphs[g.id]
-    assert not torch.allclose(gf.z[:, 118:], g.z[:, 118:])
+    assert not torch.allclose(gf.attr[:, 118:], g.attr[:, 118:])
 
 
 def test_graph_carries_binned_target_and_reported_values_apart(cache):
@@ -76,7 +76,7 @@ def test_graph_carries_binned_target_and_reported_values_apart(cache):
     np.testing.assert_allclose(g.y[0].double().numpy(), bin_spectrum(entry.a2f_freq_meV, entry.a2f), rtol=1e-6)
     np.testing.assert_allclose(g.reported[0].double().numpy(), [entry.labels[k] for k in PROPERTIES], rtol=1e-6)
     stats = dm.statistics()
-    assert stats["graphs"] == 40 and stats["with_a2f"] == 40 and stats["mean_neighbours"] > 1
+    assert stats["graphs"] == 40 and stats["with_a2f"] == 40 and stats["num_neighbors"] > 1
     assert stats["reported_tc_K"] == 40
 
 
@@ -91,7 +91,7 @@ def test_wider_spectrum_grid_sets_target_and_attribute_widths(cache):
     dm = make(cache, site_dos="coarse", spectrum={"n_bins": 61, "recipe": "physical"})
     g = next(iter(dm.built.graphs.values()))
     assert dm.grid == BinGrid(n_bins=61)
-    assert g.y.shape == (1, 61) and g.z.shape[1] == 118 + 61
+    assert g.y.shape == (1, 61) and g.attr.shape[1] == 118 + 61
     paper = make(cache, spectrum={"recipe": "paper"})
     physical = make(cache)
     assert not torch.equal(paper.built.graphs[g.id].y, physical.built.graphs[g.id].y)

@@ -1,4 +1,4 @@
-"""`betenet dft inputs | run | collect` handlers (betenet.dft.cli), on a parser built like the main CLI's."""
+"""`betenet dft inputs | run | collect` handlers (betenet.cli.dft), on a parser built like the main CLI's."""
 
 import argparse
 import json
@@ -7,7 +7,7 @@ import pytest
 from ase.build import bulk
 from ase.io import write
 
-from betenet.dft.cli import add_dft_commands
+from betenet.cli.dft import add_dft_commands
 from betenet.errors import InputError
 
 

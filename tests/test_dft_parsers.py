@@ -10,7 +10,6 @@ import pytest
 
 from betenet.dft.parsers import (
     band_gap,
-    read_a2f_dos,
     read_a2f_smearings,
     read_matdyn_dos,
     read_matdyn_lambda,
@@ -29,16 +28,9 @@ DATA = Path(__file__).parent / "data" / "qe"
 # ------------------------------------------------------------------------------------------
 # a2F.dosN (both QE layouts) and matdyn's lambda file
 # ------------------------------------------------------------------------------------------
-def test_a2f_two_line_layout_is_the_shared_reader(qe_al_dir):
-    ours = read_a2f_dos(qe_al_dir / "a2F.dos3")
-    shared = read_qe_a2f(qe_al_dir / "a2F.dos3")
-    np.testing.assert_array_equal(ours.omega_meV, shared.omega_meV)
-    np.testing.assert_array_equal(ours.a2f, shared.a2f)
-
-
 def test_a2f_one_line_layout_of_qe_6():
     """QE 6.7 writes 'omega a2F_total a2F_mode1..3' per line; the file's own lambda is the check."""
-    spec = read_a2f_dos(DATA / "al_a2F.dos4")
+    spec = read_qe_a2f(DATA / "al_a2F.dos4")
     first = open(DATA / "al_a2F.dos4").read().split("\n")[5].split()  # first data line of the file
     assert spec.omega_meV[0] == pytest.approx(float(first[0]) * RY_TO_MEV, rel=1e-12)
     assert spec.a2f[0] == float(first[1]) and spec.per_mode.shape == (len(spec.a2f), 3)

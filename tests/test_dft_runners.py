@@ -83,7 +83,7 @@ def test_failure_is_recorded_and_the_rerun_resumes_there(material, monkeypatch):
     monkeypatch.setenv("FAKE_FAIL", "ph")
     with pytest.raises(StepFailed) as err:
         run_material(material)
-    assert err.value.source.endswith("ph.out") and "exit status 3" in err.value.reason
+    assert err.value.subject.endswith("ph.out") and "exit status 3" in err.value.reason
     assert "Error in routine fake" in err.value.reason  # the output's last lines are quoted
     state = MaterialState(material)
     assert [state.status(s) for s in ("scf_la2f", "scf", "ph", "q2r")] == ["done", "done", "failed", "pending"]

@@ -52,7 +52,7 @@ def test_nacl_shells_by_hand():
     assert g.lattice.shape == (1, 3, 3) and g.pos.shape == (2, 3)
     without = structure_to_graph(nacl(), R_MAX, self_loops=False)
     assert without.edge_index.shape[1] == 2 * 18
-    assert graph_stats([g, without]) == {"graphs": 2, "atoms": 4, "edges": 74, "mean_neighbours": 74 / 4}
+    assert graph_stats([g, without]) == {"graphs": 2, "atoms": 4, "edges": 74, "num_neighbors": 74 / 4}
 
 
 def test_edge_direction_and_shift_convention():
@@ -67,12 +67,12 @@ def test_edge_direction_and_shift_convention():
 
 def test_node_encodings():
     g = structure_to_graph(nacl(), R_MAX)
-    assert g.x.shape == g.z.shape == (2, 118)
+    assert g.x.shape == g.attr.shape == (2, 118)
     for row, el in enumerate(["Na", "Cl"]):
         Z = Element(el).Z
         onehot = torch.zeros(118)
         onehot[Z - 1] = 1
-        assert torch.equal(g.z[row], onehot)
+        assert torch.equal(g.attr[row], onehot)
         assert torch.count_nonzero(g.x[row]) == 1
         # the release's ASE masses agree with pymatgen's to 1e-3 for these elements
         assert float(g.x[row, Z - 1]) == pytest.approx(float(Element(el).atomic_mass), rel=1e-3)
@@ -85,15 +85,15 @@ def test_cpd_attributes_and_target():
     y = dos.sum(axis=0)
     cso = structure_to_graph(nacl(), R_MAX, dtype=torch.float64)
     g = structure_to_graph(nacl(), R_MAX, site_dos=dos, y=y, id="nacl-cpd", dtype=torch.float64)
-    assert g.z.shape == g.x.shape == (2, 118 + N_BINS)
-    assert torch.equal(g.z[:, :118], cso.z) and torch.equal(g.x[:, :118], cso.x)
-    np.testing.assert_array_equal(g.z[:, 118:].numpy(), dos)
+    assert g.attr.shape == g.x.shape == (2, 118 + N_BINS)
+    assert torch.equal(g.attr[:, :118], cso.attr) and torch.equal(g.x[:, :118], cso.x)
+    np.testing.assert_array_equal(g.attr[:, 118:].numpy(), dos)
     assert torch.equal(g.x[:, 118:], torch.ones(2, N_BINS, dtype=torch.float64))
     assert g.y.shape == (1, N_BINS) and np.array_equal(g.y[0].numpy(), y)
     assert torch.equal(g.edge_index, cso.edge_index)
     with pytest.raises(InputError, match=r"site_dos: expected shape \(2, 51\)") as err:
         structure_to_graph(nacl(), R_MAX, site_dos=dos[:1], id="nacl-cpd")
-    assert err.value.source == "nacl-cpd site_dos"
+    assert err.value.subject == "nacl-cpd site_dos"
     with pytest.raises(InputError, match="target"):
         structure_to_graph(nacl(), R_MAX, y=y[:-1], id="nacl-cpd")
 
@@ -109,7 +109,7 @@ def test_isolated_atom_and_overlaps():
     lone = Structure(Lattice.cubic(20.0), ["Al"], [[0, 0, 0]])
     with pytest.raises(InputError, match=r"atom 0 \(Al\) has no neighbour within 4.0 Å") as err:
         structure_to_graph(lone, R_MAX, id="lonely")
-    assert err.value.source == "lonely"
+    assert err.value.subject == "lonely"
     g = structure_to_graph(lone, R_MAX, allow_isolated=True)
     assert g.edge_index.tolist() == [[0], [0]]
     assert structure_to_graph(lone, R_MAX, self_loops=False, allow_isolated=True).edge_index.shape == (2, 0)

@@ -9,12 +9,12 @@ from ase import Atoms
 from ase.cell import Cell
 from pymatgen.core import Lattice, Structure
 
+from betenet.data.structures import load_structure
 from betenet.errors import InputError
 from betenet.physics.grids import (
     commensurate_kq_grids,
     commensurate_pair,
     kq_grid_report,
-    read_structure,
     reciprocal_lengths,
     target_grid,
 )
@@ -95,7 +95,7 @@ def test_commensurate_pair_never_needs_q_below_three():
 def test_commensurate_pair_rejects_invalid_subdivisions(k, q):
     with pytest.raises(InputError) as info:
         commensurate_pair(k, q, "Nb3Sn (direction 2)")
-    assert info.value.source == "Nb3Sn (direction 2)"
+    assert info.value.subject == "Nb3Sn (direction 2)"
 
 
 def test_q_below_one_error_message():
@@ -126,16 +126,19 @@ def test_unsupported_object_rejected():
 
 @pytest.mark.filterwarnings("ignore:No structure parsed", "ignore:Issues encountered", "ignore:No _symmetry")
 def test_file_errors_name_the_path(tmp_path):
+    def kq_grid_of_file(path):  # what `betenet kq-grid FILE` does
+        return kq_grid_report(load_structure(path), 40.0, 15.0, name=str(path))
+
     missing = tmp_path / "missing.cif"
     with pytest.raises(InputError) as info:
-        commensurate_kq_grids(missing)
-    assert info.value.source == str(missing) and "not found" in info.value.reason
+        kq_grid_of_file(missing)
+    assert info.value.subject == str(missing) and "not found" in info.value.reason
 
     garbage = tmp_path / "garbage.cif"
     garbage.write_text("this is not a crystal\n")
     with pytest.raises(InputError) as info:
-        kq_grid_report(garbage, 40.0, 15.0)
-    assert info.value.source == str(garbage)
+        kq_grid_of_file(garbage)
+    assert info.value.subject == str(garbage)
 
     no_atoms = tmp_path / "no_atoms.cif"
     no_atoms.write_text(
@@ -147,8 +150,8 @@ def test_file_errors_name_the_path(tmp_path):
     Structure(Lattice.cubic(4.0), [], []).to(filename=str(no_sites))
     for empty in (no_atoms, no_sites):
         with pytest.raises(InputError) as info:
-            read_structure(empty)
-        assert info.value.source == str(empty) and info.value.reason.startswith("cannot read structure")
+            kq_grid_of_file(empty)
+        assert info.value.subject == str(empty) and info.value.reason.startswith("cannot read structure")
 
 
 # ---------------------------------------------------------------- input kinds agree
@@ -162,7 +165,7 @@ def test_pymatgen_and_ase_inputs_agree(tmp_path):
     path = tmp_path / "nbse.cif"
     s.to(filename=str(path))
     expected = commensurate_kq_grids(s)
-    for obj in (lat, atoms, atoms.cell, path, str(path)):
+    for obj in (lat, atoms, atoms.cell, load_structure(path), load_structure(str(path))):
         assert commensurate_kq_grids(obj) == expected
     np.testing.assert_allclose(reciprocal_lengths(atoms), reciprocal_lengths(s), rtol=1e-12)
 
@@ -222,7 +225,7 @@ def test_kq_grid_report_on_real_file(real_structures):
     path, s = next(iter(real_structures.items()))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Issues encountered while parsing CIF")
-        report = kq_grid_report(path, 40.0, 15.0)
+        report = kq_grid_report(load_structure(path), 40.0, 15.0, name=str(path))
     k_grid, q_grid = commensurate_kq_grids(s)
     assert report == dict(
         k_grid=list(k_grid),

@@ -40,7 +40,7 @@ def crystal_graph(atoms: Atoms, dtype=torch.float64, phdos_dim: int = 0, seed: i
         z = np.concatenate([onehot, rng.random((len(atoms), phdos_dim))], axis=1)
     t = lambda a: torch.tensor(a, dtype=dtype)  # noqa: E731
     return Data(
-        x=t(x), z=t(z), edge_vec=t(edge_vec), edge_index=torch.tensor(np.stack([i, j]), dtype=torch.long),
+        x=t(x), attr=t(z), edge_vec=t(edge_vec), edge_index=torch.tensor(np.stack([i, j]), dtype=torch.long),
         num_nodes=len(atoms),
     )
 
@@ -58,7 +58,7 @@ def triclinic(seed: int = 1) -> Atoms:
     return Atoms("MgB2", scaled_positions=frac, cell=cell, pbc=True)
 
 
-def mean_neighbours(*graphs: Data) -> float:
+def num_neighbors(*graphs: Data) -> float:
     return sum(g.edge_index.shape[1] for g in graphs) / sum(g.num_nodes for g in graphs)
 
 
@@ -66,7 +66,7 @@ def small_model(seed=0, **kw) -> BeteNet:
     """A small float64 network (default float32 parameters cast by .double(), as users would)."""
     torch.manual_seed(seed)
     g = crystal_graph(triclinic())
-    return BeteNet(**{**SMALL, "num_neighbors": mean_neighbours(g), **kw}).double()
+    return BeteNet(**{**SMALL, "num_neighbors": num_neighbors(g), **kw}).double()
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def test_precomputed_edge_features_give_same_output(model):
 
 def test_cpd_dimensions():
     graphs = [crystal_graph(rocksalt(), phdos_dim=N_BINS), crystal_graph(triclinic(), phdos_dim=N_BINS)]
-    assert graphs[0].x.shape[1] == N_BINS and graphs[0].z.shape[1] == 118 + N_BINS
+    assert graphs[0].x.shape[1] == N_BINS and graphs[0].attr.shape[1] == 118 + N_BINS
     model = small_model(in_dim=N_BINS, attr_dim=118 + N_BINS, layers=1)
     out = model(Batch.from_data_list(graphs))
     assert out.shape == (2, N_BINS) and torch.isfinite(out).all() and (out >= 0).all()
@@ -192,7 +192,7 @@ def test_shared_embedding_release_mode():
     g = crystal_graph(triclinic())
     shared = small_model(share_embedding=True, layers=0)
     separate = small_model(layers=0)
-    assert shared.embed_x is shared.embed_z
+    assert shared.embed_x is shared.embed_attr
     n_linear = 118 * SMALL["em_dim"] + SMALL["em_dim"]
     assert sum(p.numel() for p in separate.parameters()) - sum(p.numel() for p in shared.parameters()) == n_linear
     assert shared(g).shape == (1, N_BINS)
@@ -284,11 +284,18 @@ TINY_CHECKPOINT = {
 def test_state_dict_keys_are_those_of_saved_checkpoints(fused):
     torch.manual_seed(0)
     net = BeteNet(**TINY, fused=fused)
-    assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == TINY_CHECKPOINT
+    renamed = {k.replace("embed_z.", "embed_attr."): v for k, v in TINY_CHECKPOINT.items()}  # the attribute embedding
+    assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == renamed
     torch.manual_seed(1)
     saved = {k: v.clone() for k, v in BeteNet(**TINY, num_neighbors=3.0).state_dict().items()}
     net.load_state_dict(saved, strict=True)
     assert all(torch.equal(v, saved[k]) for k, v in net.state_dict().items())
+    # a checkpoint that names the attribute embedding embed_z loads strictly into embed_attr
+    old = {k.replace("embed_attr.", "embed_z."): v for k, v in saved.items()}
+    assert set(old) == set(TINY_CHECKPOINT)
+    fresh = BeteNet(**TINY, fused=fused)
+    fresh.load_state_dict(old, strict=True)
+    assert all(torch.equal(v, saved[k]) for k, v in fresh.state_dict().items())
 
 
 # ------------------------------------------------------------------------------------------
@@ -308,10 +315,10 @@ def test_coupling_head_is_alpha2_times_site_phdos():
     assert c.shape == (3, 3)
     x = np.linspace(-1, 1, N_BINS)
     log_alpha2 = np.stack([legendre.legval(x, ci) for ci in c])  # sum_k c_k P_k(x), per atom
-    expected = (np.exp(log_alpha2) * g.z[:, 118:].numpy() / 3).mean(axis=0)
+    expected = (np.exp(log_alpha2) * g.attr[:, 118:].numpy() / 3).mean(axis=0)
     np.testing.assert_allclose(model(g)[0].detach().numpy(), expected, rtol=1e-10)
     # where an atom has no phonon states, it contributes nothing: the support is the phonons'
-    g.z[:, 118 + 30:] = 0.0
+    g.attr[:, 118 + 30:] = 0.0
     assert torch.all(model(g)[0, 30:] == 0)
 
 

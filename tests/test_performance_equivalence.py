@@ -84,7 +84,7 @@ def graphs():
 
 
 def as_dtype(batch, dtype):
-    for key in ("x", "z", "edge_vec", "y", "reported", "weight"):
+    for key in ("x", "attr", "edge_vec", "y", "reported", "weight"):
         batch[key] = batch[key].to(dtype)
     return batch
 
@@ -96,7 +96,7 @@ def with_site_dos(graphs, seed: int = 2) -> list:
     out = []
     for g in graphs:
         g = g.clone()
-        g.z = torch.cat([g.z, torch.as_tensor(rng.random((g.num_nodes, 51)), dtype=g.z.dtype)], dim=1)
+        g.attr = torch.cat([g.attr, torch.as_tensor(rng.random((g.num_nodes, 51)), dtype=g.attr.dtype)], dim=1)
         g.x = torch.cat([g.x, torch.ones(g.num_nodes, 51, dtype=g.x.dtype)], dim=1)
         out.append(g)
     return out
@@ -138,14 +138,14 @@ def test_generated_graphs_cover_the_cases(graphs):
     src, dst = zip(*((g.edge_index[0], g.edge_index[1]) for g in graphs))
     with_neighbours = sum(len(set(s[s != d].tolist())) for s, d in zip(src, dst))
     assert sum(g.num_nodes for g in graphs) - with_neighbours == 2  # the two Cs atoms: self-edge only
-    elements = [tuple(g.z.argmax(1).tolist()) for g in graphs]
+    elements = [tuple(g.attr.argmax(1).tolist()) for g in graphs]
     assert len({e for el in elements for e in el}) < sum(len(set(el)) for el in elements)  # shared elements
 
 
 @pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-10), (torch.float32, 2e-4)])
 def test_paper_network(graphs, dtype, rtol):
     batch = as_dtype(Batch.from_data_list(graphs), dtype)
-    fused, plain = pair(dtype=dtype, **PAPER, num_neighbors=graph_stats(graphs)["mean_neighbours"])
+    fused, plain = pair(dtype=dtype, **PAPER, num_neighbors=graph_stats(graphs)["num_neighbors"])
     compare(fused, plain, batch, rtol=rtol)
     # the prepared graph really is smaller than the edge list: distinct attributes, lengths and shells
     prepared = fused.evaluator.prepare(batch)
@@ -201,7 +201,7 @@ def test_lmax2_network_separate_embeddings(graphs):
 def test_training_steps_match_the_straightforward_path(graphs):
     """BetenetModule + AdamW, full batch: the same parameters after several steps (cache reused every step)."""
     batch = Batch.from_data_list(graphs)
-    net = dict(SMALL, num_neighbors=graph_stats(graphs)["mean_neighbours"])
+    net = dict(SMALL, num_neighbors=graph_stats(graphs)["num_neighbors"])
     modules = []
     for fused in (True, False):
         torch.manual_seed(0)
@@ -225,7 +225,7 @@ def test_paper_network_on_real_structures(structures_dir):
     files = sorted(structures_dir.glob("*.cif"), key=lambda p: int(p.stem))[:N_REAL]
     graphs = to_graphs([load_structure(f) for f in files])
     batch = Batch.from_data_list(graphs)
-    fused, plain = pair(**PAPER, num_neighbors=graph_stats(graphs)["mean_neighbours"])
+    fused, plain = pair(**PAPER, num_neighbors=graph_stats(graphs)["num_neighbors"])
     compare(fused, plain, batch, rtol=1e-10)
     prepared = fused.evaluator.prepare(batch)
     assert prepared.classes is not None and prepared.classes.num_pairs < prepared.num_shells < prepared.num_edges
@@ -239,7 +239,8 @@ def test_prepared_graph_is_reused_and_rebuilt(graphs, monkeypatch):
     fused, plain = pair(**dict(SMALL, num_neighbors=10.0))
     calls = []
     original = type(fused.evaluator).prepare
-    monkeypatch.setattr(type(fused.evaluator), "prepare", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(type(fused.evaluator), "prepare",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     first = fused(batch)
     assert torch.equal(fused(batch), first) and len(calls) == 1           # same tensors: prepared once
     batch.edge_vec.mul_(1.02)                                             # moved atoms (in place)
@@ -411,9 +412,9 @@ def test_full_batch_moves_to_the_device_once(graphs):
     device = torch.device("meta")  # a real move (new tensors) without a GPU
     first = module.transfer_batch_to_device(batch, device, 0)
     assert first is batch and batch.x.device.type == "meta"
-    tensors = [batch.x, batch.z, batch.edge_vec, batch.edge_index]
+    tensors = [batch.x, batch.attr, batch.edge_vec, batch.edge_index]
     again = module.transfer_batch_to_device(batch, device, 0)
-    assert again is batch and all(a is b for a, b in zip(tensors, [batch.x, batch.z, batch.edge_vec,
+    assert again is batch and all(a is b for a, b in zip(tensors, [batch.x, batch.attr, batch.edge_vec,
                                                                     batch.edge_index]))
 
 

@@ -422,12 +422,9 @@ def structures_only(tmp_path):
 
 
 def _compose(overrides):
-    from hydra import compose, initialize_config_dir
+    from betenet.config import compose
 
-    from betenet.config import CONF_DIR
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+    return compose(overrides)
 
 
 def test_train_config_with_mlip_source_builds_graphs_and_records_provenance(phonopy, structures_only, tmp_path,
@@ -445,7 +442,7 @@ def test_train_config_with_mlip_source_builds_graphs_and_records_provenance(phon
     dm = hydra.utils.instantiate(cfg.data)
     dm.setup("fit")
     assert len(dm.built.graphs) == 14 and dm.built.rejected == []
-    assert all(g.z.shape[1] == 118 + 51 and float(g.z[:, 118:].sum()) > 0 for g in dm.built.graphs.values())
+    assert all(g.attr.shape[1] == 118 + 51 and float(g.attr[:, 118:].sum()) > 0 for g in dm.built.graphs.values())
     prov = dm.site_dos_provenance
     assert prov["source"] == "mlip" and prov["potential"] == "emt" and prov["n_mlip"] == 14
     assert list((tmp_path / "cache" / "phonons").rglob("*.npz"))  # cached under <cache_dir>/phonons

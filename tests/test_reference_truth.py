@@ -34,7 +34,7 @@ def datamodule(tmp_path_factory):
 
 def oracle_ensemble(mu_star=0.10) -> Ensemble:
     member = Member(name="oracle", checkpoint=None, module=Oracle(mu_star), info={}, config=None)
-    return Ensemble(members=[member], skipped=[], source="oracle")
+    return Ensemble(members=[member], skipped=[], label="oracle")
 
 
 @pytest.mark.parametrize("mu_star", [None, 0.13])

@@ -9,18 +9,14 @@ import time
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-
-from betenet.config import CONF_DIR, register_resolvers
+from betenet.config import compose
 from betenet.training.run_dir import (MemberMismatch, RunDir, RunDirBusy, RunLock, fingerprint_differences,
                                       member_fingerprint)
 
-register_resolvers()
 
 
 def config(*overrides):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=["experiment=demo_tiny", "data.demo_size=12", *overrides])
+    return compose(["experiment=demo_tiny", "data.demo_size=12", *overrides])
 
 
 @pytest.fixture(autouse=True)
@@ -76,6 +72,19 @@ def test_directory_data_fingerprint_follows_the_files(tmp_path):
     os.utime(data / "structures" / "a.cif", ns=(1, 1))
     diffs = fingerprint_differences(fp, member_fingerprint(config("data=directory", f"data.root={data}")))
     assert len(diffs) == 1 and "the data's files changed" in diffs[0]
+
+
+def test_demo_settings_define_only_demo_members(tmp_path):
+    data = tmp_path / "data"
+    (data / "structures").mkdir(parents=True)
+    (data / "structures" / "a.cif").write_text("x")
+    fp = member_fingerprint(config("data=directory", f"data.root={data}"))
+    assert "demo_size" not in fp["data"] and "demo_seed" not in fp["data"]
+    assert member_fingerprint(config())["data"]["demo_size"] == 12
+    # a folder whose record still carries the demo settings of another source holds the same member
+    run = RunDir(tmp_path / "run")
+    run.write_member({**fp, "data": {**fp["data"], "demo_size": 300, "demo_seed": 0}}, ["Al"], "abc")
+    run.check_member(fp)
 
 
 def test_check_member_refuses_another_member(tmp_path):
@@ -186,3 +195,25 @@ def test_only_run_dir_spells_the_run_folder_layout():
                 offenders += [f"{path.relative_to(root)}:{node.lineno}: {n}" for n in names
                               if n in node.value or node.value in ("checkpoints", "final", "last")]
     assert offenders == []
+
+
+# --------------------------------------------------------------------------------------------
+# finding run folders
+# --------------------------------------------------------------------------------------------
+def test_run_folders_are_found_at_any_depth(tmp_path):
+    from betenet.training.sweep import summarise_sweep
+
+    sweep = tmp_path / "sweep"
+    done = RunDir(sweep / "cso" / "seed_10")
+    done.final.parent.mkdir(parents=True)
+    done.final.write_bytes(b"")
+    RunDir(sweep / "cso" / "seed_2").write_failed("Traceback ...\nValueError: bad\n")
+    RunDir(sweep / "fpd" / "a" / "seed_0").write_member({"seed": 0})
+    (sweep / "wandb" / "offline-run-x").mkdir(parents=True)   # the sweep's own W&B folder: not a member
+    (sweep / "cso" / "seed_10" / "wandb").mkdir()              # nothing inside a run folder is searched
+    (sweep / "empty").mkdir()
+    assert [r.path for r in RunDir.find(sweep)] == [sweep / "cso" / "seed_2", sweep / "cso" / "seed_10",
+                                                    sweep / "fpd" / "a" / "seed_0"]
+    assert RunDir.find(done.path) == [done] and RunDir.find(tmp_path / "missing") == []
+    assert summarise_sweep(sweep) == {"complete": ["cso/seed_10"], "failed": ["cso/seed_2"],
+                                      "incomplete": ["fpd/a/seed_0"]}

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from betenet.evaluation.screening import (
-    average_precision,
     confusion,
     curve_average_precision,
     operating_point,
@@ -17,6 +16,10 @@ from betenet.evaluation.screening import (
     threshold_for_precision,
     two_stage,
 )
+
+def average_precision(tc_true, tc_pred, threshold_K=5.0):
+    return curve_average_precision(precision_recall(tc_true, tc_pred, threshold_K))
+
 
 # Shared example with tied scores. Positives (tc_true >= 5 K): indices 0, 2, 4 (3 of 5).
 TRUE = [10.0, 0.0, 10.0, 0.0, 10.0]

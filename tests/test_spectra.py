@@ -133,7 +133,7 @@ def test_unsorted_input_is_sorted_first():
 def test_bad_spectra_name_the_input(freq, values, reason):
     with pytest.raises(InputError, match=reason) as err:
         bin_spectrum(freq, values, name="mp-149 a2F")
-    assert err.value.source == "mp-149 a2F"
+    assert err.value.subject == "mp-149 a2F"
 
 
 def test_site_dos_is_per_site_bin_spectrum():
@@ -155,7 +155,7 @@ def test_validate_binned():
     np.testing.assert_array_equal(validate_binned(good, "x"), good)
     with pytest.raises(InputError, match=r"expected shape \(51,\).*got \(50,\)") as err:
         validate_binned(good[:-1], "entry 12 target")
-    assert err.value.source == "entry 12 target"
+    assert err.value.subject == "entry 12 target"
     with pytest.raises(InputError, match="NaN"):
         validate_binned(np.full(N_BINS, np.nan), "x")
     neg = good.copy()

@@ -12,14 +12,10 @@ import pytest
 from betenet.data.splits import (
     bootstrap_member,
     element_balanced_split,
-    element_count_report,
-    format_element_table,
     given_split,
     read_release_ids,
     release_bootstrap,
-    release_member_ks,
     release_split,
-    unbalanced_elements,
 )
 from betenet.errors import InputError
 
@@ -149,6 +145,12 @@ def test_release_split_is_disjoint_80_20(indices_dir, structures_dir):
     assert cif_ids <= ids
 
 
+def release_member_ks(indices_dir) -> list[int]:
+    """The member numbers k with both idx_train_V2_k.txt and idx_valid_V2_k.txt."""
+    ks = [p.stem.removeprefix("idx_train_V2_") for p in indices_dir.glob("idx_train_V2_*.txt")]
+    return sorted(int(k) for k in ks if k.isdigit() and (indices_dir / f"idx_valid_V2_{k}.txt").is_file())
+
+
 def test_release_bootstrap_members_are_draws_of_the_full_train_split(indices_dir):
     train, _ = release_split(indices_dir)
     ks = release_member_ks(indices_dir)
@@ -211,19 +213,16 @@ def cif_elements(structures_dir):
     return elements
 
 
-def test_element_count_report_by_hand():
-    elements_of = {0: {"Nb", "C"}, 1: {"Nb"}, 2: {"C"}, 3: {"H", "C"}}
-    report = element_count_report([0, 1], [2, 3], elements_of)
-    # in order of atomic number: H (1), C (6), Nb (41)
-    assert list(report.items()) == [("H", (0, 1)), ("C", (1, 2)), ("Nb", (2, 0))]
-    # H has one entry (nothing to balance); Nb has two, both training
-    assert unbalanced_elements(report) == ["Nb"]
-    table = format_element_table(report)
-    assert table.splitlines()[0].split() == ["element", "train", "test", "test", "%"]
-    assert [line.split()[0] for line in table.splitlines()[1:]] == ["H", "C", "Nb"]
-    assert table.splitlines()[3].endswith("!") and not table.splitlines()[2].endswith("!")
-    with pytest.raises(InputError, match="elements_of"):
-        element_count_report([0, 9], [], elements_of)
+def element_count_report(train, test, elements_of) -> dict[str, tuple[int, int]]:
+    """{element: (entries in train, entries in test) containing it}."""
+    n_train = Counter(e for i in train for e in elements_of[i])
+    n_test = Counter(e for i in test for e in elements_of[i])
+    return {e: (n_train[e], n_test[e]) for e in sorted(set(n_train) | set(n_test))}
+
+
+def unbalanced_elements(report) -> list[str]:
+    """Elements with at least two entries that are missing from the train or the test side."""
+    return [e for e, (a, b) in report.items() if a + b >= 2 and (a == 0 or b == 0)]
 
 
 def test_element_balanced_split_covers_rare_elements():

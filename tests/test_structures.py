@@ -125,7 +125,7 @@ def test_bad_files_are_rejected_by_name(tmp_path, name, text, reason):
     path = write(tmp_path, name, text)
     with pytest.raises(InputError, match=reason) as err:
         load_structure(path)
-    assert err.value.source == str(path)
+    assert err.value.subject == str(path)
     assert "\n" not in str(err.value)  # one line per bad input
     assert "occupancy" not in str(err.value).lower() or "partial" in name
 
@@ -133,7 +133,7 @@ def test_bad_files_are_rejected_by_name(tmp_path, name, text, reason):
 def test_missing_file_and_custom_name(tmp_path):
     with pytest.raises(InputError, match="file not found") as err:
         load_structure(tmp_path / "nope.cif", name="entry 42")
-    assert err.value.source == "entry 42"
+    assert err.value.subject == "entry 42"
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def test_missing_file_and_custom_name(tmp_path):
 def test_bad_atoms_are_rejected(atoms, reason):
     with pytest.raises(InputError, match=reason) as err:
         load_structure(atoms, name="candidate 7")
-    assert err.value.source == "candidate 7"
+    assert err.value.subject == "candidate 7"
 
 
 def test_disordered_structure_object_is_rejected():

@@ -1,6 +1,5 @@
 """The three-regime tracker on synthetic validation curves (no training needed)."""
 
-import math
 
 import numpy as np
 import pytest

@@ -17,11 +17,14 @@ import pytest
 import torch
 
 from betenet.training.run_dir import RunDir
+from _wandb_offline import recorded
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_N = 40
 COMMON = ["experiment=demo", f"data.demo_size={DEMO_N}", "logger=csv", "trainer.enable_progress_bar=false",
           "test_after_fit=false"]
+#: The same for data=directory (the demo generator's settings exist only for data=demo).
+ON_DIRECTORY = [a for a in COMMON if not a.startswith("data.demo_")]
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +38,8 @@ def cache(tmp_path_factory):
     return path
 
 
-def train(args, cwd, env=None, wait=True, timeout=600, check=True):
-    cmd = [sys.executable, str(ROOT / "train.py"), *args]
+def train(args, cwd, env=None, wait=True, timeout=600, check=True, entry=(str(ROOT / "train.py"),)):
+    cmd = [sys.executable, *entry, *args]
     env = dict(os.environ, WANDB_MODE="disabled", **(env or {}))
     if not wait:
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -91,6 +94,17 @@ def test_demo_member_trains_and_writes_its_outputs(cache, tmp_path):
     assert abs(sum(boot["train_weights"]) - len(boot["train_ids"]) - len(boot["val_ids"])) < 1e-9
 
 
+def test_the_installed_entry_trains_from_any_folder(cache, tmp_path):
+    """`python -m betenet.train` finds the shipped configuration (betenet.conf) outside the repository."""
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    res = train(["experiment=demo_tiny", "trainer.max_epochs=2", f"paths.cache_dir={cache}", "data.demo_size=40"],
+                cwd=away, entry=("-m", "betenet.train"))
+    run = RunDir(away / "outputs" / "demo_tiny" / "cso" / "seed_0")
+    assert run.is_complete(), res.stdout[-2000:]
+    assert [r["epoch"] for r in read_metrics(run.path)] == ["0", "1"]
+
+
 def test_resume_after_kill_matches_uninterrupted_run(cache, tmp_path):
     args = COMMON + [f"paths.cache_dir={cache}", "trainer.max_epochs=24", "callbacks.last_checkpoint.every_n_epochs=1",
                      "data.demo_size=40"]
@@ -138,7 +152,7 @@ def test_two_member_sweep_with_submitit_local(cache, tmp_path):
 def test_failed_member_does_not_stop_the_sweep(cache, tmp_path):
     # job 1 uses a 0.5 Å cutoff: every atom is isolated, no entry is usable, the member fails;
     # its failure is recorded and job 0 still completes
-    train(COMMON + [f"paths.cache_dir={cache}", "trainer.max_epochs=3", "model.net.r_max=4.0,0.5",
+    train(COMMON + [f"paths.cache_dir={cache}", "trainer.max_epochs=3", "data.r_max=4.0,0.5",
                     "hydra.sweep.subdir=job${hydra:job.num}", f"hydra.sweep.dir={tmp_path / 'sweep'}", "-m"],
           cwd=tmp_path)
     summary = json.loads((tmp_path / "sweep" / "sweep_summary.json").read_text())
@@ -157,7 +171,7 @@ def test_mixed_supervision_with_only_tc_labels(cache, tmp_path):
     rows = [{"id": e.id, "tc_K": e.labels["tc_K"]} for e in entries]
     (data / "labels.json").write_text(json.dumps(rows))
     run = tmp_path / "run"
-    train(COMMON + [f"paths.cache_dir={tmp_path / 'c'}", "data=directory", f"data.root={data}",
+    train(ON_DIRECTORY + [f"paths.cache_dir={tmp_path / 'c'}", "data=directory", f"data.root={data}",
                     "model.loss.mse=0", "model.loss.properties.tc_K=1.0", "trainer.max_epochs=25",
                     f"hydra.run.dir={run}"], cwd=tmp_path)
     metrics = read_metrics(run)
@@ -188,6 +202,43 @@ def test_wandb_logs_offline_and_a_resumed_member_keeps_its_run_id(cache, tmp_pat
     assert any(offline[0].rglob("*.wandb"))
     assert [r["epoch"] for r in read_metrics(run.path)] == ["0", "1", "2", "3"]
     assert not (run.path / "csv").exists()  # metrics.csv is the one metrics log
+    # the science in the run: dataset in the config, regimes and final choice in the summary, the figure
+    record = recorded(offline[-1])
+    regimes = run.read_regimes()
+    assert record["config"]["dataset"]["rejected"] == len(run.read_rejected())
+    assert record["config"]["dataset"]["graphs"] == DEMO_N - len(run.read_rejected())
+    summary = record["summary"]
+    assert summary["final_regime"] == regimes["final_regime"] and summary["final_reason"] == regimes["final_reason"]
+    for regime, rec in regimes["regimes"].items():
+        assert summary[f"regime/{regime}_epoch"] == rec["epoch"]
+        assert summary[f"regime/{regime}_val_loss_smoothed"] == pytest.approx(rec["value"])
+    assert summary["double_descent/_type"] == "images/separated"
+    assert list((offline[-1] / "files" / "media" / "images").glob("double_descent_*.png"))
+
+
+def test_a_nested_sweep_is_summarised_and_each_wandb_group_gets_its_overlay(cache, tmp_path):
+    """README's screening layout (hydra.sweep.subdir=${variant.name}/seed_${seed}): the summary finds
+    the members at depth, and each variant's W&B group gets a summary run with its overlay artifact."""
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"} | {"WANDB_SILENT": "true"}
+    sweep = tmp_path / "sweep"
+    res = subprocess.run([sys.executable, str(ROOT / "train.py"), "experiment=demo_tiny", "logger=default",
+                          f"data.demo_size={DEMO_N}", f"paths.cache_dir={cache}", "trainer.max_epochs=3",
+                          "variant=cso,cpd", "seed=0", f"hydra.sweep.dir={sweep}",
+                          "hydra.sweep.subdir=${variant.name}/seed_${seed}", "-m"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "2 complete, 0 failed" in res.stdout
+    summary = json.loads((sweep / "sweep_summary.json").read_text())
+    assert summary == {"complete": ["cpd/seed_0", "cso/seed_0"], "failed": [], "incomplete": []}
+    groups = {}
+    for folder in (sweep / "wandb").glob("offline-run-*"):
+        record = recorded(folder)
+        groups[record["run"].run_group] = record
+        assert record["run"].job_type == "sweep-summary"
+        assert record["artifacts"] == [(f"{record['run'].run_group}-sweep", "sweep-summary",
+                                        ["double_descent_overlay.png", "sweep_summary.json"])]
+        assert record["summary"]["members_complete"] == 1
+    assert sorted(groups) == ["demo_tiny-cpd", "demo_tiny-cso"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,7 +304,7 @@ def test_rejections_and_the_users_split_reach_every_run_folder(cache, tmp_path):
     (data / "splits.json").write_text(json.dumps({"train": ids[:30], "test": []}))
     for name in ("a", "b"):  # b reads the graph cache a built
         run = RunDir(tmp_path / name)
-        res = train(COMMON + [f"paths.cache_dir={tmp_path / 'c'}", "data=directory", f"data.root={data}",
+        res = train(ON_DIRECTORY + [f"paths.cache_dir={tmp_path / 'c'}", "data=directory", f"data.root={data}",
                               "trainer.max_epochs=2", f"hydra.run.dir={run.path}"], cwd=tmp_path)
         assert "rejected broken: structures/broken.cif: file is empty" in res.stdout
         assert run.read_rejected() == [{"id": "broken", "reason": "structures/broken.cif: file is empty"}]

@@ -38,6 +38,7 @@ from betenet.data.sources.demo import default_cache_dir
 from betenet.data.spectra import RECIPES, bin_site_dos, bin_spectrum, lambda_above_window
 from betenet.data.splits import (SPLIT_KEYS, BootstrapSplit, bootstrap_member, element_balanced_split, given_split,
                                  member_from_draw, release_bootstrap)
+from betenet.data.structures import MAX_Z
 from betenet.errors import InputError
 from betenet.physics.properties import PROPERTIES
 from betenet.physics.units import BinGrid
@@ -45,7 +46,7 @@ from betenet.physics.units import BinGrid
 log = logging.getLogger(__name__)
 
 #: Bump when graph construction changes so old caches are not reused.
-GRAPH_CACHE_VERSION = 2
+GRAPH_CACHE_VERSION = 3
 #: Node-attribute choice per variant: which site-projected PhDOS (if any) is appended.
 SITE_DOS_KINDS = ("none", "coarse", "fine")
 #: A raw a2F losing more than this share of λ above the binned window is warned about.
@@ -124,8 +125,8 @@ def graph_elements(graph: Data) -> set[str]:
     """Element symbols of a graph, read from the one-hot(Z) block of its node attributes."""
     from pymatgen.core.periodic_table import Element
 
-    z = graph.z[:, :118].argmax(dim=1) + 1
-    return {Element.from_Z(int(k)).symbol for k in torch.unique(z)}
+    numbers = graph.attr[:, :MAX_Z].argmax(dim=1) + 1
+    return {Element.from_Z(int(k)).symbol for k in torch.unique(numbers)}
 
 
 @dataclass
@@ -400,9 +401,10 @@ class BetenetDataModule(pl.LightningDataModule):
         log.info("dataset: %s", json.dumps(self.statistics()))
 
     @property
-    def mean_neighbours(self) -> float:
+    def num_neighbors(self) -> float:
+        """Mean number of edges per atom of the training graphs (the network's neighbour normalisation)."""
         train = [self.built.graphs[i] for i in self.split_ids["train"]]
-        return float(graph_stats(train)["mean_neighbours"])
+        return float(graph_stats(train)["num_neighbors"])
 
     # ---- loaders --------------------------------------------------------------------------
     def graphs_for(self, split: str) -> list[Data]:

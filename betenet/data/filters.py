@@ -2,7 +2,7 @@
 non-finite spectra and duplicate structures. Each filter returns the kept ids and a report that
 gives every rejected id a reason.
 
-Entries are plain records (dicts) with optional keys:
+Filters read plain records (dicts, :data:`Record`), one per dataset entry, with optional keys:
 
 - ``id``: any hashable; defaults to the entry's position in the list;
 - ``structure``: a pymatgen ``Structure`` (used by :func:`duplicates`);
@@ -25,7 +25,8 @@ import numpy as np
 
 from betenet.errors import InputError
 
-Entry = dict
+#: What a filter reads of a dataset entry: a dict with the keys of the module docstring.
+Record = dict
 
 DEFAULT_UNSTABLE_THRESHOLD_MEV = 1.0
 # Negative a2F counts as real when below -NEGATIVE_A2F_TOL * max|a2F|. Not from the paper (which
@@ -81,7 +82,7 @@ class FilterReport:
         return "\n".join(self.lines())
 
 
-def entry_ids(entries: Sequence[Entry]) -> list:
+def entry_ids(entries: Sequence[Record]) -> list:
     """The id of each entry (its ``id`` key, else its position); repeated ids are an error."""
     ids, seen, repeated = [], set(), []
     for position, entry in enumerate(entries):
@@ -98,11 +99,11 @@ def entry_ids(entries: Sequence[Entry]) -> list:
     return ids
 
 
-def _value(entry: Entry, key: str):
+def _value(entry: Record, key: str):
     return entry.get(key)
 
 
-def unstable(entries: Sequence[Entry], threshold_meV: float = DEFAULT_UNSTABLE_THRESHOLD_MEV
+def unstable(entries: Sequence[Record], threshold_meV: float = DEFAULT_UNSTABLE_THRESHOLD_MEV
              ) -> tuple[list, FilterStep]:
     """Reject dynamically unstable entries: an imaginary mode with ``|frequency| > threshold_meV``,
     i.e. ``min_phonon_freq_meV < -threshold_meV``.
@@ -134,7 +135,7 @@ def unstable(entries: Sequence[Entry], threshold_meV: float = DEFAULT_UNSTABLE_T
     return step.kept, step
 
 
-def negative_a2f(entries: Sequence[Entry], tol: float = DEFAULT_NEGATIVE_A2F_TOL
+def negative_a2f(entries: Sequence[Record], tol: float = DEFAULT_NEGATIVE_A2F_TOL
                  ) -> tuple[list, FilterStep]:
     """Reject entries whose a2F goes below ``-tol * max|a2F|`` (unphysical: a2F(w) >= 0).
 
@@ -163,7 +164,7 @@ def negative_a2f(entries: Sequence[Entry], tol: float = DEFAULT_NEGATIVE_A2F_TOL
     return step.kept, step
 
 
-def nan_spectra(entries: Sequence[Entry], keys: Sequence[str] = ("a2f",)
+def nan_spectra(entries: Sequence[Record], keys: Sequence[str] = ("a2f",)
                 ) -> tuple[list, FilterStep]:
     """Reject entries with a NaN or infinite value in any of the spectra ``keys`` (default:
     ``a2f``); an entry with none of the keys is not applicable."""
@@ -192,7 +193,7 @@ def nan_spectra(entries: Sequence[Entry], keys: Sequence[str] = ("a2f",)
     return step.kept, step
 
 
-def duplicates(entries: Sequence[Entry], matcher=None) -> tuple[list, FilterStep]:
+def duplicates(entries: Sequence[Record], matcher=None) -> tuple[list, FilterStep]:
     """Reject an entry when an earlier kept entry has the same reduced formula and the two
     structures match under pymatgen's ``StructureMatcher`` (default settings: primitive cells,
     so supercells match; any orientation and origin; volumes scaled). The first one is kept.
@@ -229,13 +230,13 @@ FILTERS = ("nan_spectra", "unstable", "negative_a2f", "duplicates")
 
 
 def apply_filters(
-    entries: Sequence[Entry],
+    entries: Sequence[Record],
     filters: Sequence[str] = FILTERS,
     threshold_meV: float = DEFAULT_UNSTABLE_THRESHOLD_MEV,
     tol: float = DEFAULT_NEGATIVE_A2F_TOL,
     spectrum_keys: Sequence[str] = ("a2f",),
     matcher=None,
-) -> tuple[list[Entry], FilterReport]:
+) -> tuple[list[Record], FilterReport]:
     """Run ``filters`` in order, each on what the previous kept; return the kept entries (the
     original records, in their order) and the :class:`FilterReport`. Duplicates go last by
     default so that the first *clean* copy of a structure is the one kept."""
@@ -249,8 +250,8 @@ def apply_filters(
 
 
 def run_filter_chain(
-    entries: Sequence[Entry], filters: Sequence[str], steps: dict[str, Callable[[list], tuple[list, FilterStep]]]
-) -> tuple[list[Entry], FilterReport]:
+    entries: Sequence[Record], filters: Sequence[str], steps: dict[str, Callable[[list], tuple[list, FilterStep]]]
+) -> tuple[list[Record], FilterReport]:
     """Run the named ``steps`` in the order of ``filters``, each on what the previous kept; return
     the kept entries (the original records, in their order) and the :class:`FilterReport`."""
     unknown = [f for f in filters if f not in steps]

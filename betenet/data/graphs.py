@@ -10,11 +10,11 @@ self-edge i→i with zero vector per atom when ``self_loops`` (as the release, w
 i.e. from the source atom to the destination atom's periodic image ``edge_shift`` (integer cell
 offsets). Edges are sorted by (src, dst, shift), so the graph is deterministic.
 
-Node encodings (DESIGN.md, release ``build_data``), with one-hot index Z − 1 over 118 elements:
+Node encodings (as the release's ``build_data``), with one-hot index Z − 1 over 118 elements:
 
-* CSO: ``x`` = one-hot(Z) × atomic mass (amu) [n, 118]; ``z`` = one-hot(Z) [n, 118].
-* CPD/FPD (``site_dos`` [n, 51] given): ``z`` = [one-hot(Z), site PhDOS] [n, 169] and
-  ``x`` = [one-hot(Z) × mass, 51 ones] [n, 169]. The network embeds x and z with the same Linear
+* CSO: ``x`` = one-hot(Z) × atomic mass (amu) [n, 118]; ``attr`` = one-hot(Z) [n, 118].
+* CPD/FPD (``site_dos`` [n, 51] given): ``attr`` = [one-hot(Z), site PhDOS] [n, 169] and
+  ``x`` = [one-hot(Z) × mass, 51 ones] [n, 169]. The network embeds x and attr with the same Linear
   layer, so both carry the same width.
 
 Masses are ASE's ``ase.data.atomic_masses`` (what the release used via ``ase.Atom(Z).mass``); for the
@@ -57,8 +57,9 @@ def structure_to_graph(
     """Return the graph of ``structure`` as a ``torch_geometric.data.Data``.
 
     Attributes: ``pos`` [n,3], ``lattice`` [1,3,3], ``edge_index`` [2,E] (long), ``edge_shift``
-    [E,3], ``edge_vec`` [E,3], ``x``, ``z`` (see module doc), ``y`` [1, n_bins] when given, ``id`` and
-    ``formula`` (reduced). ``site_dos`` and ``y`` must already be binned (51 bins, ≥ 0).
+    [E,3], ``edge_vec`` [E,3], ``x`` (node inputs), ``attr`` (node attributes; see module doc),
+    ``y`` [1, n_bins] when given, ``id`` and ``formula`` (reduced). ``site_dos`` and ``y`` must already be
+    binned (51 bins, ≥ 0).
 
     An atom with no neighbour within ``r_max`` other than itself raises ``InputError`` unless
     ``allow_isolated`` (then it keeps only its self-edge, as the release did for e.g. bcc Cs at 4 Å).
@@ -95,11 +96,11 @@ def structure_to_graph(
 
     onehot = np.eye(MAX_Z)[numbers - 1]
     x = onehot * ATOMIC_MASS_AMU[numbers - 1][:, None]
-    z = onehot
+    attr = onehot
     if site_dos is not None:
         dos = validate_binned(site_dos, f"{label} site_dos", rows=n, n_bins=n_bins)
         x = np.concatenate([x, np.ones_like(dos)], axis=1)
-        z = np.concatenate([z, dos], axis=1)
+        attr = np.concatenate([attr, dos], axis=1)
 
     data = Data(
         pos=torch.as_tensor(pos, dtype=dtype),
@@ -108,7 +109,7 @@ def structure_to_graph(
         edge_shift=torch.as_tensor(shift, dtype=dtype),
         edge_vec=torch.as_tensor(edge_vec, dtype=dtype),
         x=torch.as_tensor(x, dtype=dtype),
-        z=torch.as_tensor(z, dtype=dtype),
+        attr=torch.as_tensor(attr, dtype=dtype),
         id=id,
         formula=structure.composition.reduced_formula,
     )
@@ -128,7 +129,7 @@ def isolated_atoms(graph: Data) -> list[int]:
 
 
 def graph_stats(graphs) -> dict:
-    """Count graphs, atoms and directed edges; ``mean_neighbours`` = edges / atoms.
+    """Count graphs, atoms and directed edges; ``num_neighbors`` = edges / atoms.
 
     Every edge present counts, self-edges included: this is the average in-degree of a node as
     the network's message passing sees it, the number it divides neighbour sums by.
@@ -140,7 +141,7 @@ def graph_stats(graphs) -> dict:
         "graphs": len(graphs),
         "atoms": atoms,
         "edges": edges,
-        "mean_neighbours": edges / atoms if atoms else float("nan"),
+        "num_neighbors": edges / atoms if atoms else float("nan"),
     }
 
 

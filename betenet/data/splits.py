@@ -77,7 +77,7 @@ def element_balanced_split(
 
     No move ever takes the last training entry of an element with two or more entries, so the
     training side always keeps every such element; an element is left without a test entry only
-    when the test size or that constraint leaves no choice (see :func:`unbalanced_elements`).
+    when the test size or that constraint leaves no choice.
     Returned lists keep the order of ``ids``.
     """
     ids = list(ids)
@@ -134,44 +134,6 @@ def element_balanced_split(
     train = [i for i, t in zip(ids, is_test) if not t]
     test = [i for i, t in zip(ids, is_test) if t]
     return train, test
-
-
-def _element_order(symbol: str) -> tuple:
-    """Sort key: atomic number for chemical symbols, then anything else by name."""
-    try:
-        from pymatgen.core.periodic_table import Element
-
-        return (0, Element(symbol).Z, symbol)
-    except (ValueError, KeyError):
-        return (1, 0, symbol)
-
-
-def element_count_report(
-    train: Iterable, test: Iterable, elements_of: Mapping[Hashable, Iterable[str]]
-) -> dict[str, tuple[int, int]]:
-    """Number of train and test entries containing each element: ``{element: (n_train, n_test)}``,
-    in order of atomic number."""
-    train, test = list(train), list(test)
-    n_train = Counter(e for es in _elements_for(train, elements_of) for e in es)
-    n_test = Counter(e for es in _elements_for(test, elements_of) for e in es)
-    elements = sorted(set(n_train) | set(n_test), key=_element_order)
-    return {e: (n_train[e], n_test[e]) for e in elements}
-
-
-def unbalanced_elements(report: Mapping[str, tuple[int, int]]) -> list[str]:
-    """Elements with at least two entries that are missing from the train or the test side."""
-    return [e for e, (a, b) in report.items() if a + b >= 2 and (a == 0 or b == 0)]
-
-
-def format_element_table(report: Mapping[str, tuple[int, int]]) -> str:
-    """Human-readable table of :func:`element_count_report`; ``!`` marks an element with two or
-    more entries that is missing on one side."""
-    flagged = set(unbalanced_elements(report))
-    lines = [f"{'element':<8}{'train':>7}{'test':>7}{'test %':>9}"]
-    for e, (a, b) in report.items():
-        pct = 100.0 * b / (a + b) if a + b else 0.0
-        lines.append(f"{e:<8}{a:>7}{b:>7}{pct:>8.1f}%" + ("  !" if e in flagged else ""))
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,17 +235,6 @@ def release_split(indices_dir: str | Path) -> tuple[list[int], list[int]]:
     if overlap:
         raise InputError(test_path, f"ids also in {train_path.name}: {overlap[:10]}")
     return train, test
-
-
-def release_member_ks(indices_dir: str | Path) -> list[int]:
-    """The member numbers ``k`` with both ``idx_train_V2_k.txt`` and ``idx_valid_V2_k.txt``."""
-    indices_dir = Path(indices_dir)
-    ks = []
-    for p in indices_dir.glob("idx_train_V2_*.txt"):
-        suffix = p.stem.removeprefix("idx_train_V2_")
-        if suffix.isdigit() and (indices_dir / RELEASE_VALID_MEMBER.format(k=suffix)).is_file():
-            ks.append(int(suffix))
-    return sorted(ks)
 
 
 def release_bootstrap(indices_dir: str | Path, k: int, mode: str = "weighted") -> BootstrapSplit:

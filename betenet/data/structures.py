@@ -1,15 +1,19 @@
-"""Read a crystal structure from a file, a pymatgen Structure or ASE Atoms, and reject unusable ones.
+"""Read a crystal structure from a file, a pymatgen Structure or ASE Atoms, reject unusable ones, and
+expand command-line inputs (files, folders, globs) into structure files.
 
 ``load_structure`` returns an ordered, fully periodic pymatgen ``Structure`` whose sites are all
 real elements (1 ≤ Z ≤ 118). Anything else raises ``InputError(name, reason)`` naming the input.
 Supported files: CIF (``.cif``, read by pymatgen with the cell and coordinates as written: no reduction to
-a primitive cell, no snapping of coordinates to "ideal" fractions), VASP POSCAR/CONTCAR/``.vasp`` (pymatgen), extended XYZ (``.xyz``/``.extxyz``,
-read by ASE); other suffixes are tried with ``ase.io.read``. pymatgen's CIF-parsing warnings are
-silenced; when parsing fails they are appended to the error's reason.
+a primitive cell, no snapping of coordinates to "ideal" fractions), VASP POSCAR/CONTCAR/``.vasp``
+(pymatgen), extended XYZ (``.xyz``/``.extxyz``, read by ASE); other suffixes are tried with
+``ase.io.read``. pymatgen's CIF-parsing warnings are silenced; when parsing fails they are appended to
+the error's reason. :func:`gather_inputs` turns files, folders and glob patterns into one
+``(id, path, reason)`` item per structure file.
 """
 
 from __future__ import annotations
 
+import glob
 import warnings
 from pathlib import Path
 
@@ -19,8 +23,11 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.io.cif import CifParser
 
 from betenet.errors import InputError
+from betenet.files import natural_key
 
 MAX_Z = 118
+#: Structure file suffixes read (dataset ``structures/`` folders, prediction inputs).
+STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar", ".extxyz", ".xyz")
 _VASP_NAMES = ("POSCAR", "CONTCAR")
 _VASP_SUFFIXES = (".vasp", ".poscar")
 _XYZ_SUFFIXES = (".xyz", ".extxyz")
@@ -57,7 +64,8 @@ def validate_structure(structure: Structure, name: str) -> None:
     bad = np.flatnonzero(~np.all(np.isfinite(structure.frac_coords), axis=1))
     if bad.size:
         k = int(bad[0])
-        raise InputError(name, f"site {k} ({', '.join(str(e) for e in structure[k].species)}) has a non-finite coordinate "
+        species = ", ".join(str(e) for e in structure[k].species)
+        raise InputError(name, f"site {k} ({species}) has a non-finite coordinate "
                                f"{np.round(structure.frac_coords[k], 6).tolist()}")
     if not structure.is_ordered:
         k = next(i for i, site in enumerate(structure) if not site.is_ordered)
@@ -175,3 +183,69 @@ def _cif_site_problem(parser: CifParser) -> str | None:
                     return (f"atoms {a} and {b} are both on site ({', '.join(f'{v:g}' for v in xa)}); "
                             "one site holds one atom")
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# command-line inputs
+# --------------------------------------------------------------------------------------------
+def _is_structure_file(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and (
+        path.suffix.lower() in STRUCTURE_SUFFIXES or path.name.upper().startswith(_VASP_NAMES))
+
+
+def _structure_files(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if _is_structure_file(p)), key=lambda p: natural_key(p.name))
+
+
+def _labels_file_in(folder: Path) -> Path | None:
+    return next((folder / n for n in ("labels.csv", "labels.json") if (folder / n).is_file()), None)
+
+
+def _base_id(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}" if path.name.upper().startswith(_VASP_NAMES) else path.stem
+
+
+def gather_inputs(inputs) -> tuple[list[tuple[str, Path | None, str | None]], Path | None]:
+    """Expand INPUTS into ``(id, path, None)`` per structure file, or ``(input, None, reason)`` for
+    an input that names nothing, in order; also the labels file of a dataset folder given as input
+    (a folder with ``structures/`` and ``labels.csv``/``labels.json``), if any.
+
+    A folder contributes its structure files (or those of its ``structures/``); a pattern with
+    ``*``, ``?`` or ``[`` is globbed. Ids are file stems (``<folder>/POSCAR`` for POSCAR/CONTCAR
+    files); when two inputs share an id, both use their path instead.
+    """
+    found: list[tuple[Path | None, str, str | None]] = []  # (path, text, reason)
+    labels = None
+    for text in map(str, inputs):
+        path = Path(text)
+        if path.is_dir():
+            files = _structure_files(path)
+            if not files and (path / "structures").is_dir():
+                files = _structure_files(path / "structures")
+                labels = labels or _labels_file_in(path)
+            if not files:
+                found.append((None, text, "folder holds no structure files (.cif, .vasp, .poscar, .extxyz, .xyz)"))
+            found += [(f, str(f), None) for f in files]
+        elif path.is_file():
+            found.append((path, text, None))
+        elif any(c in text for c in "*?["):
+            files = sorted((Path(m) for m in glob.glob(text) if Path(m).is_file()), key=lambda p: natural_key(str(p)))
+            if not files:
+                found.append((None, text, "pattern matches no file"))
+            found += [(f, str(f), None) for f in files]
+        else:
+            found.append((None, text, "file not found"))
+    ids = [_base_id(p) if p is not None else text for p, text, _ in found]
+    counts: dict[str, int] = {}
+    for i in ids:
+        counts[i] = counts.get(i, 0) + 1
+    out = []
+    for (path, text, reason), ident in zip(found, ids):
+        out.append((str(path) if counts[ident] > 1 and path is not None else ident, path, reason))
+    return out, labels
+
+
+def input_files(items, labels_path=None) -> list[Path]:
+    """Every file a prediction reads: the structure files of ``items`` and the labels file."""
+    files = [Path(p) for _, p, _ in items if isinstance(p, (str, Path))]
+    return files + ([Path(labels_path)] if labels_path else [])

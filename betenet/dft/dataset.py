@@ -23,27 +23,11 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-
-from betenet.data.sources.directory import STRUCTURE_SUFFIXES
+from betenet.data.sources.directory import COLUMNS
 from betenet.data.sources.release import DATABASE_FILE, EXTRA_SPECTRA, SPECTRUM_COLUMNS
+from betenet.data.structures import STRUCTURE_SUFFIXES
 from betenet.errors import InputError
-
-#: labels.json keys written (the generic format's columns that a DFT run gives).
-DIRECTORY_KEYS = (
-    "id", "formula", "a2f_freq_meV", "a2f", "phdos_coarse_freq_meV", "phdos_coarse_site",
-    "phdos_fine_freq_meV", "phdos_fine_site", "lambda", "omega_log_K", "omega_2_K", "tc_K",
-    "min_phonon_freq_meV",
-)
-
-
-def _plain(value):
-    """numpy arrays and scalars → JSON lists and floats."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+from betenet.files import to_jsonable, write_json
 
 
 def _copy_structure(root: Path, item) -> None:
@@ -54,12 +38,6 @@ def _copy_structure(root: Path, item) -> None:
     if clash:
         raise InputError(root, f"structures/ already holds {clash} for id {item.id}; remove it first")
     shutil.copyfile(item.structure_path, structures / f"{item.id}.cif")
-
-
-def _write_json_atomic(path: Path, data, indent=None) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=indent))
-    tmp.replace(path)
 
 
 def write_directory_entries(root, items) -> Path:
@@ -82,18 +60,10 @@ def write_directory_entries(root, items) -> Path:
     (root / "dft").mkdir(exist_ok=True)
     for it in items:
         _copy_structure(root, it)
-        records.append({k: _plain(it.record[k]) for k in DIRECTORY_KEYS if it.record.get(k) is not None})
-        _write_json_atomic(root / "dft" / f"{it.id}.json", _plain_tree(it.details), indent=1)
-    _write_json_atomic(labels_path, records)
+        records.append({k: to_jsonable(it.record[k]) for k in COLUMNS if it.record.get(k) is not None})
+        write_json(root / "dft" / f"{it.id}.json", it.details, indent=1)
+    write_json(labels_path, records)
     return root
-
-
-def _plain_tree(value):
-    if isinstance(value, dict):
-        return {str(k): _plain_tree(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain_tree(v) for v in value]
-    return _plain(value)
 
 
 def release_row(item) -> dict:
@@ -114,7 +84,7 @@ def release_row(item) -> dict:
     missing = [c for c, v in row.items() if v is None]
     if missing:
         raise InputError(item.id, f"release format needs {missing} (enable coarse_phdos / edos in the profile)")
-    return {c: _plain(v) for c, v in row.items()}
+    return {c: to_jsonable(v) for c, v in row.items()}
 
 
 def write_release_entries(root, items) -> Path:
@@ -145,5 +115,5 @@ def write_release_entries(root, items) -> Path:
             values[entry_id] = None
     for it in items:
         _copy_structure(root, it)
-    _write_json_atomic(db_path, table)
+    write_json(db_path, table)
     return root

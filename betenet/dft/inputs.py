@@ -197,7 +197,8 @@ def relax_deck(structure: Structure, settings: DFTSettings, name: str) -> tuple[
     return text, kgrid, notes
 
 
-def chain_decks(structure: Structure, settings: DFTSettings, grids: dict, name: str) -> tuple[dict[str, str], list[str]]:
+def chain_decks(structure: Structure, settings: DFTSettings, grids: dict,
+                name: str) -> tuple[dict[str, str], list[str]]:
     """{file name: text} of every deck after the relax, and notes (unchecked pseudopotentials)."""
     s = settings
     symbols = [site.specie.symbol for site in structure]
@@ -282,7 +283,7 @@ def write_inputs(src, out, settings: DFTSettings, entry_id: str | None = None) -
     out.mkdir(parents=True, exist_ok=True)
     if entry_id is None:
         entry_id = Path(src).stem if isinstance(src, (str, os.PathLike)) else out.name
-    wf = Workflow(id=str(entry_id), settings=settings, steps=plan_steps(settings), source=label)
+    wf = Workflow(id=str(entry_id), settings=settings, steps=plan_steps(settings), structure=label)
     if settings.relax.enabled:
         structure = write_cif_in_order(structure, out / INITIAL_STRUCTURE_FILE)
         text, kgrid, notes = relax_deck(structure, settings, label)

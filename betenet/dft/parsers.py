@@ -1,9 +1,7 @@
 """Parsers of Quantum ESPRESSO outputs used by the pipeline, all returning meV / eV / states per meV.
 
-- ``a2F.dosN`` (matdyn.x la2F): :func:`read_a2f_dos` calls the shared reader
-  :func:`betenet.physics.a2f_files.read_qe_a2f`; QE 6.x writes each record on one line
-  (``omega a2F_total a2F_mode1 ...``, E-format), a layout that reader refuses, so that layout is read
-  here. :func:`read_a2f_smearings` reads all N files of a run.
+- ``a2F.dosN`` (matdyn.x la2F): :func:`read_a2f_smearings` reads the N files of a run with
+  :func:`betenet.physics.a2f_files.read_qe_a2f` (either layout QE writes).
 - matdyn ``lambda`` file: :func:`read_matdyn_lambda` (smearing, lambda, N(E_F), [omega_ln]).
 - matdyn DOS (``fldos``): :func:`read_matdyn_dos`: frequency, total and per-atom (site) DOS; old
   files have only the first two columns. cm^-1 → meV; DOS per cm^-1 → per meV (integral kept: 3N).
@@ -15,7 +13,7 @@
   of each atom's wavefunctions: site-projected eDOS (states/eV/cell).
 
 Every parser raises :class:`InputError` naming the file. NaN values that QE printed are kept
-(not an error) in the DOS and one-line a2F readers, so the NaN filter can report them.
+(not an error) in the DOS readers, so the NaN filter can report them.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ import numpy as np
 
 from betenet.errors import InputError
 from betenet.physics.a2f_files import A2FSpectrum, read_qe_a2f
-from betenet.physics.units import CMM1_TO_MEV, RY_TO_MEV
+from betenet.physics.units import CMM1_TO_MEV
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eEdD][-+]?\d+)?|[-+]?nan|[-+]?inf(?:inity)?"
 _NUM_RE = re.compile(_NUMBER, re.IGNORECASE)
@@ -62,16 +60,11 @@ def _floats(text: str, path, lineno: int) -> list[float]:
 # --------------------------------------------------------------------------------------------
 
 
-def read_a2f_dos(path) -> A2FSpectrum:
-    """One matdyn ``a2F.dosN`` file (either QE layout; frequencies in meV, per-mode a2F kept)."""
-    return read_qe_a2f(path)
-
-
 def read_a2f_smearings(workdir, sigma_Ry: float, nsigma: int) -> dict[float, A2FSpectrum]:
     """{smearing in Ry: spectrum} of ``a2F.dos1..nsigma`` in ``workdir`` (file N has N * sigma_Ry)."""
     out = {}
     for n in range(1, nsigma + 1):
-        out[round(n * sigma_Ry, 10)] = read_a2f_dos(Path(workdir) / f"a2F.dos{n}")
+        out[round(n * sigma_Ry, 10)] = read_qe_a2f(Path(workdir) / f"a2F.dos{n}")
     return out
 
 
@@ -114,7 +107,7 @@ class PhononDOS:
     freq_meV: np.ndarray
     total: np.ndarray
     site: np.ndarray | None
-    source: str
+    path: str  # the file read
 
 
 def read_matdyn_dos(path, n_sites: int | None = None) -> PhononDOS:
@@ -158,7 +151,7 @@ class PhOutput:
     q_points: np.ndarray  # [n_q, 3], Cartesian, units 2π/alat
     frequencies_meV: list[np.ndarray]
     job_done: bool
-    source: str
+    path: str  # the file read
 
     @property
     def min_frequency_meV(self) -> float:
@@ -222,7 +215,7 @@ class PwOutput:
     eigenvalues_eV: list[np.ndarray] = field(default_factory=list)  # one [n_k, n_bands] per spin
     converged: bool = False
     job_done: bool = False
-    source: str = ""
+    path: str = ""  # the file read
 
     @property
     def band_gap_eV(self) -> float | None:
@@ -343,7 +336,7 @@ class ElectronDOS:
 
     energy_eV: np.ndarray
     site: np.ndarray
-    source: str
+    path: str  # the file read
 
 
 _PDOS_NAME = re.compile(r"\.pdos_atm#(\d+)\(([A-Za-z]+)\)_wfc#(\d+)\(([a-z0-9_.]+)\)$")

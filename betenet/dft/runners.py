@@ -28,7 +28,7 @@ _TAIL_LINES = 6
 
 
 class StepFailed(InputError):
-    """A step of the chain did not finish; ``source`` is its output file, ``reason`` says why."""
+    """A step of the chain did not finish; ``subject`` is its output file, ``reason`` says why."""
 
 
 def command_line(step: Step, settings: DFTSettings, ranks: int) -> list[str]:
@@ -75,7 +75,8 @@ def _run_qe_step(workdir: Path, wf: Workflow, step: Step, state: MaterialState, 
         reason = "; ".join(problems)
         state.failed(step.name, seconds, reason)
         tail = _tail(out) or _tail(err)
-        raise StepFailed(out, f"step {step.name} ({step.program}) failed: {reason}" + (f"; ends: {tail}" if tail else ""))
+        ending = f"; ends: {tail}" if tail else ""
+        raise StepFailed(out, f"step {step.name} ({step.program}) failed: {reason}{ending}")
     state.done(step.name, seconds, step.products)
     return seconds
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from betenet.dft.settings import DFTSettings, el_ph_smearings, settings_dict, settings_from_dict
 from betenet.errors import InputError
+from betenet.files import write_json
 
 WORKFLOW_FILE = "workflow.json"
 STATE_FILE = "state.json"
@@ -99,7 +100,7 @@ class Workflow:
     settings: DFTSettings
     steps: list[Step]
     grids: dict = field(default_factory=dict)
-    source: str = ""
+    structure: str = ""  # the structure file the inputs were written from
 
     def step(self, name: str) -> Step:
         for s in self.steps:
@@ -110,7 +111,7 @@ class Workflow:
     def to_json(self) -> dict:
         return {
             "id": self.id,
-            "source": self.source,
+            "structure": self.structure,
             "grids": self.grids,
             "steps": [asdict(s) for s in self.steps],
             "settings": settings_dict(self.settings),
@@ -120,10 +121,7 @@ class Workflow:
 def write_workflow(workdir: Path, wf: Workflow) -> Path:
     """Write ``workflow.json`` atomically."""
     path = Path(workdir) / WORKFLOW_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(wf.to_json(), indent=1))
-    tmp.replace(path)
-    return path
+    return write_json(path, wf.to_json(), indent=1)
 
 
 def read_workflow(workdir) -> Workflow:
@@ -136,6 +134,7 @@ def read_workflow(workdir) -> Workflow:
         steps = [Step(**s) for s in data["steps"]]
         settings = settings_from_dict(data["settings"], str(path))
         return Workflow(id=str(data["id"]), settings=settings, steps=steps,
-                        grids=dict(data.get("grids", {})), source=str(data.get("source", "")))
+                        grids=dict(data.get("grids", {})),
+                        structure=str(data.get("structure", data.get("source", ""))))  # "source" in older files
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise InputError(path, f"unreadable workflow record ({type(exc).__name__}: {exc})") from None

@@ -5,7 +5,7 @@ error bars (Fig. 4 l) and metrics against ensemble size.
 Figures are built on :class:`matplotlib.figure.Figure` directly (no pyplot state, no backend
 switch), written as PNG; every ``*_plot``/``*_grid``/``*_panel`` function that takes ``path``
 creates the parent folder and returns the written :class:`~pathlib.Path`. The double-descent
-figures live in :mod:`betenet.evaluation.plots`.
+figures are training's own (:mod:`betenet.training.plots`).
 """
 
 from __future__ import annotations

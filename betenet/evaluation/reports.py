@@ -27,7 +27,6 @@ Two column sets, never mixed (:class:`SplitPredictions`):
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -35,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from betenet import files
+from betenet.data.structures import MAX_Z
 from betenet.errors import InputError
 from betenet.evaluation import figures
 from betenet.evaluation.metrics import (best_worst, metric_vs_ensemble_size, normalised_error, per_element_error,
@@ -170,9 +171,9 @@ def pool_medians(datamodule, omega_meV, mu_star: float) -> dict[str, dict[str, f
 
 def phonon_dos_of(graphs, n_bins: int) -> np.ndarray | None:
     """[N, B] mean site PhDOS per atom of graphs whose node attributes end with it (CPD/FPD), else None."""
-    if not graphs or graphs[0].z.shape[1] < 118 + n_bins:
+    if not graphs or graphs[0].attr.shape[1] < MAX_Z + n_bins:
         return None
-    return np.stack([g.z[:, -n_bins:].double().mean(dim=0).numpy() for g in graphs])
+    return np.stack([g.attr[:, -n_bins:].double().mean(dim=0).numpy() for g in graphs])
 
 
 #: Appended to model labels on the generated demo set, so its results are never taken for real data.
@@ -204,7 +205,7 @@ def ensemble_split_predictions(ensemble, datamodule, split: str = "test", mu_sta
         elements=elements, mu_star=pred.mu_star, reported=reported, omega_meV=omega, pool_median=medians,
         phonon_dos=phonon_dos_of(graphs, len(omega)),
         notes={"members": ensemble.names, "skipped_members": [list(s) for s in ensemble.skipped],
-               "ensemble": ensemble.source, "variant": ensemble.variant})
+               "ensemble": ensemble.label, "variant": ensemble.variant})
 
 
 def baseline_split_predictions(datamodule, split: str = "test", mu_star: float = MU_STAR_DEFAULT,
@@ -329,34 +330,9 @@ def default_sizes(n_members: int) -> list[int]:
     return sorted({s for s in ladder if s < n_members} | {n_members})
 
 
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def _clean_json(obj):
-    """NaN/inf → None (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean_json(v) for v in obj]
-    return obj
-
-
 def write_json(path: Path, obj, indent: int | None = 2) -> Path:
-    """Write ``obj`` (numpy values allowed) as strict JSON, NaN and inf as null."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    plain = json.loads(json.dumps(obj, default=_json_default))
-    path.write_text(json.dumps(_clean_json(plain), indent=indent, allow_nan=False) + "\n")
-    return path
+    """Write a report ``obj`` (numpy values allowed) as strict JSON, NaN and inf as null."""
+    return files.write_json(path, obj, indent=indent, nan_as_null=True)
 
 
 def _cell(x) -> str:

@@ -28,7 +28,6 @@ __all__ = [
     "DEFAULT_THRESHOLD_K",
     "PRCurve",
     "precision_recall",
-    "average_precision",
     "curve_average_precision",
     "random_ap",
     "threshold_for_precision",
@@ -111,11 +110,6 @@ def curve_average_precision(curve: PRCurve) -> float:
     precision = curve.precision[::-1]
     steps = np.diff(np.concatenate([[0.0], recall]))
     return float(np.sum(steps * precision))
-
-
-def average_precision(tc_true, tc_pred, threshold_K: float = DEFAULT_THRESHOLD_K) -> float:
-    """Average precision of screening with ``tc_pred`` (see :func:`curve_average_precision`)."""
-    return curve_average_precision(precision_recall(tc_true, tc_pred, threshold_K))
 
 
 def random_ap(tc_true, threshold_K: float = DEFAULT_THRESHOLD_K) -> float:

@@ -1,8 +1,8 @@
 """Bootstrapped ensembles: collect the trained members of a sweep, predict a2F with every member and
 combine the members into the ensemble prediction.
 
-Collecting (:func:`load_ensemble`). A source is a sweep directory (one run folder per member,
-e.g. ``seed_0/``), one run folder, a checkpoint file, or a list of these. A run's checkpoint is
+Collecting (:func:`load_ensemble`) from a sweep directory (one run folder per member, e.g.
+``seed_0/``), one run folder, a checkpoint file, or a list of these. A run's checkpoint is
 ``checkpoints/<which>.ckpt`` (``final`` by default; ``classical``, ``critical``, ``modern`` or any
 file name also work; layout: :class:`~betenet.training.run_dir.RunDir`), loaded with
 ``torch.load(..., weights_only=True)``. A member that failed (``FAILED.txt``), never finished or
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from betenet.errors import InputError
+from betenet.files import natural_key
 from betenet.physics.properties import PROPERTIES, properties
 from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT, BinGrid
 from betenet.training.run_dir import REGIME_CHECKPOINTS, RunDir, datamodule_from_config, fingerprint_differences
@@ -70,10 +70,6 @@ def show_progress(progress, n: int) -> bool:
     if progress is None or progress == "auto":
         return n >= PROGRESS_MIN_STRUCTURES
     return bool(progress)
-
-
-def _natural_key(name: str):
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
 
 
 @dataclass
@@ -157,11 +153,12 @@ def detect_source(path) -> str:
 
 @dataclass
 class Ensemble:
-    """The members that loaded and the ones skipped, as ``(name or path, reason)``."""
+    """The members that loaded and the ones skipped, as ``(name or path, reason)``; ``label`` names
+    the folders and files they were collected from."""
 
     members: list[Member]
     skipped: list[tuple[str, str]]
-    source: str
+    label: str
 
     def __len__(self) -> int:
         return len(self.members)
@@ -238,7 +235,7 @@ class Ensemble:
         settings. ``cache_dir`` overrides the graph/demo cache."""
         cfg = (self.config or {}).get("data")
         if not cfg:
-            raise InputError(self.source, f"no member has a readable {RunDir.CONFIG}; pass --data")
+            raise InputError(self.label, f"no member has a readable {RunDir.CONFIG}; pass --data")
         if data is not None:
             source = source or detect_source(data)
         return datamodule_from_config(cfg, "test", root=data, source=source, cache_dir=cache_dir)
@@ -342,16 +339,16 @@ def load_member(path, name: str | None = None) -> Member:
                   config=None if run is None else run.read_config(), train_elements=_train_elements(info, run))
 
 
-def _candidates(source: Path, which: str) -> list[tuple[str, Path | None, str | None]]:
-    """(member name, checkpoint path or None, reason when None) for one source path."""
-    if source.is_file():
-        run = RunDir.of_checkpoint(source)
-        return [(run.name if run else source.stem, source, None)]
-    if not source.is_dir():
-        return [(str(source), None, "not found")]
-    runs = [RunDir(source)] if RunDir(source).is_run_dir() else sorted(
-        (RunDir(p) for p in source.iterdir() if p.is_dir() and not p.name.startswith(".") and RunDir(p).is_run_dir()),
-        key=lambda r: _natural_key(r.name))
+def _candidates(path: Path, which: str) -> list[tuple[str, Path | None, str | None]]:
+    """(member name, checkpoint path or None, reason when None) for one folder or checkpoint."""
+    if path.is_file():
+        run = RunDir.of_checkpoint(path)
+        return [(run.name if run else path.stem, path, None)]
+    if not path.is_dir():
+        return [(str(path), None, "not found")]
+    runs = [RunDir(path)] if RunDir(path).is_run_dir() else sorted(
+        (RunDir(p) for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and RunDir(p).is_run_dir()),
+        key=lambda r: natural_key(r.name))
     out = []
     for run in runs:
         ckpt = run.checkpoint(which)
@@ -415,18 +412,18 @@ def _compatible_group(members: list[Member]) -> tuple[list[Member], list[tuple[s
     return kept, skipped
 
 
-def load_ensemble(sources, checkpoint: str = RunDir.FINAL) -> Ensemble:
-    """Collect the members of ``sources`` (a sweep or run folder, a checkpoint file, or a list
-    of these); see the module docstring. Raises ``InputError`` when no member loads."""
-    if isinstance(sources, (str, Path)):
-        sources = [sources]
-    sources = [Path(s) for s in sources]
-    label = ", ".join(str(s) for s in sources)
-    if not sources:
-        raise InputError("ensemble", "no ensemble source given")
+def load_ensemble(paths, checkpoint: str = RunDir.FINAL) -> Ensemble:
+    """Collect the members of ``paths`` (a sweep or run folder, a checkpoint file, or a list of
+    these); see the module docstring. Raises ``InputError`` when no member loads."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    paths = [Path(s) for s in paths]
+    label = ", ".join(str(s) for s in paths)
+    if not paths:
+        raise InputError("ensemble", "no ensemble folder or checkpoint given")
     loaded: list[Member] = []
     skipped: list[tuple[str, str]] = []
-    for name, path, reason in (c for s in sources for c in _candidates(s, checkpoint)):
+    for name, path, reason in (c for p in paths for c in _candidates(p, checkpoint)):
         if path is None:
             skipped.append((name, reason))
             continue
@@ -447,4 +444,4 @@ def load_ensemble(sources, checkpoint: str = RunDir.FINAL) -> Ensemble:
     if unknown:
         log.warning("members %s have no record of their training elements (trained before betenet kept it): "
                     "unseen elements are not flagged for them", ", ".join(unknown[:5]))
-    return Ensemble(members=members, skipped=skipped, source=label)
+    return Ensemble(members=members, skipped=skipped, label=label)

@@ -1,5 +1,6 @@
-"""Inputs of a prediction: files, folders and globs (or in-memory structures) → one row each, with
-the graph the members read, the reason when there is none, and the warnings that qualify it.
+"""Inputs of a prediction (structure files from :func:`betenet.data.structures.gather_inputs`, or
+in-memory structures) → one row each, with the graph the members read, the reason when there is
+none, and the warnings that qualify it.
 
 A row's ``warnings`` (empty when clean) name what makes its prediction less trustworthy than the
 spread suggests:
@@ -13,8 +14,6 @@ spread suggests:
 
 from __future__ import annotations
 
-import glob
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,98 +22,7 @@ from tqdm.auto import tqdm
 from betenet.errors import InputError
 from betenet.training.run_dir import RunDir
 
-__all__ = ["InputRow", "gather_inputs", "read_labels_table", "build_rows", "input_files"]
-
-_VASP_NAMES = ("POSCAR", "CONTCAR")
-
-
-def _natural_key(text: str):
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
-
-
-def _is_structure_file(path: Path) -> bool:
-    from betenet.data.sources.directory import STRUCTURE_SUFFIXES
-
-    return path.is_file() and not path.name.startswith(".") and (
-        path.suffix.lower() in STRUCTURE_SUFFIXES or path.name.upper().startswith(_VASP_NAMES))
-
-
-def _structure_files(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if _is_structure_file(p)), key=lambda p: _natural_key(p.name))
-
-
-def _labels_file_in(folder: Path) -> Path | None:
-    return next((folder / n for n in ("labels.csv", "labels.json") if (folder / n).is_file()), None)
-
-
-def _base_id(path: Path) -> str:
-    return f"{path.parent.name}/{path.name}" if path.name.upper().startswith(_VASP_NAMES) else path.stem
-
-
-def gather_inputs(inputs) -> tuple[list[tuple[str, Path | None, str | None]], Path | None]:
-    """Expand INPUTS into ``(id, path, None)`` per structure file, or ``(input, None, reason)`` for
-    an input that names nothing, in order; also the labels file of a dataset folder given as input
-    (a folder with ``structures/`` and ``labels.csv``/``labels.json``), if any.
-
-    A folder contributes its structure files (or those of its ``structures/``); a pattern with
-    ``*``, ``?`` or ``[`` is globbed. Ids are file stems (``<folder>/POSCAR`` for POSCAR/CONTCAR
-    files); when two inputs share an id, both use their path instead.
-    """
-    found: list[tuple[Path | None, str, str | None]] = []  # (path, text, reason)
-    labels = None
-    for text in map(str, inputs):
-        path = Path(text)
-        if path.is_dir():
-            files = _structure_files(path)
-            if not files and (path / "structures").is_dir():
-                files = _structure_files(path / "structures")
-                labels = labels or _labels_file_in(path)
-            if not files:
-                found.append((None, text, "folder holds no structure files (.cif, .vasp, .poscar, .extxyz, .xyz)"))
-            found += [(f, str(f), None) for f in files]
-        elif path.is_file():
-            found.append((path, text, None))
-        elif any(c in text for c in "*?["):
-            files = sorted((Path(m) for m in glob.glob(text) if Path(m).is_file()), key=lambda p: _natural_key(str(p)))
-            if not files:
-                found.append((None, text, "pattern matches no file"))
-            found += [(f, str(f), None) for f in files]
-        else:
-            found.append((None, text, "file not found"))
-    ids = [_base_id(p) if p is not None else text for p, text, _ in found]
-    counts: dict[str, int] = {}
-    for i in ids:
-        counts[i] = counts.get(i, 0) + 1
-    out = []
-    for (path, text, reason), ident in zip(found, ids):
-        out.append((str(path) if counts[ident] > 1 and path is not None else ident, path, reason))
-    return out, labels
-
-
-def input_files(items, labels_path=None) -> list[Path]:
-    """Every file a prediction reads: the structure files of ``items`` and the labels file."""
-    files = [Path(p) for _, p, _ in items if isinstance(p, (str, Path))]
-    return files + ([Path(labels_path)] if labels_path else [])
-
-
-def read_labels_table(path) -> dict[str, dict]:
-    """id → record of a directory-format labels file (``labels.csv`` with JSON-encoded spectrum
-    cells, or ``labels.json``, a list of records); see ``betenet.data.sources.directory``."""
-    from betenet.data.sources.directory import decode_csv_record, read_label_records, record_id
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "labels file not found")
-    table = {}
-    for rec in read_label_records(path):
-        ident = record_id(rec.get("id"))
-        if ident is None:
-            continue
-        rec = {k: v for k, v in rec.items() if k != "id"}
-        if path.suffix.lower() == ".csv":
-            rec = decode_csv_record(ident, rec)
-        table[ident] = rec
-    return table
+__all__ = ["InputRow", "build_rows"]
 
 
 @dataclass
@@ -157,8 +65,8 @@ def _isolated_warning(structure, graph, r_max: float) -> list[str]:
 def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress: bool | str = "auto",
                labels_path=None, device: str = "cpu") -> list[InputRow]:
     """Read and graph every input (``(id, path or Structure or Atoms, reason)`` items, as from
-    :func:`gather_inputs`) the way ``ensemble``'s members built theirs, with the warnings of the
-    module docstring. The site PhDOS a CPD/FPD variant needs comes from ``labels`` (id → record;
+    :func:`~betenet.data.structures.gather_inputs`) the way ``ensemble``'s members built theirs, with the
+    warnings of the module docstring. The site PhDOS a CPD/FPD variant needs comes from ``labels`` (id → record;
     ``labels_path`` is its file, whose ``metadata.json`` says where its PhDOS came from), and, for
     an ensemble trained on ML-potential PhDOS, from the same potential and recipe for every structure
     without one (cached; ``device`` where the potential runs). A PhDOS of another origin than the
@@ -169,7 +77,7 @@ def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress:
     from betenet.inference.ensemble import show_progress
 
     if ensemble.site_dos is None:
-        raise InputError(ensemble.source, f"cannot tell which site PhDOS the members read (no {RunDir.CONFIG} "
+        raise InputError(ensemble.label, f"cannot tell which site PhDOS the members read (no {RunDir.CONFIG} "
                                           "beside the checkpoints); use the run folders")
     settings = dict(ensemble.graph_settings, allow_isolated=True)
     kind = settings["site_dos_kind"]
@@ -191,7 +99,7 @@ def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress:
             record = {k: v for k, v in (labels or {}).get(ident, {}).items() if k in keys}
             entries[id(row)] = build_entry(ident, structure, row.formula, record)
         except InputError as err:
-            row.status = err.reason if err.source in (ident, name) else str(err)
+            row.status = err.reason if err.subject in (ident, name) else str(err)
     phdos_notes, failed = _site_dos(ensemble, kind, [entries[id(r)] for r in rows if id(r) in entries], labels_path,
                                     device, progress)
     for row in rows:
@@ -208,7 +116,7 @@ def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress:
                 ([phdos_notes[entry.id]] if phdos_notes.get(entry.id) else [])
         except InputError as err:
             row.graph = None
-            row.status = err.reason if err.source == entry.id else str(err)
+            row.status = err.reason if err.subject == entry.id else str(err)
             if kind != "none" and not labels and "phonon DOS" in row.status:
                 row.status += " (give --labels with phdos_* columns)"
     return rows

@@ -20,9 +20,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from betenet.errors import InputError
+from betenet.files import to_jsonable
 from betenet.physics.properties import implausibility
 
 __all__ = ["PREDICT_COLUMNS", "prediction_frame", "predict_rows", "check_outputs", "spectra_path",
@@ -108,19 +107,6 @@ def check_outputs(outputs, inputs) -> None:
             raise InputError(out, f"{what} and {other} would be one file; give the CSV a .csv name")
 
 
-def _json_value(obj):
-    if isinstance(obj, dict):
-        return {str(k): _json_value(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [_json_value(v) for v in obj]
-    if isinstance(obj, (np.generic, float)):
-        x = float(obj) if not isinstance(obj, np.integer) else int(obj)
-        return x if not isinstance(x, float) or math.isfinite(x) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def write_predictions(out, table, spectra: dict) -> tuple[Path, Path]:
     """Write the table to ``out`` (CSV; NaN as an empty cell) and ``spectra`` beside it as strict
     JSON (NaN as null), each through a temporary file."""
@@ -131,7 +117,7 @@ def write_predictions(out, table, spectra: dict) -> tuple[Path, Path]:
     tmp.replace(out)
     path = spectra_path(out)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(_json_value(spectra), allow_nan=False) + "\n")
+    tmp.write_text(json.dumps(to_jsonable(spectra, nan_as_null=True), allow_nan=False) + "\n")
     tmp.replace(path)
     return out, path
 
@@ -153,7 +139,9 @@ def predict_files(ensemble, inputs, out, labels=None, mu_star=None, eliashberg: 
     Outputs are checked first (:func:`check_outputs`). Every input gets its row; ``summary`` counts
     them and holds ``exit_status``: 0 when at least one input was predicted, 1 when none was (the
     files are still written, each row with its reason)."""
-    from betenet.inference.inputs import build_rows, gather_inputs, input_files, read_labels_table
+    from betenet.data.sources.directory import read_labels_table
+    from betenet.data.structures import gather_inputs, input_files
+    from betenet.inference.inputs import build_rows
 
     items, auto_labels = gather_inputs(inputs)
     labels_path = labels or auto_labels
@@ -166,7 +154,7 @@ def predict_files(ensemble, inputs, out, labels=None, mu_star=None, eliashberg: 
     spectra = {
         "omega_meV": [] if pred is None else pred.omega_meV,
         "mu_star": ensemble.mu_star if pred is None else pred.mu_star,
-        "ensemble": ensemble.source, "members": ensemble.names, "skipped_members": ensemble.skipped,
+        "ensemble": ensemble.label, "members": ensemble.names, "skipped_members": ensemble.skipped,
         "std": "standard deviation over members (ddof 0)",
         "entries": [] if pred is None else [
             {"id": i, "formula": f, "a2f_mean": pred.a2f_mean[k], "a2f_std": pred.a2f_std[k]}

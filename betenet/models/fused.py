@@ -9,12 +9,12 @@ It holds no parameters: the e3nn modules own them all, so state dicts and checkp
 
 Nothing here is an approximation; four exact facts of the network and of crystal data remove most of the work:
 
-1. Node attributes are scalars (``em_dim x 0e``) computed row by row from ``z``, so a fully connected tensor
+1. Node attributes are scalars (``em_dim x 0e``) computed row by row from ``attr``, so a fully connected tensor
    product with them, ``FCTP(h, a)_k[n, w, m] = sum_i c_ik sum_u h_i[n, u, m] M_ik[n, u, w]`` with
    ``M_ik[n] = sum_v a[n, v] W_ik[u, v, w]``, is a per-node matrix product whose matrix ``M`` depends on the
    node only through its attribute row. Crystals repeat elements, so a dataset has far fewer distinct rows
-   of ``z`` than atoms: ``M`` is formed once per distinct row and the nodes, sorted by row and cut into equal
-   chunks, are multiplied by one batched matmul (:class:`NodeGroups`). With a site PhDOS in ``z`` (CPD/FPD)
+   of ``attr`` than atoms: ``M`` is formed once per distinct row and the nodes, sorted by row and cut into equal
+   chunks, are multiplied by one batched matmul (:class:`NodeGroups`). With a site PhDOS in ``attr`` (CPD/FPD)
    every row is distinct and one einsum per input group is used instead.
 2. The radial MLP sees only the edge length, and crystals repeat bond lengths (exactly equal lengths only):
    it runs on the distinct radial embeddings only.
@@ -38,10 +38,10 @@ Nothing here is an approximation; four exact facts of the network and of crystal
    ``n_p = B_p @ (w_p[r(q)] x[src(q)])``, tensors [d_in, pairs, mul] (:func:`source_side`).
 
 4. Before the first convolution a node is known by its input features and attributes alone, and crystals
-   repeat elements: nodes with equal rows of ``x`` and ``z`` form *classes*. The first convolution's node
+   repeat elements: nodes with equal rows of ``x`` and ``attr`` form *classes*. The first convolution's node
    maps run once per class, and its messages need only the distinct pairs (radial row, source class):
    ``n_p[i, k, u] = sum_q B_p[(i, k), (a, q)] w_p[r(q), u] x_p[c(q), a, u]`` with a constant sparse ``B_p``
-   (:class:`NodeClasses`), so that layer forms no shell tensors at all. With a site PhDOS in ``z`` every node
+   (:class:`NodeClasses`), so that layer forms no shell tensors at all. With a site PhDOS in ``attr`` every node
    is its own class and the shell evaluation is used; when only the input rows repeat (:class:`InputClasses`),
    the first convolution's node maps contract the input side once per distinct input row.
 
@@ -418,7 +418,7 @@ class PreparedGraph:
     num_nodes: int
     num_edges: int
     num_shells: int
-    attr_rows: Tensor           # [K, attr_dim] distinct rows of the node attributes z
+    attr_rows: Tensor           # [K, attr_dim] distinct rows of the node attributes attr
     groups: NodeGroups
     radial_rows: Tensor         # [U, number_of_basis] distinct radial embeddings
     shell_radial: Tensor        # [P] radial row of every shell (edges with one destination and one length)
@@ -512,16 +512,16 @@ def input_classes(x: Tensor, groups: NodeGroups) -> Optional[InputClasses]:
     return InputClasses(x_rows=x_rows, groups=NodeGroups.build(x_index, x_rows.shape[0]))
 
 
-def node_classes(x: Tensor, z: Tensor, attr_index: Tensor, n_attr_rows: int, radial_index: Tensor,
+def node_classes(x: Tensor, attr: Tensor, attr_index: Tensor, n_attr_rows: int, radial_index: Tensor,
                  edge_src: Tensor) -> Optional[NodeClasses]:
     """The classes of :class:`NodeClasses` and the (radial row, source class) pairs of the edges; None when
     fewer than two nodes share a class on average."""
-    class_rows, node_class = distinct_rows(torch.cat([x, z.to(x.dtype)], dim=1))
+    class_rows, node_class = distinct_rows(torch.cat([x, attr.to(x.dtype)], dim=1))
     n_classes, n = class_rows.shape[0], x.shape[0]
     if 2 * n_classes > n:
         return None
     class_attr = torch.empty(n_classes, dtype=attr_index.dtype, device=attr_index.device)
-    class_attr[node_class] = attr_index  # equal z within a class: any node's attribute row
+    class_attr[node_class] = attr_index  # equal attr within a class: any node's attribute row
     key, pair = torch.unique(radial_index * n_classes + node_class[edge_src], return_inverse=True)
     return NodeClasses(node_class=node_class, x_rows=class_rows[:, :x.shape[1]],
                        groups=NodeGroups.build(class_attr, n_attr_rows), pair_radial=key // n_classes,
@@ -664,9 +664,9 @@ class FusedEvaluator:
     @staticmethod
     def serves(data, edge_feats: Optional[EdgeFeatures] = None) -> bool:
         """Whether the fused evaluation applies: not when gradients with respect to the geometry (``edge_vec``
-        or ``edge_feats``) or the node attributes ``z`` are wanted, which a prepared graph holds as constants."""
+        or ``edge_feats``) or the node attributes ``attr`` are wanted, which a prepared graph holds as constants."""
         geometry = [data.edge_vec] if edge_feats is None else [edge_feats.attr, edge_feats.radial]
-        return not any(t.requires_grad for t in geometry + [data.z])
+        return not any(t.requires_grad for t in geometry + [data.attr])
 
     def prepare(self, data, edge_feats: Optional[EdgeFeatures] = None) -> PreparedGraph:
         """Everything the fused evaluation needs from a graph (batch) that training never changes (not cached).
@@ -680,13 +680,13 @@ class FusedEvaluator:
             if edge_feats is None:
                 edge_feats = edge_features(data.edge_vec, self.lmax, self.r_max, self.number_of_basis)
             n = data.x.shape[0]
-            attr_rows, attr_index = distinct_rows(data.z)
+            attr_rows, attr_index = distinct_rows(data.attr)
             radial_rows, radial_index = distinct_rows(edge_feats.radial)
             shell, shell_dst, shell_radial = shells(edge_dst, radial_index, radial_rows.shape[0])
             n_shells = shell_dst.numel()
             groups = NodeGroups.build(attr_index, attr_rows.shape[0])
             pair_key, source_pair = torch.unique(radial_index * n + edge_src, return_inverse=True)
-            classes = node_classes(data.x, data.z, attr_index, attr_rows.shape[0], radial_index, edge_src)
+            classes = node_classes(data.x, data.attr, attr_index, attr_rows.shape[0], radial_index, edge_src)
             # pairs of every path of a convolution: the class pairs for the first one when there are classes
             class_pairs = [(classes.edge_pair, classes.num_pairs) if i == 0 and classes is not None else None
                            for i in range(len(self.plans))]
@@ -708,12 +708,12 @@ class FusedEvaluator:
     def prepared_graph(self, data, edge_feats: Optional[EdgeFeatures] = None) -> PreparedGraph:
         """The prepared graph of ``data`` from the cache, prepared on first use.
 
-        Keyed by the geometry tensors (``edge_vec``, or ``edge_feats``), ``edge_index``, ``z`` and ``x`` (the
+        Keyed by the geometry tensors (``edge_vec``, or ``edge_feats``), ``edge_index``, ``attr`` and ``x`` (the
         first convolution's node classes), the node count, and whether inference mode is on: tensors made in
         inference mode cannot enter autograd later, so such a preparation is kept apart.
         """
         geometry = [data.edge_vec] if edge_feats is None else [edge_feats.attr, edge_feats.radial]
-        tensors = geometry + [data.edge_index, data.z, data.x]
+        tensors = geometry + [data.edge_index, data.attr, data.x]
         extra = (data.x.shape[0], torch.is_inference_mode_enabled())
         return self.graphs.get(tensors, extra, lambda: self.prepare(data, edge_feats))
 
@@ -736,7 +736,7 @@ class FusedEvaluator:
         """
         if not self.serves(data, edge_feats):
             raise InputError("prepared" if prepared is not None else "data", "the fused evaluation holds the "
-                             "geometry and z as constants: gradients with respect to them need the e3nn evaluation")
+                             "geometry and attr as constants: gradients with respect to them need the e3nn evaluation")
         if prepared is None:
             prepared = self.prepared_graph(data, edge_feats)
         else:

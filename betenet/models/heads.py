@@ -9,7 +9,7 @@ to pile weight into the lowest bins, where 1/ω makes λ large and ω_log small.
     a2F(ω) = (1/N) Σ_i α²_i(ω) g_i(ω) / 3
 
 with g_i the atom's binned site-projected phonon DOS (the last ``n_bins`` columns of its node attributes
-``z``: CPD/FPD variants, from DFT or an ML potential; each integrates to 3) and α²_i(ω) a smooth,
+``attr``: CPD/FPD variants, from DFT or an ML potential; each integrates to 3) and α²_i(ω) a smooth,
 positive coupling: ``α²_i(ω) = exp(Σ_k c_ik P_k(x))`` with ``P_k`` the Legendre polynomials of degree
 k < ``coupling_basis`` on the bin index mapped to x ∈ [-1, 1], and c_ik the atom's ``coupling_basis``
 outputs. The spectral support, the low-frequency ω² edge and most of ω_log and ω_2 then come from
@@ -47,8 +47,8 @@ class CouplingHead(torch.nn.Module):
         self.n_bins = n_bins
         self.register_buffer("basis", torch.as_tensor(legendre_basis(n_terms, n_bins), dtype=torch.float32))
 
-    def forward(self, coefficients: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Per-atom a2F [N, n_bins] from the atoms' coefficients [N, n_terms] and attributes z [N, ...]."""
-        site_dos = z[:, -self.n_bins:]
+    def forward(self, coefficients: torch.Tensor, attr: torch.Tensor) -> torch.Tensor:
+        """Per-atom a2F [N, n_bins] from the atoms' coefficients [N, n_terms] and attributes attr [N, ...]."""
+        site_dos = attr[:, -self.n_bins:]
         exponent = (coefficients @ self.basis.to(coefficients.dtype)).clamp(*EXPONENT_BOUNDS)
         return torch.exp(exponent) * site_dos / 3.0

@@ -31,7 +31,8 @@ class BetenetModule(pl.LightningModule):
         self.save_hyperparameters()
         self.grid = BinGrid.from_config(bins)
         if int(net.get("out_dim", self.grid.n_bins)) != self.grid.n_bins:
-            raise ValueError(f"net.out_dim={net.get('out_dim')} differs from the {self.grid.n_bins} bins of {self.grid}")
+            raise ValueError(f"net.out_dim={net.get('out_dim')} differs from the {self.grid.n_bins} bins "
+                             f"of {self.grid}")
         self.net = BeteNet(**dict(net))
         self.loss_fn = BetenetLoss(**dict(loss or {}), mu_star=mu_star, grid=self.grid)
         if dtype == "float64":
@@ -47,7 +48,7 @@ class BetenetModule(pl.LightningModule):
 
     def _cast(self, batch):
         if self._float_dtype == torch.float64:
-            for key in ("x", "z", "edge_vec", "pos", "y", "reported", "weight", "phonon_omega_log_K"):
+            for key in ("x", "attr", "edge_vec", "pos", "y", "reported", "weight", "phonon_omega_log_K"):
                 if key in batch:
                     batch[key] = batch[key].double()
         return batch

@@ -5,7 +5,7 @@ Architecture (paper Methods + the released ``utils/model.py``, itself Chen et al
 network built on e3nn's ``gate_points_2101``):
 
     x (one-hot(Z) * mass)  --Linear+ReLU-->  h0 : em_dim x 0e          (node features)
-    z (one-hot(Z) [+ PhDOS]) --Linear+ReLU--> a  : em_dim x 0e          (node attributes, fixed)
+    attr (one-hot(Z) [+ PhDOS]) --Linear+ReLU--> a : em_dim x 0e       (node attributes, fixed)
     layers x [Convolution -> Gate]  on hidden irreps  mul x (l, p), l <= lmax, p = +-1
     Convolution -> out_dim x 0e  -> ReLU -> mean over the atoms of each graph      (head "spectrum")
     Convolution -> K x 0e -> a2F_i = exp(c_i . Legendre(w)) g_i(w)/3 -> mean       (head "coupling")
@@ -50,6 +50,13 @@ from betenet.models.radial import EdgeFeatures, edge_features
 _SCALAR_ACT: Dict[int, Callable] = {1: F.silu, -1: torch.tanh}  # by parity of the scalar
 _GATE_ACT: Dict[int, Callable] = {1: torch.sigmoid, -1: torch.tanh}
 _REDUCTIONS = ("mean", "sum", "none")
+
+
+def _rename_embed_z(state_dict, prefix, *args) -> None:
+    """Load-state-dict pre-hook: checkpoints that call the attribute embedding ``embed_z`` load into
+    ``embed_attr``."""
+    for key in [k for k in state_dict if k.startswith(f"{prefix}embed_z.")]:
+        state_dict[f"{prefix}embed_attr." + key[len(f"{prefix}embed_z."):]] = state_dict.pop(key)
 
 
 def tp_path_exists(irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, ir_out: o3.Irrep) -> bool:
@@ -143,18 +150,18 @@ class GatedConvolution(torch.nn.Module):
 class BeteNet(torch.nn.Module):
     """BETE-NET: embedding -> ``layers`` gated equivariant convolutions -> scalar convolution -> ReLU -> pooling.
 
-    Input ``data`` (a torch_geometric Data/Batch): ``x`` [N, in_dim], ``z`` [N, attr_dim],
+    Input ``data`` (a torch_geometric Data/Batch): ``x`` [N, in_dim], ``attr`` [N, attr_dim],
     ``edge_index`` [2, E] (row 0 source, row 1 destination), ``edge_vec`` [E, 3] (r_dst - r_src + shift, Å),
     optional ``batch`` [N]. Output: [n_graphs, out_dim] (``reduce_output`` "mean"/"sum") or
     [N, out_dim] per atom (``"none"``), all entries >= 0.
 
-    ``share_embedding=True`` reproduces the release exactly: one Linear applied to both ``x`` and ``z``
+    ``share_embedding=True`` reproduces the release exactly: one Linear applied to both ``x`` and ``attr``
     (requires ``in_dim == attr_dim``; the release's CPD/FPD inputs are x = [mass one-hot, 51 ones] and
-    z = [one-hot, PhDOS], both 169 wide). The default uses separate Linears for ``x`` and ``z``.
+    attr = [one-hot, PhDOS], both 169 wide). The default uses separate Linears for ``x`` and ``attr``.
 
     ``fused=True`` evaluates through ``self.evaluator`` (:class:`~betenet.models.fused.FusedEvaluator`: same
     parameters and result, faster); ``fused=False`` calls the e3nn modules directly. Gradients with respect to
-    ``edge_vec``, ``edge_feats`` or ``z`` always use the e3nn evaluation.
+    ``edge_vec``, ``edge_feats`` or ``attr`` always use the e3nn evaluation.
 
     Parameters are created in torch's default dtype (float32); ``.double()`` gives a float64 model.
     """
@@ -190,7 +197,8 @@ class BeteNet(torch.nn.Module):
         if not num_neighbors > 0:
             raise InputError("num_neighbors", f"must be positive, got {num_neighbors}")
         if share_embedding and in_dim != attr_dim:
-            raise InputError("share_embedding", f"a shared embedding needs in_dim == attr_dim, got {in_dim} != {attr_dim}")
+            raise InputError("share_embedding",
+                             f"a shared embedding needs in_dim == attr_dim, got {in_dim} != {attr_dim}")
         self.in_dim, self.attr_dim, self.out_dim, self.em_dim = in_dim, attr_dim, out_dim, em_dim
         self.lmax, self.r_max, self.number_of_basis = lmax, float(r_max), number_of_basis
         self.reduce_output = reduce_output
@@ -199,7 +207,8 @@ class BeteNet(torch.nn.Module):
         self.register_buffer("num_neighbors", torch.tensor(float(num_neighbors)))
 
         self.embed_x = torch.nn.Linear(in_dim, em_dim)
-        self.embed_z = self.embed_x if share_embedding else torch.nn.Linear(attr_dim, em_dim)
+        self.embed_attr = self.embed_x if share_embedding else torch.nn.Linear(attr_dim, em_dim)
+        self._register_load_state_dict_pre_hook(_rename_embed_z)
 
         self.irreps_node_attr = o3.Irreps(f"{em_dim}x0e")
         self.irreps_edge_attr = o3.Irreps.spherical_harmonics(lmax)
@@ -241,9 +250,9 @@ class BeteNet(torch.nn.Module):
         """Embedded node inputs: ReLU(Linear(x))."""
         return F.relu(self.embed_x(x))
 
-    def node_attributes(self, z: torch.Tensor) -> torch.Tensor:
-        """Embedded node attributes: ReLU(Linear(z))."""
-        return F.relu(self.embed_z(z))
+    def node_attributes(self, attr: torch.Tensor) -> torch.Tensor:
+        """Embedded node attributes: ReLU(Linear(attr))."""
+        return F.relu(self.embed_attr(attr))
 
     def edge_features(self, edge_vec: torch.Tensor) -> EdgeFeatures:
         """Geometry-only edge inputs (cutoff-weighted spherical harmonics, radial embedding) of edge vectors [E, 3]."""
@@ -257,7 +266,7 @@ class BeteNet(torch.nn.Module):
 
     def _check(self, data, edge_feats: Optional[EdgeFeatures]) -> None:
         n = data.x.shape[0]
-        for name, t, width in (("x", data.x, self.in_dim), ("z", data.z, self.attr_dim)):
+        for name, t, width in (("x", data.x, self.in_dim), ("attr", data.attr, self.attr_dim)):
             if t.dim() != 2 or t.shape[1] != width or t.shape[0] != n:
                 raise InputError(f"data.{name}", f"expected shape [{n}, {width}], got {list(t.shape)}")
         if data.edge_index.dim() != 2 or data.edge_index.shape[0] != 2:
@@ -281,7 +290,7 @@ class BeteNet(torch.nn.Module):
             out = self.evaluator(self, data, edge_feats, prepared)
         else:
             out = self.node_outputs(data, edge_feats)
-        per_atom = self.coupling(out, data.z) if self.coupling is not None else F.relu(out)
+        per_atom = self.coupling(out, data.attr) if self.coupling is not None else F.relu(out)
         return self._pool(per_atom, data)
 
     def node_outputs(self, data, edge_feats: Optional[EdgeFeatures] = None) -> torch.Tensor:
@@ -291,7 +300,7 @@ class BeteNet(torch.nn.Module):
             edge_feats = self.edge_features(data.edge_vec)
         inv_sqrt_neighbors = self.num_neighbors.rsqrt()
         h = self.node_features(data.x)
-        node_attr = self.node_attributes(data.z)
+        node_attr = self.node_attributes(data.attr)
         for layer in self.layers:
             h = layer(h, node_attr, edge_src, edge_dst, edge_feats, inv_sqrt_neighbors)
         return self.output_conv(h, node_attr, edge_src, edge_dst, edge_feats, inv_sqrt_neighbors)

@@ -21,6 +21,6 @@ from betenet.phonons.settings import KINDS, PhononSettings, kind_columns
 __all__ = [
     "DEFAULT_POTENTIAL", "KINDS", "POTENTIALS", "FillReport", "PhDOSCache", "PhDOSProvider", "PhononSettings",
     "PotentialUnavailable", "SitePhDOS", "cache_key", "dataset_provenance", "default_cache_dir", "fill_site_dos",
-    "kind_columns", "labels_metadata", "make_calculator", "mlip_provenance", "provenance_from_config", "provenance_warning",
-    "site_dos_for_prediction", "site_phdos", "structure_hash",
+    "kind_columns", "labels_metadata", "make_calculator", "mlip_provenance", "provenance_from_config",
+    "provenance_warning", "site_dos_for_prediction", "site_phdos", "structure_hash",
 ]

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from betenet.errors import InputError
+from betenet.files import natural_key, write_json
 from betenet.phonons.cache import cache_key, structure_hash
 from betenet.phonons.fill import PhDOSProvider
 from betenet.phonons.potentials import PotentialUnavailable
@@ -54,16 +55,6 @@ _COMPUTED = tuple(c for k in KINDS for c in kind_columns(k)) + ("min_phonon_freq
 def safe_id(ident: str) -> str:
     """An input id as a file name: characters other than letters, digits and ``._+-`` become ``_``."""
     return re.sub(r"[^A-Za-z0-9._+-]", "_", str(ident)).strip(".") or "structure"
-
-
-def _write_json(path: Path, data, indent=None) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=indent, allow_nan=False))
-    tmp.replace(path)
-
-
-def _natural(text: str):
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
 
 
 def _recipe(settings: PhononSettings) -> dict:
@@ -98,7 +89,7 @@ def _check_output(out: Path, settings: PhononSettings, kinds, input_dirs: list[P
     (out / "structures").mkdir(parents=True, exist_ok=True)
     (out / STATE_DIR).mkdir(exist_ok=True)
     recipe["kinds"] = [k for k in KINDS if k in set(old_kinds) | set(kinds)]
-    _write_json(meta_path, {**meta, "created_by": CREATED_BY, "site_dos_provenance": recipe}, indent=1)
+    write_json(meta_path, {**meta, "created_by": CREATED_BY, "site_dos_provenance": recipe}, indent=1, nan_as_null=True)
 
 
 def _read_state(path: Path) -> dict:
@@ -115,7 +106,7 @@ def _read_state(path: Path) -> dict:
 def _write_structure(out: Path, eid: str, path: Path, structure) -> str:
     """Put the structure into ``out/structures``: the input file copied when the loader reads its
     suffix, else (or when relaxed) extxyz. Other files of the same id are removed."""
-    from betenet.data.sources.directory import STRUCTURE_SUFFIXES
+    from betenet.data.structures import STRUCTURE_SUFFIXES
 
     suffix = path.suffix.lower() if path is not None else ""
     name = f"{eid}{suffix}" if suffix in STRUCTURE_SUFFIXES else f"{eid}.extxyz"
@@ -158,11 +149,11 @@ def labels_record(state: dict) -> dict:
 def write_labels(out: Path) -> int:
     """Rebuild ``out/labels.json`` from the state files whose structure file exists; returns the count."""
     records = []
-    for path in sorted((out / STATE_DIR).glob("*.json"), key=lambda p: _natural(p.stem)):
+    for path in sorted((out / STATE_DIR).glob("*.json"), key=lambda p: natural_key(p.stem)):
         state = _read_state(path)
         if state.get("kinds") and (out / state.get("structure_file", "-")).is_file():
             records.append(labels_record(state))
-    _write_json(out / "labels.json", records)
+    write_json(out / "labels.json", records, nan_as_null=True)
     return len(records)
 
 
@@ -194,7 +185,7 @@ def _process(out: Path, eid: str, path: Path, structure, kinds, provider: PhDOSP
         statuses.append("cached" if from_cache else "computed")
     state.update(id=eid, input=str(path), structure_hash=h, labels=labels,
                  structure_file=_write_structure(out, eid, None if relaxed else path, relaxed or structure))
-    _write_json(state_path, state)
+    write_json(state_path, state, nan_as_null=True)
     return {**state, "status": "computed" if "computed" in statuses else "cached"}
 
 
@@ -206,8 +197,8 @@ def run_batch(inputs, out, settings: PhononSettings, kinds=("coarse",), cache_di
     ``echo(line)`` gets one line per structure (default: stderr). Returns a summary dict; raises
     ``InputError`` when nothing succeeded, or at once for a missing optional package.
     """
-    from betenet.data.structures import load_structure
-    from betenet.inference.inputs import gather_inputs, read_labels_table
+    from betenet.data.sources.directory import read_labels_table
+    from betenet.data.structures import gather_inputs, load_structure
 
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     kinds = [k for k in KINDS if k in set(kinds)]
@@ -239,10 +230,11 @@ def run_batch(inputs, out, settings: PhononSettings, kinds=("coarse",), cache_di
             except PotentialUnavailable:
                 raise
             except InputError as err:
-                row.update(status="failed", reason=err.reason if err.source in (ident, eid, str(path)) else str(err))
+                row.update(status="failed", reason=err.reason if err.subject in (ident, eid, str(path)) else str(err))
             row["seconds"] = round(time.perf_counter() - t0, 3)
             rows.append(row)
-            echo(f"{eid}: {row['status']}" + (f" ({row['reason']})" if "reason" in row else f" in {row['seconds']:.1f} s"))
+            detail = f" ({row['reason']})" if "reason" in row else f" in {row['seconds']:.1f} s"
+            echo(f"{eid}: {row['status']}{detail}")
             if time.monotonic() - last_flush > FLUSH_SECONDS:
                 write_labels(out)
                 last_flush = time.monotonic()
@@ -250,8 +242,8 @@ def run_batch(inputs, out, settings: PhononSettings, kinds=("coarse",), cache_di
         n_labelled = write_labels(out)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("computed", "cached", "done", "failed")}
     report = out / REPORT_FILE
-    _write_json(report, {"settings": _recipe(settings), "kinds": kinds, "device": settings.device,
-                         "counts": counts, "rows": rows}, indent=1)
+    write_json(report, {"settings": _recipe(settings), "kinds": kinds, "device": settings.device,
+                         "counts": counts, "rows": rows}, indent=1, nan_as_null=True)
     summary = {"out": str(out), "labels": str(out / "labels.json"), "report": str(report),
                "potential": settings.potential, "kinds": ",".join(kinds), "inputs": len(rows), **counts,
                "entries_in_folder": n_labelled}

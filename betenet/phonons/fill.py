@@ -109,7 +109,7 @@ def fill_site_dos(entries, kind: str, settings: PhononSettings | None = None, ca
         except PotentialUnavailable:
             raise
         except InputError as err:
-            report.failed[entry.id] = err.reason if err.source == entry.id else str(err)
+            report.failed[entry.id] = err.reason if err.subject == entry.id else str(err)
             continue
         setattr(entry, freq_col, result.freq_meV)
         setattr(entry, site_col, result.site_dos)

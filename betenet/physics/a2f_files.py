@@ -52,7 +52,7 @@ class A2FSpectrum:
     a2f: np.ndarray
     per_mode: np.ndarray | None
     lambda_reported: float | None
-    source: str
+    path: str  # the file it was read from
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,8 +296,8 @@ def check_a2f_range(spec: A2FSpectrum) -> None:
     come from :func:`betenet.physics.properties.spectrum_warnings`)."""
     w, a = np.asarray(spec.omega_meV, dtype=float), np.asarray(spec.a2f, dtype=float)
     if np.max(np.abs(w)) > MAX_FREQUENCY_MEV:
-        raise InputError(spec.source, f"frequencies span {w.min():.3g} to {w.max():.3g} meV, outside the range "
+        raise InputError(spec.path, f"frequencies span {w.min():.3g} to {w.max():.3g} meV, outside the range "
                                       f"betenet integrates (|w| <= {MAX_FREQUENCY_MEV:.0e} meV); check the unit")
     if np.max(np.abs(a)) > MAX_A2F:
-        raise InputError(spec.source, f"a2F values span {a.min():.3g} to {a.max():.3g}, outside the range betenet "
+        raise InputError(spec.path, f"a2F values span {a.min():.3g} to {a.max():.3g}, outside the range betenet "
                                       f"integrates (|a2F| <= {MAX_A2F:.0e})")

@@ -16,9 +16,7 @@ subdivisions (k < 1 or q < 1), which :func:`commensurate_pair` raises as :class:
 from __future__ import annotations
 
 import math
-import os
 from numbers import Integral, Real
-from pathlib import Path
 
 import numpy as np
 
@@ -33,28 +31,8 @@ Q_DENSITY_DEFAULT = 15.0
 _CEIL_RTOL = 1e-9
 
 
-def read_structure(path: str | os.PathLike):
-    """Read a structure file with pymatgen; any failure becomes ``InputError(path, reason)``.
-
-    That includes a missing file, an unparsable one and one without atoms (pymatgen refuses to
-    build a structure with no sites).
-    """
-    from pymatgen.core import Structure
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(path, "structure file not found")
-    try:
-        structure = Structure.from_file(str(p))
-    except Exception as exc:  # pymatgen raises many types for unreadable files
-        raise InputError(path, f"cannot read structure: {type(exc).__name__}: {exc}") from exc
-    return structure
-
-
 def _label(obj) -> str:
-    """Name used in error messages: the path, the reduced formula, or the object kind."""
-    if isinstance(obj, (str, os.PathLike)):
-        return str(obj)
+    """Name used in error messages: the reduced formula, or the object kind."""
     composition = getattr(obj, "composition", None)  # pymatgen Structure
     if composition is not None:
         return composition.reduced_formula
@@ -64,12 +42,11 @@ def _label(obj) -> str:
 
 
 def reciprocal_lengths(obj) -> np.ndarray:
-    """|b_1|, |b_2|, |b_3| in 1/Å, without 2π, of a pymatgen Structure/Lattice, ASE Atoms/Cell, or file.
+    """|b_1|, |b_2|, |b_3| in 1/Å, without 2π, of a pymatgen Structure/Lattice or ASE Atoms/Cell
+    (files are read by :func:`betenet.data.structures.load_structure`).
 
-    Raises :class:`InputError` for an unreadable file, a non-periodic ASE object or a degenerate cell.
+    Raises :class:`InputError` for a non-periodic ASE object or a degenerate cell.
     """
-    if isinstance(obj, (str, os.PathLike)):
-        obj = read_structure(obj)
     label = _label(obj)
 
     lattice = getattr(obj, "lattice", obj)  # Structure -> Lattice
@@ -80,7 +57,7 @@ def reciprocal_lengths(obj) -> np.ndarray:
     elif hasattr(obj, "reciprocal") and hasattr(obj, "volume"):  # ASE Cell
         matrix = np.asarray(obj[:], dtype=float)
     else:
-        raise InputError(label, "expected a pymatgen Structure/Lattice, ASE Atoms/Cell, or a file path")
+        raise InputError(label, "expected a pymatgen Structure/Lattice or ASE Atoms/Cell")
 
     if matrix.shape != (3, 3) or not np.all(np.isfinite(matrix)):
         raise InputError(label, f"lattice must be a finite 3x3 matrix, got {matrix.tolist()}")
@@ -167,28 +144,28 @@ def commensurate_kq_grids(
 ) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     """Standardized commensurate (k_grid, q_grid) for a structure from k- and q-point densities (1/Å).
 
-    ``structure`` is a pymatgen Structure/Lattice, an ASE Atoms/Cell, or a structure file; ``name``
-    (default: the path or the reduced formula) labels any :class:`InputError`.
+    ``structure`` is a pymatgen Structure/Lattice or an ASE Atoms/Cell; ``name`` (default: the
+    reduced formula) labels any :class:`InputError`.
     """
     label = name if name is not None else _label(structure)
-    if isinstance(structure, (str, os.PathLike)):
-        structure = read_structure(structure)
     _, _, k_grid, q_grid = _grids(reciprocal_lengths(structure), k_density, q_density, label)
     return k_grid, q_grid
 
 
 def kq_grid_report(
-    path: str | os.PathLike,
+    structure,
     k_density: float = K_DENSITY_DEFAULT,
     q_density: float = Q_DENSITY_DEFAULT,
+    name: str | None = None,
 ) -> dict:
-    """Targets and commensurate k/q grids of one structure file, as plain lists for the CLI.
+    """Targets and commensurate k/q grids of one pymatgen Structure, as plain lists for the CLI.
 
-    Returns ``dict(k_grid, q_grid, k_target, q_target, formula)``; errors name ``path``.
+    Returns ``dict(k_grid, q_grid, k_target, q_target, formula)``; errors name ``name`` (default:
+    the reduced formula).
     """
-    structure = read_structure(path)
     lengths = reciprocal_lengths(structure)
-    k_target, q_target, k_grid, q_grid = _grids(lengths, k_density, q_density, str(path))
+    label = name if name is not None else _label(structure)
+    k_target, q_target, k_grid, q_grid = _grids(lengths, k_density, q_density, label)
     return dict(
         k_grid=list(k_grid),
         q_grid=list(q_grid),

@@ -14,20 +14,7 @@ import torch
 
 from betenet.errors import InputError
 
-__all__ = ["save_member_checkpoint", "load_member_checkpoint", "to_plain"]
-
-
-def to_plain(obj):
-    """OmegaConf / nested containers → built-in types (for weights_only checkpoints and JSON)."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    if isinstance(obj, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(obj, resolve=True)
-    if isinstance(obj, dict):
-        return {str(k): to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_plain(v) for v in obj]
-    return obj
+__all__ = ["save_member_checkpoint", "load_member_checkpoint"]
 
 
 def save_member_checkpoint(path: Path, state_dict: dict, hparams: dict, info: dict) -> None:

@@ -22,6 +22,8 @@ from betenet.config import register_resolvers
 from betenet.runtime import configure
 from betenet.training.run_dir import MemberMismatch, RunDir, RunDirBusy, member_fingerprint
 from betenet.training.tempering import TemperedTraining
+from betenet.training.wandb_records import finish as finish_wandb
+from betenet.training.wandb_records import log_dataset
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +83,16 @@ def _train_locked(cfg: DictConfig, run: RunDir) -> dict:
     run.write_member(fingerprint, elements, wandb_id)
     with open_dict(cfg):
         if cfg.model.net.get("num_neighbors") is None:
-            cfg.model.net.num_neighbors = datamodule.mean_neighbours
+            cfg.model.net.num_neighbors = datamodule.num_neighbors
         # where the node PhDOS came from (dataset / ML potential + recipe), read back at predict time
         cfg.site_dos_provenance = getattr(datamodule, "site_dos_provenance", None)
     run.write_config(cfg)
-    member = datamodule.member
+    member, statistics = datamodule.member, datamodule.statistics()
     run.write_bootstrap({
         "seed": int(cfg.seed), "mode": datamodule.bootstrap,
         "train_ids": list(member.train_ids), "train_weights": [float(w) for w in member.weights],
         "val_ids": list(member.val_ids), "test_ids": datamodule.split_ids["test"],
-        "train_elements": elements, "statistics": datamodule.statistics()})
+        "train_elements": elements, "statistics": statistics})
 
     model = hydra.utils.instantiate(cfg.model)
     callbacks = _instantiate_callbacks(cfg, run)
@@ -98,8 +100,19 @@ def _train_locked(cfg: DictConfig, run: RunDir) -> dict:
     if tempering is not None:
         tempering.member_info = {"member": fingerprint, "train_elements": elements}
     loggers = _instantiate_loggers(cfg, run, wandb_id)
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    try:
+        log_dataset(loggers, statistics)
+        summary = _fit(cfg, run, datamodule, model, callbacks, tempering, loggers)
+    except BaseException:
+        finish_wandb(loggers, exit_code=1)
+        raise
+    finish_wandb(loggers)
+    return summary
 
+
+def _fit(cfg: DictConfig, run: RunDir, datamodule, model, callbacks: list, tempering, loggers: list) -> dict:
+    """Fit (or resume), write the final outputs if a resumed run had nothing left, test; the summary."""
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     ckpt_path = str(run.last) if run.last.exists() else None
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)

@@ -41,6 +41,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from betenet.errors import InputError
+from betenet.files import natural_key, write_json
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ REGIME_CHECKPOINTS = ("classical", "critical", "modern")
 #: Data settings that do not change which member a folder holds: where caches live, loader workers,
 #: and where the data lies (its content is the data fingerprint, so a moved dataset is the same data).
 _DATA_NOT_IDENTITY = ("_target_", "cache_dir", "num_workers", "root")
+#: Settings of the demo generator: part of a member only when its source is the demo set.
+_DEMO_ONLY = ("demo_size", "demo_seed")
 #: Network settings that do not change the member: ``fused`` is the same function computed faster.
 _NET_NOT_IDENTITY = ("fused",)
 #: Checkpoint key holding the member fingerprint (Lightning's last.ckpt and betenet's own checkpoints).
@@ -95,13 +98,28 @@ def data_fingerprint(data: Mapping) -> str:
     return fingerprint(Path(root))
 
 
+def _member_data(data: Mapping) -> dict:
+    """The data settings that define a member (``_DATA_NOT_IDENTITY`` and, for a source other than
+    the demo set, the demo generator's settings left out)."""
+    drop = _DATA_NOT_IDENTITY + (() if data.get("source") == "demo" else _DEMO_ONLY)
+    return {k: v for k, v in data.items() if k not in drop}
+
+
+def _comparable(fingerprint: Mapping) -> dict:
+    """A stored fingerprint with the data settings :func:`member_fingerprint` keeps now."""
+    out = dict(fingerprint)
+    if isinstance(out.get("data"), Mapping):
+        out["data"] = _member_data(out["data"])
+    return out
+
+
 def member_fingerprint(cfg, with_data_fingerprint: bool = True) -> dict:
     """What defines a member: ``seed``, ``variant``, the data settings and the data's fingerprint
     (its content), the model and loss settings. Settings that only say where or how fast (data and
     cache folders, loader workers, ``model.net.fused``) and trainer / callback settings (how long)
     are left out."""
     plain = _plain(cfg)
-    data = {k: v for k, v in dict(plain.get("data") or {}).items() if k not in _DATA_NOT_IDENTITY}
+    data = _member_data(dict(plain.get("data") or {}))
     model = {k: v for k, v in dict(plain.get("model") or {}).items() if not k.startswith("_")}
     model["net"] = {k: v for k, v in dict(model.get("net") or {}).items() if k not in _NET_NOT_IDENTITY}
     out = {"seed": plain.get("seed"), "variant": plain.get("variant"), "data": data, "model": model}
@@ -254,9 +272,31 @@ class RunDir:
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RunDir) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
     @property
     def name(self) -> str:
         return self.path.name
+
+    @classmethod
+    def find(cls, root) -> list[RunDir]:
+        """The run folders at or below ``root``, at any depth (a sweep with ``hydra.sweep.subdir`` of
+        several levels), in natural order; nothing inside a run folder, nor hidden or ``wandb``
+        folders, is searched."""
+        root = Path(root)
+        if cls(root).is_run_dir():
+            return [cls(root)]
+        if not root.is_dir():
+            return []
+        found = []
+        for child in sorted(root.iterdir(), key=lambda p: natural_key(p.name)):
+            if child.is_dir() and not child.name.startswith(".") and child.name != "wandb":
+                found += cls.find(child)
+        return found
 
     @classmethod
     def of_checkpoint(cls, checkpoint) -> RunDir | None:
@@ -325,7 +365,7 @@ class RunDir:
         return path
 
     def _write_json(self, name: str, obj, indent: int | None = 2) -> Path:
-        return self._write_text(name, json.dumps(obj, indent=indent) + "\n")
+        return write_json(self.path / name, obj, indent=indent)
 
     def _read_json(self, name: str) -> dict | None:
         path = self.path / name
@@ -435,11 +475,11 @@ class RunDir:
         (``member.json``, the fingerprint in ``last.ckpt`` / ``final.ckpt``; for folders written
         before fingerprints, ``config_resolved.yaml``) names ``requested``."""
         found = False
-        for source, stored in self._stored_fingerprints():
+        for record, stored in self._stored_fingerprints():
             found = True
-            diffs = fingerprint_differences(stored or {}, requested)
+            diffs = fingerprint_differences(_comparable(stored or {}), requested)
             if diffs:
-                raise MemberMismatch(self.path, self._mismatch_message(source, diffs))
+                raise MemberMismatch(self.path, self._mismatch_message(record, diffs))
         if found:
             return
         has_checkpoints = self.last.is_file() or self.final.is_file()
@@ -455,9 +495,9 @@ class RunDir:
             raise MemberMismatch(self.path, self._mismatch_message(self.CONFIG, diffs))
 
     @staticmethod
-    def _mismatch_message(source: str, diffs: list[str]) -> str:
+    def _mismatch_message(record: str, diffs: list[str]) -> str:
         shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
-        return (f"this run folder holds another member ({source}: {shown}); nothing was changed. Train this "
+        return (f"this run folder holds another member ({record}: {shown}); nothing was changed. Train this "
                 "member into another folder (hydra.run.dir=... or a sweep subdir), or remove this folder")
 
     # ---- lock and data ---------------------------------------------------------------------

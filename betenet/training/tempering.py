@@ -14,7 +14,8 @@ The member's final weights are the modern minimum; if no second descent came, th
 with the reason recorded. The full history and every regime's weights live in the callback state,
 so a killed run resumed from `last.ckpt` ends exactly as an uninterrupted one, with its complete
 `metrics.csv`. At the end it writes the regime and final checkpoints, `regimes.json`, `metrics.csv`
-and the double-descent figure into the run folder (file names: `betenet.training.run_dir.RunDir`).
+and the double-descent figure into the run folder (file names: `betenet.training.run_dir.RunDir`),
+and gives the regimes, the final choice and the figure to W&B (`betenet.training.wandb_records`).
 `member_info` (set by the training run: the member's fingerprint and training elements) goes into
 every checkpoint, Lightning's `last.ckpt` included, so a checkpoint always says which member it is.
 """
@@ -30,8 +31,10 @@ import os
 import pytorch_lightning as pl
 import torch
 
-from betenet.training.checkpoints import save_member_checkpoint, to_plain
+from betenet.files import to_jsonable
+from betenet.training.checkpoints import save_member_checkpoint
 from betenet.training.run_dir import CHECKPOINT_KEY, RunDir
+from betenet.training.wandb_records import log_member_result
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +143,9 @@ class TemperedTraining(pl.Callback):
         """Write the member's outputs from the history (also called by the training run when a
         resumed trainer had no epoch left to run, so Lightning skipped ``on_train_end``)."""
         regime, state, reason = self.final_choice()
-        hparams = to_plain(dict(pl_module.hparams))
+        hparams = to_jsonable(dict(pl_module.hparams))
         info = self.summary() | {"final_regime": regime, "final_reason": reason}
-        saved = info | to_plain(self.member_info)
+        saved = info | to_jsonable(self.member_info)
         for name, st in self.states.items():
             save_member_checkpoint(self.run.checkpoint(name), st, hparams, saved | {"regime": name})
         save_member_checkpoint(self.run.final, state, hparams, saved | {"regime": regime})
@@ -150,13 +153,14 @@ class TemperedTraining(pl.Callback):
         self.run.write_regimes(info)
         self.write_metrics_csv()
         log.info("final weights: %s", reason)
+        if self.plot:
+            from betenet.training.plots import plot_double_descent
+
+            plot_double_descent(self.history, self.best, self.run.figure)
         for logger in trainer.loggers:
             flat = {f"regime/{k}_epoch": v["epoch"] for k, v in self.best.items()}
             logger.log_metrics(flat, step=trainer.global_step)
-        if self.plot:
-            from betenet.evaluation.plots import plot_double_descent
-
-            plot_double_descent(self.history, self.best, self.run.figure)
+        log_member_result(trainer.loggers, info, self.run.figure if self.plot else None, trainer.global_step)
 
     def summary(self) -> dict:
         return {"regimes": copy.deepcopy(self.best), "epochs_run": len(self.history),
@@ -180,7 +184,7 @@ class TemperedTraining(pl.Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         # last.ckpt says which member it is; the history is flushed so progress shows in long runs
         if self.member_info.get("member") is not None:
-            checkpoint[CHECKPOINT_KEY] = to_plain(self.member_info["member"])
+            checkpoint[CHECKPOINT_KEY] = to_jsonable(self.member_info["member"])
         self.write_metrics_csv()
 
     # ---- state for resume ----------------------------------------------------------------

@@ -20,9 +20,10 @@ import numpy as np
 from pymatgen.core import Structure
 
 from betenet.errors import InputError
+from betenet.physics.properties import PROPERTIES
 
-#: Scalar labels a source may give (missing = absent, never invented).
-LABEL_KEYS = ("lambda", "omega_log_K", "omega_2_K", "tc_K")
+#: Scalar labels a source may give (missing = absent, never invented): the physical properties.
+LABEL_KEYS = PROPERTIES
 #: Scalar per-entry values that are not training labels (kept in ``Entry.extra``).
 EXTRA_SCALAR_KEYS = ("min_phonon_freq_meV",)
 #: Spectra as (frequency field, values field, values are one row per site).

@@ -30,7 +30,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -45,20 +44,14 @@ from betenet.data.sources.base import (
     fingerprint,
 )
 from betenet.data.splits import SPLIT_KEYS, given_split
-from betenet.data.structures import load_structure
+from betenet.data.structures import STRUCTURE_SUFFIXES, load_structure
 from betenet.errors import InputError
+from betenet.files import natural_key
 
 log = logging.getLogger(__name__)
 
-#: Structure file suffixes read from ``structures/`` (parsed by ``load_structure``).
-STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar", ".extxyz", ".xyz")
 #: Every column a labels table may have.
 COLUMNS = ("id", "formula") + SPECTRUM_KEYS + LABEL_KEYS + EXTRA_SCALAR_KEYS
-
-
-def _id_sort_key(entry_id: str):
-    """Natural order: "2" before "10"; digit runs compare as numbers."""
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", entry_id) if t]
 
 
 def _scan_structures(structures_dir: Path, rejected: list) -> dict[str, Path]:
@@ -252,12 +245,12 @@ def load_directory(root: str | Path) -> SourceData:
     if not files and not any(i for i, _ in rejected if not i.startswith("structures/")):
         raise InputError(structures_dir, f"no structure files ({', '.join(STRUCTURE_SUFFIXES)})")
     labels, labels_path = _read_labels(root, rejected, metadata)
-    for entry_id in sorted(set(labels) - set(files), key=_id_sort_key):
+    for entry_id in sorted(set(labels) - set(files), key=natural_key):
         if labels[entry_id] is not None:
             rejected.append((entry_id, f"row in {labels_path.name} but no structure file in structures/"))
 
     entries = []
-    for entry_id in sorted(files, key=_id_sort_key):
+    for entry_id in sorted(files, key=natural_key):
         if entry_id in labels and labels[entry_id] is None:
             continue  # repeated labels rows: already rejected
         path = files[entry_id]
@@ -269,10 +262,28 @@ def load_directory(root: str | Path) -> SourceData:
             formula = _formula(entry_id, record.pop("formula", None), structure)
             entries.append(build_entry(entry_id, structure, formula, record))
         except InputError as err:
-            rejected.append((entry_id, err.reason if err.source == entry_id else str(err)))
+            rejected.append((entry_id, err.reason if err.subject == entry_id else str(err)))
 
     splits = _read_splits(root, {e.id for e in entries}, rejected)
     metadata.update(format="directory", root=str(root), fingerprint=fingerprint(root))
     n_labelled = sum(1 for e in entries if e.labels or e.a2f is not None)
     log.info("%s: %d entries (%d labelled), %d rejected", root, len(entries), n_labelled, len(rejected))
     return SourceData(entries=entries, splits=splits, rejected=rejected, metadata=metadata)
+
+
+def read_labels_table(path) -> dict[str, dict]:
+    """id → record of a directory-format labels file (``labels.csv`` with JSON-encoded spectrum
+    cells, or ``labels.json``, a list of records); module docstring."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "labels file not found")
+    table = {}
+    for rec in read_label_records(path):
+        ident = record_id(rec.get("id"))
+        if ident is None:
+            continue
+        rec = {k: v for k, v in rec.items() if k != "id"}
+        if path.suffix.lower() == ".csv":
+            rec = decode_csv_record(ident, rec)
+        table[ident] = rec
+    return table

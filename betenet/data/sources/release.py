@@ -1,7 +1,7 @@
 """Reader for the published BETE-NET release: ``database.json`` (a pandas table, one row per
 structure id), ``structures/<id>.cif`` and the index files in ``indices/``.
 
-Layout read (see docs/DESIGN.md, "The published database format")::
+Layout read::
 
     root/database.json                    pd.read_json default ("columns") orientation, index = id
     root/structures/<id>.cif
@@ -149,7 +149,7 @@ def load_release(root: str | Path) -> SourceData:
         try:
             entries.append(_row_to_entry(entry_id, row, structures_dir))
         except InputError as err:
-            reason = err.reason if err.source == entry_id else str(err)
+            reason = err.reason if err.subject == entry_id else str(err)
             rejected.append((entry_id, reason))
 
     metadata = {

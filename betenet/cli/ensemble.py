@@ -29,7 +29,7 @@ import numpy as np
 from betenet.errors import InputError
 from betenet.evaluation.screening import DEFAULT_THRESHOLD_K
 
-__all__ = ["add_evaluation_commands", "cmd_predict", "cmd_evaluate", "cmd_screen", "cmd_landscape"]
+__all__ = ["add_ensemble_commands", "cmd_predict", "cmd_evaluate", "cmd_screen", "cmd_landscape"]
 
 #: Files ``screen`` writes into ``--out`` when it ranks INPUTS.
 CANDIDATES = ("candidates.csv", "candidates_failed.csv", "candidates_stage2.csv", "candidates_stage2_failed.csv",
@@ -150,9 +150,11 @@ def _predict_ok(ensemble, rows, args):
 
 def _screen_inputs(args, ensemble) -> dict:
     """Rank unlabelled structures; with a stage-2 ensemble, rank stage 1's survivors again."""
+    from betenet.data.sources.directory import read_labels_table
+    from betenet.data.structures import gather_inputs, input_files
     from betenet.evaluation.reports import write_json
     from betenet.inference import load_ensemble
-    from betenet.inference.inputs import build_rows, gather_inputs, input_files, read_labels_table
+    from betenet.inference.inputs import build_rows
     from betenet.inference.predict import check_outputs
 
     out = Path(args.out)
@@ -176,7 +178,7 @@ def _screen_inputs(args, ensemble) -> dict:
     result = {"mode": "ranking", "out": str(out), "inputs": len(rows), "ranked": len(ranking),
               "failed": len(rows) - len(ok), "with_warnings": sum(bool(r.warnings) for r in ok),
               "top": ranking[0]["id"], "top_tc_K": ranking[0]["tc_mean_K"], "top_tc_K_std": ranking[0]["tc_std_K"]}
-    report = {"stage1": {"ensemble": ensemble.source, "members": ensemble.names, "ranking": ranking}}
+    report = {"stage1": {"ensemble": ensemble.label, "members": ensemble.names, "ranking": ranking}}
     if args.ensemble_stage2:
         if args.stage1_threshold is None:
             raise InputError("--stage1-threshold", "needed to pass unlabeled candidates to stage 2 "
@@ -188,7 +190,7 @@ def _screen_inputs(args, ensemble) -> dict:
         result.update(stage1_threshold_K=args.stage1_threshold, passed_stage1=len(passed), ranked_stage2=len(ok2))
         if ok2:
             pred2 = _predict_ok(stage2, rows2, args)
-            report["stage2"] = {"ensemble": stage2.source, "members": stage2.names,
+            report["stage2"] = {"ensemble": stage2.label, "members": stage2.names,
                                 "stage1_threshold_K": args.stage1_threshold,
                                 "ranking": _rank_rows(out / "candidates_stage2.csv", rows2, pred2)}
             result["top_stage2"] = report["stage2"]["ranking"][0]["id"]
@@ -297,7 +299,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    help="baseline: the linear eDOS/PhDOS model fitted on the rest of the data (needs eDOS)")
 
 
-def add_evaluation_commands(sub) -> None:
+def add_ensemble_commands(sub) -> None:
     """Register predict, evaluate, screen and landscape on the ``betenet`` subparsers."""
     p = sub.add_parser("predict", help="ensemble prediction of a2F, lambda, omega_log, omega_2, Tc for structures")
     _ensemble_args(p, required=True)

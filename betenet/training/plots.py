@@ -1,14 +1,14 @@
-"""Figures: a member's double-descent curve and the overlay of a sweep's members."""
+"""Training's figures: a member's double-descent curve and the overlay of a sweep's members.
+
+Built on :class:`matplotlib.figure.Figure` directly (no pyplot state, no backend switch), as PNG.
+"""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 REGIME_STYLE = {"classical": ("tab:green", "classical min"), "critical": ("tab:red", "critical peak"),
                 "modern": ("tab:purple", "modern min")}
@@ -31,14 +31,14 @@ def _save_loss_figure(fig, ax, ylabel: str, title: str, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
 def plot_double_descent(history: list[dict], regimes: dict, path: Path, title: str | None = None) -> Path:
     """Train and validation loss against epoch (log axes) with the regime extrema marked."""
     epochs = [r["epoch"] + 1 for r in history]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     ax.plot(epochs, [r["train_loss"] for r in history], label="train", color="tab:blue", lw=1)
     ax.plot(epochs, [r["val_loss"] for r in history], label="validation (out-of-bag)", color="tab:orange", lw=1)
     if "val_loss_smoothed" in history[0]:
@@ -53,7 +53,8 @@ def plot_double_descent(history: list[dict], regimes: dict, path: Path, title: s
 def plot_sweep_overlay(metrics_files: list[Path], path: Path) -> Path:
     """Validation (and faint train) curves of every member of a sweep (one ``metrics.csv`` per
     member) on one log-log figure."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     n = 0
     for csv_path in sorted(map(Path, metrics_files)):
         if not csv_path.exists():

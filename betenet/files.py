@@ -1,0 +1,56 @@
+"""Helpers for the files betenet lists and writes, shared by every layer: the natural order of names,
+numpy / OmegaConf values as plain JSON types, and JSON written atomically."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["natural_key", "to_jsonable", "write_json"]
+
+
+def natural_key(text: str) -> list:
+    """Sort key of the natural order: digit runs compare as numbers ("2" before "10")."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(text)) if t]
+
+
+def to_jsonable(obj, nan_as_null: bool = False):
+    """``obj`` in built-in JSON types: OmegaConf containers resolved, mappings with string keys,
+    tuples and numpy arrays as lists, numpy scalars as Python numbers, paths as strings.
+    ``nan_as_null``: NaN and infinities become None (strict JSON)."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(obj, (DictConfig, ListConfig)):
+        obj = OmegaConf.to_container(obj, resolve=True)
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v, nan_as_null) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        obj = obj.tolist()
+        if not nan_as_null:
+            return obj
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v, nan_as_null) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if nan_as_null and isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path, obj, indent: int | None = None, nan_as_null: bool = False) -> Path:
+    """Write ``obj`` (:func:`to_jsonable`) to ``path`` through a temporary file, so a reader never
+    sees half a file; parent folders are created. ``nan_as_null``: strict JSON, NaN as null."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(to_jsonable(obj, nan_as_null), indent=indent, allow_nan=not nan_as_null) + "\n"
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path

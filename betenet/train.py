@@ -1,0 +1,32 @@
+"""Train one bootstrap member, or a sweep with ``-m``: ``python -m betenet.train variant=fpd seed=3``.
+
+The repository's ``train.py`` calls the same :func:`main`; the configuration is the installed
+``betenet.conf`` (betenet/config.py), so the command works from any folder once betenet is installed.
+"""
+
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from betenet.config import CONF_PACKAGE, register_resolvers
+from betenet.errors import InputError
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path=f"pkg://{CONF_PACKAGE}", config_name="config")
+def main(cfg: DictConfig) -> None:
+    from betenet.training.run import train_member_safely
+
+    try:
+        train_member_safely(cfg, in_sweep=HydraConfig.get().mode == RunMode.MULTIRUN)
+    except InputError as err:  # bad input, a busy run folder, another member in it: one line, exit 2
+        print(f"train.py: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
