@@ -48,6 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="a network model: its name and the train.py overrides on top of experiment=jarvis_tc")
     p.add_argument("--baselines", nargs="*", default=["median", "gbm", "gbm_tc"])
     p.add_argument("--mu-star", type=float, default=0.10)
+    p.add_argument("--known-spectra", default=None, metavar="ENSEMBLE",
+                   help="only draw the a2F of known materials (fcc Al against QE's, elemental superconductors "
+                        "against their phonon DOS) predicted by this trained ensemble, into --out")
     return p.parse_args(argv)
 
 
@@ -245,8 +248,57 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------------------------
+# spectra of materials whose a2F is known
+# --------------------------------------------------------------------------------------------
+def known_spectra(ensemble_dir: Path, data: Path, qe_al: Path, out: Path) -> dict:
+    """The ensemble's a2F of fcc Al at QE's lattice beside QE's own a2F (the shared reference, binned
+    the same way), and of the elemental superconductors in the data beside their phonon DOS."""
+    from pymatgen.core import Lattice, Structure
+
+    from betenet.data.sources.directory import load_directory
+    from betenet.data.spectra import bin_spectrum
+    from betenet.evaluation import figures
+    from betenet.inference import load_ensemble
+    from betenet.inference.inputs import build_rows
+    from betenet.physics.a2f_files import read_a2f
+    from betenet.physics.properties import a2f_properties
+
+    ens = load_ensemble(ensemble_dir)
+    a = 7.5 * 0.529177210903  # QE's celldm(1) in Å
+    al = Structure(Lattice([[-a / 2, 0, a / 2], [0, a / 2, a / 2], [-a / 2, a / 2, 0]]), ["Al"], [[0, 0, 0]])
+    elements = {e.id: e for e in load_directory(data).entries if len(e.structure.composition.elements) == 1}
+    picks = [("Al (QE lattice)", al)] + [(f"{e.formula} {e.id} (JARVIS Tc {e.labels['tc_K']:.3g} K)", e.structure)
+                                          for e in elements.values() if e.formula in ("Nb", "Pb", "Ta", "V")]
+    rows = build_rows([(name, s, None) for name, s in picks], ens)
+    ok = [r for r in rows if r.graph is not None]
+    pred = ens.predict([r.graph for r in ok], ids=[r.id for r in ok])
+    omega = ens.grid.centres
+    truth = np.full((len(ok), len(omega)), np.nan)
+    qe = read_a2f(qe_al / "a2F.dos10")
+    truth[0] = bin_spectrum(qe.omega_meV, qe.a2f)
+    phonons = np.stack([r.graph.attr[:, -len(omega):].double().mean(dim=0).numpy() for r in ok])
+    scale = pred.a2f_mean.max(axis=1, keepdims=True) / np.maximum(phonons.max(axis=1, keepdims=True), 1e-30)
+    titles = [f"{r.id}: λ {pred.properties['lambda'][k]:.2f}, ω_log {pred.properties['omega_log_K'][k]:.0f} K"
+              for k, r in enumerate(ok)]
+    figures.spectra_panel(omega, truth, {"prediction": pred.a2f_mean}, {"prediction": pred.a2f_std}, titles,
+                          out / "known_spectra.png", suptitle="Tc-trained ensemble: a2F of known materials",
+                          overlays={"phonon DOS (scaled)": phonons * scale})
+    qe_props = a2f_properties(omega, truth[0])
+    return {"ids": [r.id for r in ok], "lambda": pred.properties["lambda"].tolist(),
+            "omega_log_K": pred.properties["omega_log_K"].tolist(), "tc_K": pred.properties["tc_K"].tolist(),
+            "al_qe_binned": {k: float(v) for k, v in qe_props.items()}}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.known_spectra:
+        out = Path(args.out).resolve()
+        qe = Path(args.data).resolve().parent / "qe-al-reference"
+        result = known_spectra(Path(args.known_spectra), Path(args.data).resolve(), qe, out)
+        (out / "known_spectra.json").write_text(json.dumps(result, indent=1))
+        print(json.dumps(result, indent=1))
+        return 0
     out = Path(args.out).resolve()
     data = Path(args.data).resolve()
     split_files = write_splits(data, out, args.folds, args.fold_seed)
