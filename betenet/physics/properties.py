@@ -15,7 +15,7 @@ written ``tc_allen_dynes_K`` beside ``tc_mcmillan_K``); nothing else does.
 Policy for negative a2F values (smearing noise of DFT output): every property, here and in the
 Eliashberg solver, integrates the spectrum as given, as QE does. :func:`spectrum_warnings` says how
 much of the λ integrand is negative and what λ would be with the negative values set to zero, so a
-user sees when the choice matters (QE's a2F.dos1 for Al: λ 0.219 as given, 0.343 clipped).
+user sees when the choice matters (QE's a2F.dos1 for Al: λ 0.219 as given, 0.342 clipped).
 """
 
 from __future__ import annotations
