@@ -268,8 +268,10 @@ def known_spectra(ensemble_dir: Path, data: Path, qe_al: Path, out: Path) -> dic
     a = 7.5 * 0.529177210903  # QE's celldm(1) in Å
     al = Structure(Lattice([[-a / 2, 0, a / 2], [0, a / 2, a / 2], [-a / 2, a / 2, 0]]), ["Al"], [[0, 0, 0]])
     elements = {e.id: e for e in load_directory(data).entries if len(e.structure.composition.elements) == 1}
-    picks = [("Al (QE lattice)", al)] + [(f"{e.formula} {e.id} (JARVIS Tc {e.labels['tc_K']:.3g} K)", e.structure)
-                                          for e in elements.values() if e.formula in ("Nb", "Pb", "Ta", "V")]
+    picks = [("Al (QE lattice)", al)] + [(f"{e.structure.composition.reduced_formula} {e.id} "
+                                          f"(JARVIS Tc {e.labels['tc_K']:.3g} K)", e.structure)
+                                          for e in elements.values()
+                                          if e.structure.composition.reduced_formula in ("Nb", "Pb", "Ta", "V")]
     rows = build_rows([(name, s, None) for name, s in picks], ens)
     ok = [r for r in rows if r.graph is not None]
     pred = ens.predict([r.graph for r in ok], ids=[r.id for r in ok])
