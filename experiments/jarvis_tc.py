@@ -268,8 +268,8 @@ def known_spectra(ensemble_dir: Path, data: Path, qe_al: Path, out: Path) -> dic
     a = 7.5 * 0.529177210903  # QE's celldm(1) in Å
     al = Structure(Lattice([[-a / 2, 0, a / 2], [0, a / 2, a / 2], [-a / 2, a / 2, 0]]), ["Al"], [[0, 0, 0]])
     elements = {e.id: e for e in load_directory(data).entries if len(e.structure.composition.elements) == 1}
-    picks = [("Al (QE lattice)", al)] + [(f"{e.structure.composition.reduced_formula} {e.id} "
-                                          f"(JARVIS Tc {e.labels['tc_K']:.3g} K)", e.structure)
+    picks = [("Al, QE's lattice", al)] + [(f"{e.structure.composition.reduced_formula} {e.id}, JARVIS Tc "
+                                           f"{e.labels['tc_K']:.3g} K", e.structure)
                                           for e in elements.values()
                                           if e.structure.composition.reduced_formula in ("Nb", "Pb", "Ta", "V")]
     rows = build_rows([(name, s, None) for name, s in picks], ens)
@@ -281,7 +281,7 @@ def known_spectra(ensemble_dir: Path, data: Path, qe_al: Path, out: Path) -> dic
     truth[0] = bin_spectrum(qe.omega_meV, qe.a2f)
     phonons = np.stack([r.graph.attr[:, -len(omega):].double().mean(dim=0).numpy() for r in ok])
     scale = pred.a2f_mean.max(axis=1, keepdims=True) / np.maximum(phonons.max(axis=1, keepdims=True), 1e-30)
-    titles = [f"{r.id}: λ {pred.properties['lambda'][k]:.2f}, ω_log {pred.properties['omega_log_K'][k]:.0f} K"
+    titles = [f"{r.id}\nλ {pred.properties['lambda'][k]:.2f}, ω_log {pred.properties['omega_log_K'][k]:.0f} K"
               for k, r in enumerate(ok)]
     figures.spectra_panel(omega, truth, {"prediction": pred.a2f_mean}, {"prediction": pred.a2f_std}, titles,
                           out / "known_spectra.png", suptitle="Tc-trained ensemble: a2F of known materials",
