@@ -55,6 +55,23 @@ def test_cache_reused_and_keyed_on_settings(cache):
     assert len(list((cache / "graphs").glob("*.pt"))) == len(files) + 1
 
 
+def test_filters_are_part_of_the_graph_cache_key(cache, tmp_path):
+    """A dataset built with the duplicates filter must not be served to a run without it: the same
+    crystal twice (a supercell of the first) is rejected in one, kept in the other."""
+    ids, _ = small_directory(cache, tmp_path / "data", n=6)
+    from betenet.data.structures import load_structure
+
+    load_structure(tmp_path / "data" / "structures" / f"{ids[0]}.cif").make_supercell([1, 1, 2]).to(
+        filename=str(tmp_path / "data" / "structures" / "twin.cif"))
+    kw = dict(source="directory", root=str(tmp_path / "data"), cache_dir=str(tmp_path / "c"))
+    with_filter = BetenetDataModule(**kw, filters=["duplicates"])
+    with_filter.setup()
+    assert "twin" not in with_filter.built.graphs
+    without = BetenetDataModule(**kw, filters=[])
+    without.setup()
+    assert "twin" in without.built.graphs
+
+
 def test_cpd_attributes_carry_site_phdos(cache):
     dm = make(cache, site_dos="coarse")
     g = next(iter(dm.built.graphs.values()))

@@ -200,7 +200,8 @@ class BetenetDataModule(pl.LightningDataModule):
     def cache_key(self, root: Path) -> str:
         settings = dict(version=GRAPH_CACHE_VERSION, source=self.source, site_dos=self.site_dos,
                         r_max=self.r_max, self_loops=self.self_loops, allow_isolated=self.allow_isolated,
-                        spectrum=self.spectrum,
+                        spectrum=self.spectrum, filters=list(self.filters),
+                        unstable_threshold_meV=self.unstable_threshold_meV, negative_a2f_tol=self.negative_a2f_tol,
                         root=str(root.resolve()), fingerprint=fingerprint(root))
         if self._computes_site_dos or self.phonon_reference:
             settings["site_dos_source"] = self.site_dos_source
