@@ -373,25 +373,35 @@ def test_fingerprint_tracks_files(tmp_path):
     base = fingerprint(root)
     assert fingerprint(root) == base  # nothing changed
 
-    f.write_text("abd")  # same size, new content: caught by the mtime
     os.utime(f, ns=(2_000_000_000, 2_000_000_000))
-    touched = fingerprint(root)
-    assert touched != base
+    assert fingerprint(root) == base  # touched, same content (a copy without -p, an rsync)
 
+    f.write_text("abd")  # same size, new content
     os.utime(f, ns=(1_000_000_000, 1_000_000_000))
-    assert fingerprint(root) == base  # names, sizes, mtimes only (documented)
-
-    f.write_text("abcd")
-    os.utime(f, ns=(1_000_000_000, 1_000_000_000))
-    assert fingerprint(root) != base  # size changed
+    assert fingerprint(root) != base
 
     f.write_text("abc")
-    os.utime(f, ns=(1_000_000_000, 1_000_000_000))
     (root / "labels.csv").write_text("id\n")
     assert fingerprint(root) != base  # file added
     (root / "labels.csv").unlink()
+    assert fingerprint(root) == base
     f.rename(root / "structures" / "2.cif")
     assert fingerprint(root) != base  # file renamed
+
+
+def test_a_copied_dataset_has_the_same_fingerprint(tmp_path):
+    """Members trained on a dataset stay its members after the folder is copied (new mtimes)."""
+    import shutil
+
+    root = tmp_path / "ds"
+    (root / "structures").mkdir(parents=True)
+    (root / "structures" / "1.cif").write_text("abc")
+    (root / "labels.csv").write_text("id,tc_K\n1,2.0\n")
+    os.utime(root / "labels.csv", ns=(1_000_000_000, 1_000_000_000))
+    copy = tmp_path / "scratch" / "ds"
+    shutil.copytree(root, copy, copy_function=shutil.copy)  # contents only, fresh modification times
+    assert (copy / "labels.csv").stat().st_mtime_ns != (root / "labels.csv").stat().st_mtime_ns
+    assert fingerprint(copy) == fingerprint(root)
 
 
 def test_fingerprint_follows_linked_folders(tmp_path):

@@ -84,8 +84,8 @@ def _plain(cfg, keys=("seed", "variant", "data", "model")) -> dict:
 
 def data_fingerprint(data: Mapping) -> str:
     """The fingerprint of a data config's source: the demo set's generator key (its content follows
-    from generator version, size and seed), else the source folder's file fingerprint (names, sizes,
-    modification times; ``betenet.data.sources.base.fingerprint``)."""
+    from generator version, size and seed), else the source folder's file fingerprint (names and
+    contents; ``betenet.data.sources.base.fingerprint``)."""
     from betenet.data.sources.base import fingerprint
 
     if data.get("source") == "demo":

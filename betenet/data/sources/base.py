@@ -65,16 +65,20 @@ class SourceData:
 
 
 def fingerprint(root: str | Path) -> str:
-    """SHA-256 over the relative names, sizes and modification times (ns) of every file under
-    ``root`` (or of ``root`` itself when it is a file): changes whenever a source file is added,
-    removed, renamed, resized or touched."""
+    """SHA-256 over the relative names and the contents of every file under ``root`` (or of ``root``
+    itself when it is a file): changes whenever a source file is added, removed, renamed or edited,
+    and stays the same when the dataset is copied or moved (modification times do not count, so
+    ``cp -r`` or an rsync to cluster scratch keeps the members that were trained on it)."""
     root = Path(root)
     if not root.exists():
         raise InputError(root, "does not exist")
     h = hashlib.sha256()
     for rel, p in _walk_files(root):
-        st = p.stat()  # follows symbolic links: a linked file counts with its target's size/mtime
-        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        content = hashlib.sha256()
+        with open(p, "rb") as fh:  # follows symbolic links: a linked file counts with its target's content
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                content.update(chunk)
+        h.update(f"{rel}\0{content.hexdigest()}\n".encode())
     return h.hexdigest()
 
 
