@@ -335,37 +335,6 @@ def test_coupling_head_invariant_and_fused_equal():
         assert torch.allclose(out, ref, rtol=0, atol=1e-9 * ref.abs().max().item())
 
 
-def test_coupling_lambda_bound_keeps_each_atom_below_lambda_max():
-    """coupling_lambda_max scales each atom's spectrum by l_max tanh(l_i/l_max)/l_i, l_i its lambda on
-    the grid's quadrature: shape kept, every atom (and the mean) below l_max, weak coupling untouched."""
-    from betenet.physics.properties import lambda_weights, properties
-    from betenet.physics.units import BinGrid
-
-    omega = BinGrid.from_config(None).centres
-    w = lambda_weights(omega)
-    g = crystal_graph(triclinic(), phdos_dim=N_BINS)
-    free = coupling_model(reduce_output="none")
-    bounded = coupling_model(reduce_output="none", coupling_lambda_max=2.0, lambda_weights=w)
-    bounded.load_state_dict(free.state_dict())
-    for shift, strong in ((0.0, False), (6.0, True)):  # exp(6) ~ 400x the coupling: lambda far above 2
-        a = free.coupling(free.node_outputs(g) + torch.tensor([shift, 0.0, 0.0], dtype=torch.float64), g.attr)
-        b = bounded.coupling(bounded.node_outputs(g) + torch.tensor([shift, 0.0, 0.0], dtype=torch.float64), g.attr)
-        lam_a, lam_b = (a @ torch.as_tensor(w)).detach().numpy(), (b @ torch.as_tensor(w)).detach().numpy()
-        np.testing.assert_allclose(lam_b, 2.0 * np.tanh(lam_a / 2.0), rtol=1e-10)
-        ratio = (b / a).detach().numpy()
-        np.testing.assert_allclose(ratio, ratio[:, :1].repeat(N_BINS, axis=1), rtol=1e-10)  # the shape is kept
-        assert np.all(lam_b <= 2.0)  # tanh saturates: exactly the bound far above it
-        assert (lam_a.max() > 10.0) == strong
-        pooled = properties(omega, b.mean(dim=0).detach().numpy())["lambda"]
-        assert pooled <= 2.0 + 1e-12
-    # an atom without phonon states: lambda 0, no 0/0
-    g.attr[0, 118:] = 0.0
-    out = bounded.coupling(bounded.node_outputs(g), g.attr)
-    assert torch.isfinite(out).all() and torch.all(out[0] == 0)
-    with pytest.raises(InputError, match="coupling_lambda_max"):
-        coupling_model(coupling_lambda_max=2.0)  # no grid weights to measure lambda on
-
-
 def test_coupling_head_needs_site_phdos():
     with pytest.raises(InputError, match="cpd or fpd"):
         small_model(head="coupling")  # CSO attributes: one-hot(Z) only

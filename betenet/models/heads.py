@@ -16,13 +16,6 @@ outputs. The spectral support, the low-frequency ω² edge and most of ω_log an
 the phonons; the network learns how strongly (and, with more than one basis function, how unevenly
 in frequency) the electrons couple to them. ``coupling_basis = 1`` is a constant α² per atom.
 The exponent is clamped to [-30, 8] so that a wild output cannot overflow.
-
-``coupling_lambda_max`` (optional) bounds each atom's coupling smoothly: with λ_i = Σ_b w_b a2F_ib the
-atom's λ on the grid's quadrature (``physics.properties.lambda_weights``), the atom's spectrum is scaled
-by λ_max tanh(λ_i/λ_max)/λ_i, so λ_i < λ_max (and the mean over atoms too) while a λ_i well below the
-bound is nearly unchanged (λ_i = 0.5 under λ_max = 4: -0.5 %). Without it nothing stops a structure
-unlike the training set from coming out with λ ~ 50 (seen in a JARVIS fold: one member's
-extrapolation took the ensemble's CaBC to Tc 122 K against 1 K).
 """
 
 from __future__ import annotations
@@ -47,30 +40,15 @@ def legendre_basis(n_terms: int, n_bins: int) -> np.ndarray:
 class CouplingHead(torch.nn.Module):
     """a2F per atom = exp(c @ basis) * site PhDOS / 3 (module docstring); no parameters of its own."""
 
-    def __init__(self, n_terms: int, n_bins: int, lambda_weights=None, lambda_max: float | None = None) -> None:
+    def __init__(self, n_terms: int, n_bins: int) -> None:
         super().__init__()
         if n_terms < 1:
             raise InputError("coupling_basis", f"must be >= 1, got {n_terms}")
         self.n_bins = n_bins
         self.register_buffer("basis", torch.as_tensor(legendre_basis(n_terms, n_bins), dtype=torch.float32))
-        self.lambda_max = None if lambda_max is None else float(lambda_max)
-        if self.lambda_max is not None:
-            if not self.lambda_max > 0:
-                raise InputError("coupling_lambda_max", f"must be positive (or null), got {lambda_max}")
-            if lambda_weights is None or len(lambda_weights) != n_bins:
-                raise InputError("coupling_lambda_max", f"needs the grid's {n_bins} lambda weights")
-            self.register_buffer("lambda_weights", torch.as_tensor(np.asarray(lambda_weights), dtype=torch.float64),
-                                 persistent=False)
 
     def forward(self, coefficients: torch.Tensor, attr: torch.Tensor) -> torch.Tensor:
         """Per-atom a2F [N, n_bins] from the atoms' coefficients [N, n_terms] and attributes attr [N, ...]."""
         site_dos = attr[:, -self.n_bins:]
         exponent = (coefficients @ self.basis.to(coefficients.dtype)).clamp(*EXPONENT_BOUNDS)
-        per_atom = torch.exp(exponent) * site_dos / 3.0
-        if self.lambda_max is None:
-            return per_atom
-        lam = per_atom @ self.lambda_weights.to(per_atom.dtype)  # [N]: each atom's lambda
-        x = lam / self.lambda_max
-        small = x.abs() < 1e-4  # tanh(x)/x -> 1 (and no 0/0 for an atom without PhDOS)
-        scale = torch.where(small, 1.0 - x * x / 3.0, torch.tanh(x) / torch.where(small, torch.ones_like(x), x))
-        return per_atom * scale.unsqueeze(-1)
+        return torch.exp(exponent) * site_dos / 3.0

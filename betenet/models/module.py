@@ -17,7 +17,7 @@ import torch
 
 from betenet.models.losses import BetenetLoss, property_matrix
 from betenet.models.network import BeteNet
-from betenet.physics.properties import PROPERTIES, lambda_weights
+from betenet.physics.properties import PROPERTIES
 from betenet.physics.units import MU_STAR_DEFAULT, BinGrid
 
 
@@ -33,10 +33,7 @@ class BetenetModule(pl.LightningModule):
         if int(net.get("out_dim", self.grid.n_bins)) != self.grid.n_bins:
             raise ValueError(f"net.out_dim={net.get('out_dim')} differs from the {self.grid.n_bins} bins "
                              f"of {self.grid}")
-        net_kwargs = dict(net)
-        if net_kwargs.get("coupling_lambda_max") is not None:  # the bound measures lambda on this grid
-            net_kwargs["lambda_weights"] = lambda_weights(self.grid.centres)
-        self.net = BeteNet(**net_kwargs)
+        self.net = BeteNet(**dict(net))
         self.loss_fn = BetenetLoss(**dict(loss or {}), mu_star=mu_star, grid=self.grid)
         if dtype == "float64":
             self.net.double()

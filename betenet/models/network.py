@@ -34,7 +34,7 @@ training; ``fused=False`` calls the e3nn modules directly.
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -185,8 +185,6 @@ class BeteNet(torch.nn.Module):
         fused: bool = True,
         head: str = "spectrum",
         coupling_basis: int = 3,
-        coupling_lambda_max: Optional[float] = None,
-        lambda_weights: Optional[Sequence[float]] = None,
     ) -> None:
         super().__init__()
         if head not in HEADS:
@@ -216,8 +214,7 @@ class BeteNet(torch.nn.Module):
         self.irreps_edge_attr = o3.Irreps.spherical_harmonics(lmax)
         self.irreps_hidden = o3.Irreps([(mul, (l, p)) for l in range(lmax + 1) for p in (-1, 1)])
         self.head = head
-        self.coupling = (CouplingHead(coupling_basis, out_dim, lambda_weights, coupling_lambda_max)
-                         if head == "coupling" else None)
+        self.coupling = CouplingHead(coupling_basis, out_dim) if head == "coupling" else None
         self.irreps_out = o3.Irreps(f"{coupling_basis if head == 'coupling' else out_dim}x0e")
         conv_kw = dict(number_of_basis=number_of_basis, radial_layers=radial_layers, radial_neurons=radial_neurons)
 
