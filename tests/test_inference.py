@@ -215,3 +215,32 @@ def test_implausible_spectra_are_flagged_in_the_warnings_column():
     table = prediction_frame(rows, pred)
     assert "implausible spectrum" in table.loc[0, "warnings"] and "lambda" in table.loc[0, "warnings"]
     assert table.loc[1, "warnings"] == ""
+
+
+def test_screen_ranking_flags_implausible_spectra(tmp_path):
+    """The screen's ranking carries the same flag as predict's table: an extrapolated spectrum
+    (lambda 45 gave a CaBC Tc of 122 K in a JARVIS fold) must not top a ranking unmarked."""
+    from types import SimpleNamespace
+
+    from betenet.cli.ensemble import _rank_rows
+    from betenet.inference.inputs import InputRow
+    from betenet.physics.properties import PROPERTIES, properties
+    from betenet.physics.units import BIN_CENTRES_MEV
+
+    piled = np.zeros(51)
+    piled[:2] = [2.0, 2.0]
+    normal = np.exp(-(((BIN_CENTRES_MEV - 25.0) / 6.0) ** 2)) * 0.4
+    props = properties(BIN_CENTRES_MEV, np.stack([normal, piled]))
+    pred = SimpleNamespace(ids=["normal", "piled"], formulas=["Al", "Nb"], properties=props,
+                           properties_std={k: np.zeros(2) for k in PROPERTIES})
+    rows = [InputRow("normal", None, graph=object()), InputRow("piled", None, graph=object()),
+            InputRow("broken", None, status="unreadable")]
+    rows[0].warnings = ["element X not seen in training"]
+    ranking = _rank_rows(tmp_path / "candidates.csv", rows, pred)
+    by_id = {r["id"]: r["warnings"] for r in ranking}
+    assert by_id["normal"] == "element X not seen in training"
+    assert by_id["piled"].startswith("implausible spectrum")
+    import csv
+    with open(tmp_path / "candidates.csv", newline="") as fh:
+        written = {r["id"]: r["warnings"] for r in csv.DictReader(fh)}
+    assert written == by_id

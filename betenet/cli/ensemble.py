@@ -124,9 +124,11 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
 def _rank_rows(path, rows, pred) -> list[dict]:
     """Rank the predicted rows into ``path`` (with their warnings); failed inputs go to ``*_failed.csv``."""
     from betenet.evaluation.reports import write_ranking
-    from betenet.inference.predict import WARNING_SEPARATOR
+    from betenet.inference.predict import row_warnings
 
-    warnings = {r.id: WARNING_SEPARATOR.join(r.warnings) for r in rows if r.graph is not None}
+    ok = [r for r in rows if r.graph is not None]  # in pred's order
+    warnings = {r.id: row_warnings(r, lam, wlog)
+                for r, lam, wlog in zip(ok, pred.properties["lambda"], pred.properties["omega_log_K"])}
     ranking = write_ranking(path, pred.ids, pred.formulas, pred.properties["tc_K"], pred.properties_std["tc_K"],
                             extra_columns={"lambda": pred.properties["lambda"],
                                            "lambda_std": pred.properties_std["lambda"],
@@ -176,7 +178,7 @@ def _screen_inputs(args, ensemble) -> dict:
     pred = _predict_ok(ensemble, rows, args)
     ranking = _rank_rows(out / "candidates.csv", rows, pred)
     result = {"mode": "ranking", "out": str(out), "inputs": len(rows), "ranked": len(ranking),
-              "failed": len(rows) - len(ok), "with_warnings": sum(bool(r.warnings) for r in ok),
+              "failed": len(rows) - len(ok), "with_warnings": sum(bool(r["warnings"]) for r in ranking),
               "top": ranking[0]["id"], "top_tc_K": ranking[0]["tc_mean_K"], "top_tc_K_std": ranking[0]["tc_std_K"]}
     report = {"stage1": {"ensemble": ensemble.label, "members": ensemble.names, "ranking": ranking}}
     if args.ensemble_stage2:

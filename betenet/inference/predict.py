@@ -40,6 +40,16 @@ def _columns(eliashberg: bool) -> list[tuple[str, str]]:
     return list(PREDICT_COLUMNS) + ([(ELIASHBERG_KEY, ELIASHBERG_KEY)] if eliashberg else [])
 
 
+def row_warnings(row, lam: float, omega_log_K: float) -> str:
+    """The ``warnings`` cell of a predicted row: its input warnings, then a flag when the predicted
+    spectrum is implausible (``physics.properties.implausibility``); empty when clean."""
+    notes = list(row.warnings)
+    flag = implausibility(lam, omega_log_K)
+    if flag:
+        notes.append(flag)
+    return WARNING_SEPARATOR.join(notes)
+
+
 def prediction_frame(rows, pred, eliashberg: bool = False):
     """The prediction table (module docstring) of ``rows`` (``InputRow``), ``pred`` holding the
     ensemble prediction of the rows with a graph, in order (None when there are none)."""
@@ -55,12 +65,7 @@ def prediction_frame(rows, pred, eliashberg: bool = False):
             rec[col] = float(pred.properties[key][k]) if k is not None else math.nan
             rec[f"{col}_std"] = float(pred.properties_std[key][k]) if k is not None else math.nan
         rec["status"] = r.status
-        notes = list(r.warnings) if r.graph is not None else []
-        if k is not None:
-            flag = implausibility(rec["lambda"], rec["omega_log_K"])
-            if flag:
-                notes.append(flag)
-        rec["warnings"] = WARNING_SEPARATOR.join(notes)
+        rec["warnings"] = row_warnings(r, rec["lambda"], rec["omega_log_K"]) if k is not None else ""
         records.append(rec)
     names = ["id", "formula"] + [c for col, _ in columns for c in (col, f"{col}_std")] + ["status", "warnings"]
     return pd.DataFrame.from_records(records, columns=names)
@@ -163,6 +168,6 @@ def predict_files(ensemble, inputs, out, labels=None, mu_star=None, eliashberg: 
     predicted = sum(r.graph is not None for r in rows)
     summary = {"out": str(csv_path), "spectra": str(json_path), "members": len(ensemble),
                "skipped_members": len(ensemble.skipped), "inputs": len(rows), "predicted": predicted,
-               "failed": len(rows) - predicted, "with_warnings": sum(bool(r.warnings) for r in rows if r.graph),
+               "failed": len(rows) - predicted, "with_warnings": int((table["warnings"] != "").sum()),
                "exit_status": 0 if predicted else 1}
     return PredictionFiles(table, csv_path, json_path, summary)
