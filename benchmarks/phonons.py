@@ -32,12 +32,10 @@ from common import add_runtime_args, apply_runtime_args, machine_line, memory_mb
 
 from betenet.data.filters import DEFAULT_UNSTABLE_THRESHOLD_MEV
 from betenet.data.structures import load_structure
+from betenet.dft.settings import qe_example_al
 from betenet.errors import InputError
 from betenet.phonons import PhononSettings, make_calculator, site_phdos
 from betenet.physics.units import CMM1_TO_MEV
-
-BOHR_A = 0.529177210903
-QE_CELLDM_BOHR = 7.5
 
 
 def qe_reference(path: Path) -> dict:
@@ -45,13 +43,6 @@ def qe_reference(path: Path) -> dict:
     f, g = d[:, 0] * CMM1_TO_MEV, d[:, 1]
     return {"mean_meV": float(np.trapezoid(f * g, f) / np.trapezoid(g, f)), "peak_meV": float(f[np.argmax(g)]),
             "max_meV": float(f[np.flatnonzero(g > 0).max()])}
-
-
-def fcc_al():
-    from pymatgen.core import Lattice, Structure
-
-    a = QE_CELLDM_BOHR * BOHR_A
-    return Structure(Lattice([[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]]), ["Al"], [[0, 0, 0]])
 
 
 def figures(result) -> dict:
@@ -71,7 +62,7 @@ def cmd_al(args) -> None:
         calc = make_calculator(name)
         load = time.perf_counter() - t0
         for kind in ("coarse", "fine"):
-            result = site_phdos(fcc_al(), kind, settings, calc, name="Al")
+            result = site_phdos(qe_example_al(), kind, settings, calc, name="Al")
             fig = figures(result)
             rel = {k: (fig[k] - ref[k]) / ref[k] for k in fig}
             print(f"{name} {kind} {'x'.join(map(str, result.supercell))}: mean {fig['mean_meV']:.2f} meV "

@@ -254,10 +254,9 @@ def markdown(results: dict) -> str:
 def known_spectra(ensemble_dir: Path, data: Path, qe_al: Path, out: Path) -> dict:
     """The ensemble's a2F of fcc Al at QE's lattice beside QE's own a2F (the shared reference, binned
     the same way), and of the elemental superconductors in the data beside their phonon DOS."""
-    from pymatgen.core import Lattice, Structure
-
     from betenet.data.sources.directory import load_directory
     from betenet.data.spectra import bin_spectrum
+    from betenet.dft.settings import qe_example_al
     from betenet.evaluation import figures
     from betenet.inference import load_ensemble
     from betenet.inference.inputs import build_rows
@@ -265,8 +264,7 @@ def known_spectra(ensemble_dir: Path, data: Path, qe_al: Path, out: Path) -> dic
     from betenet.physics.properties import a2f_properties
 
     ens = load_ensemble(ensemble_dir)
-    a = 7.5 * 0.529177210903  # QE's celldm(1) in Å
-    al = Structure(Lattice([[-a / 2, 0, a / 2], [0, a / 2, a / 2], [-a / 2, a / 2, 0]]), ["Al"], [[0, 0, 0]])
+    al = qe_example_al()
     elements = {e.id: e for e in load_directory(data).entries if len(e.structure.composition.elements) == 1}
     picks = [("Al, QE's lattice", al)] + [(f"{e.structure.composition.reduced_formula} {e.id}, JARVIS Tc "
                                            f"{e.labels['tc_K']:.3g} K", e.structure)

@@ -149,14 +149,14 @@ def test_site_dos_integrates_to_three_and_sums_to_phonopy_total(phonopy):
 
 
 def test_sevenn_al_mean_frequency_within_10_percent_of_qe(phonopy, calculators, qe_al_dir):
+    from betenet.dft.settings import qe_example_al
     from betenet.phonons import site_phdos
 
     calculator = calculators("sevenn")
     qe = np.loadtxt(qe_al_dir / "phonon.dos")
     f_qe, g_qe = qe[:, 0] * CMM1_TO_MEV, qe[:, 1]
     mean_qe = np.trapezoid(f_qe * g_qe, f_qe) / np.trapezoid(g_qe, f_qe)
-    a = 7.5 * 0.529177210903  # QE's celldm(1), bohr → Å
-    result = site_phdos(fcc_al(a), "fine", PhononSettings(potential="sevenn"), calculator, name="Al")
+    result = site_phdos(qe_example_al(), "fine", PhononSettings(potential="sevenn"), calculator, name="Al")
     assert result.supercell == (4, 4, 4)  # the q-grid of QE's Al example
     f, g = result.freq_meV, result.total_dos
     mean = np.trapezoid(f * g, f) / np.trapezoid(g, f)

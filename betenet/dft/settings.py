@@ -27,6 +27,20 @@ from betenet.errors import InputError
 
 DFT_CONF_DIR = CONF_DIR / "dft"
 
+#: The lattice constant of QE's PHonon example03 (fcc Al, ibrav=2): celldm(1) in bohr.
+QE_EXAMPLE_CELLDM_BOHR = 7.5
+
+
+def qe_example_al():
+    """fcc Al at QE's PHonon example03 lattice (``qe_example`` profile; the structure of the shared
+    ``qe-al-reference`` outputs): a pymatgen primitive cell, a = 7.5 bohr."""
+    from pymatgen.core import Lattice, Structure
+
+    from betenet.physics.units import BOHR_TO_A
+
+    a = QE_EXAMPLE_CELLDM_BOHR * BOHR_TO_A
+    return Structure(Lattice([[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]]), ["Al"], [[0, 0, 0]])
+
 #: Namelist keys the pipeline writes itself; a profile that sets one is refused.
 RESERVED = {
     "pw": {"prefix", "outdir", "pseudo_dir", "la2f", "nat", "ntyp", "ibrav"},

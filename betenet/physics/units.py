@@ -20,6 +20,8 @@ RY_TO_MEV = 13605.693
 THZ_TO_MEV = 4.135667696
 #: 1 cm^-1 expressed in meV.
 CMM1_TO_MEV = 0.1239841984
+#: 1 bohr expressed in Å (CODATA 2018).
+BOHR_TO_A = 0.529177210903
 
 #: Default Coulomb pseudopotential.
 MU_STAR_DEFAULT = 0.10
