@@ -258,6 +258,7 @@ def known_spectra(ensemble_dir: Path, data: Path, qe_al: Path, out: Path) -> dic
     from betenet.data.spectra import bin_spectrum
     from betenet.dft.settings import qe_example_al
     from betenet.evaluation import figures
+    from betenet.evaluation.reports import phonon_dos_of
     from betenet.inference import load_ensemble
     from betenet.inference.inputs import build_rows
     from betenet.physics.a2f_files import read_a2f
@@ -277,7 +278,7 @@ def known_spectra(ensemble_dir: Path, data: Path, qe_al: Path, out: Path) -> dic
     truth = np.full((len(ok), len(omega)), np.nan)
     qe = read_a2f(qe_al / "a2F.dos10")
     truth[0] = bin_spectrum(qe.omega_meV, qe.a2f)
-    phonons = np.stack([r.graph.attr[:, -len(omega):].double().mean(dim=0).numpy() for r in ok])
+    phonons = phonon_dos_of([r.graph for r in ok], len(omega))
     scale = pred.a2f_mean.max(axis=1, keepdims=True) / np.maximum(phonons.max(axis=1, keepdims=True), 1e-30)
     titles = [f"{r.id}\nλ {pred.properties['lambda'][k]:.2f}, ω_log {pred.properties['omega_log_K'][k]:.0f} K"
               for k, r in enumerate(ok)]

@@ -195,22 +195,32 @@ def test_progress_bar_on_many_structures(demo, capsys):
     assert "read structures" in err and "predict" in err and len(table) == PROGRESS_MIN_STRUCTURES
 
 
-def test_implausible_spectra_are_flagged_in_the_warnings_column():
-    """A prediction that reaches its Tc with weight piled into the softest bins (lambda 9, omega_log
-    a few K: what Tc-only training of the spectrum head produced) is flagged; a normal one is not."""
+def _piled_and_normal(ids):
+    """An ensemble prediction (as ``Ensemble.predict`` returns it) of two spectra in the order of
+    ``ids``: "piled", its weight in the two softest bins (lambda above 3, omega_log below 30 K: what
+    Tc-only training of the spectrum head produced), and "normal", a Gaussian at 25 meV."""
     from types import SimpleNamespace
 
-    from betenet.inference.inputs import InputRow
-    from betenet.inference.predict import prediction_frame
     from betenet.physics.properties import PROPERTIES, properties
     from betenet.physics.units import BIN_CENTRES_MEV
 
     piled = np.zeros(51)
     piled[:2] = [2.0, 2.0]
-    normal = np.exp(-(((BIN_CENTRES_MEV - 25.0) / 6.0) ** 2)) * 0.4
-    props = properties(BIN_CENTRES_MEV, np.stack([piled, normal]))
-    assert props["lambda"][0] > 3 and props["omega_log_K"][0] < 30
-    pred = SimpleNamespace(properties=props, properties_std={k: np.zeros(2) for k in PROPERTIES})
+    spectra = {"piled": piled, "normal": np.exp(-(((BIN_CENTRES_MEV - 25.0) / 6.0) ** 2)) * 0.4}
+    props = properties(BIN_CENTRES_MEV, np.stack([spectra[i] for i in ids]))
+    k = list(ids).index("piled")
+    assert props["lambda"][k] > 3 and props["omega_log_K"][k] < 30
+    return SimpleNamespace(ids=list(ids), formulas=["Nb" if i == "piled" else "Al" for i in ids], properties=props,
+                           properties_std={key: np.zeros(len(ids)) for key in PROPERTIES})
+
+
+def test_implausible_spectra_are_flagged_in_the_warnings_column():
+    """A prediction that reaches its Tc with weight piled into the softest bins (lambda 9, omega_log
+    a few K: what Tc-only training of the spectrum head produced) is flagged; a normal one is not."""
+    from betenet.inference.inputs import InputRow
+    from betenet.inference.predict import prediction_frame
+
+    pred = _piled_and_normal(["piled", "normal"])
     rows = [InputRow("piled", None, graph=object()), InputRow("normal", None, graph=object())]
     table = prediction_frame(rows, pred)
     assert "implausible spectrum" in table.loc[0, "warnings"] and "lambda" in table.loc[0, "warnings"]
@@ -220,19 +230,12 @@ def test_implausible_spectra_are_flagged_in_the_warnings_column():
 def test_screen_ranking_flags_implausible_spectra(tmp_path):
     """The screen's ranking carries the same flag as predict's table: an extrapolated spectrum
     (lambda 45 gave a CaBC Tc of 122 K in a JARVIS fold) must not top a ranking unmarked."""
-    from types import SimpleNamespace
+    import csv
 
     from betenet.cli.ensemble import _rank_rows
     from betenet.inference.inputs import InputRow
-    from betenet.physics.properties import PROPERTIES, properties
-    from betenet.physics.units import BIN_CENTRES_MEV
 
-    piled = np.zeros(51)
-    piled[:2] = [2.0, 2.0]
-    normal = np.exp(-(((BIN_CENTRES_MEV - 25.0) / 6.0) ** 2)) * 0.4
-    props = properties(BIN_CENTRES_MEV, np.stack([normal, piled]))
-    pred = SimpleNamespace(ids=["normal", "piled"], formulas=["Al", "Nb"], properties=props,
-                           properties_std={k: np.zeros(2) for k in PROPERTIES})
+    pred = _piled_and_normal(["normal", "piled"])
     rows = [InputRow("normal", None, graph=object()), InputRow("piled", None, graph=object()),
             InputRow("broken", None, status="unreadable")]
     rows[0].warnings = ["element X not seen in training"]
@@ -240,7 +243,6 @@ def test_screen_ranking_flags_implausible_spectra(tmp_path):
     by_id = {r["id"]: r["warnings"] for r in ranking}
     assert by_id["normal"] == "element X not seen in training"
     assert by_id["piled"].startswith("implausible spectrum")
-    import csv
     with open(tmp_path / "candidates.csv", newline="") as fh:
         written = {r["id"]: r["warnings"] for r in csv.DictReader(fh)}
     assert written == by_id
