@@ -313,7 +313,8 @@ def distribution_plot(values: Mapping, ranges: Mapping, path, title: str | None 
         v = np.asarray(values[k], dtype=np.float64)
         v = v[np.isfinite(v) & (v > 0)]
         if v.size:
-            bins = np.geomspace(max(v.min(), 1e-3), v.max() * 1.01 + 1e-9, 30)
+            lo = max(v.min(), 1e-3)
+            bins = np.geomspace(lo, max(v.max(), lo) * 1.01 + 1e-9, 30)  # values below 1e-3 only: one empty range
             ax.hist(v, bins=bins, color="C0")
             ax.set_xscale("log")
         if k in ranges:
