@@ -1,7 +1,7 @@
 """The `betenet` console script: one subcommand per job (analyze-a2f, kq-grid, predict, ...).
 
 The subcommands live in this package's modules: ``physics`` (analyze-a2f, kq-grid), ``ensemble``
-(predict, evaluate, screen, landscape), ``dft`` (dft inputs | run | collect) and ``phonons``.
+(predict, evaluate, calibrate, screen, landscape), ``dft`` (dft inputs | run | collect) and ``phonons``.
 
 Each subcommand parses its arguments, calls the package function that does the work and prints
 either a human-readable table or JSON. Exit status: 0 when the command did its job; 1 when it ran

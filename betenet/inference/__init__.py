@@ -6,6 +6,8 @@
   ``warnings`` each prediction carries (unseen elements, atoms without a neighbour);
 - :mod:`betenet.inference.predict`: the prediction table (the CSV of ``betenet predict``, the
   DataFrame of ``predict_structures``), safe output paths, the files.
+- :mod:`betenet.inference.calibration`: the spread's scale per property, fitted on out-of-bag
+  predictions (``betenet calibrate``), stored in the ensemble folder and applied by ``predict``.
 
     >>> from betenet.inference import load_ensemble
     >>> ens = load_ensemble("multirun/default/cso")

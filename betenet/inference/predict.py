@@ -3,9 +3,11 @@
 
 One row per input, columns ``id``, ``formula``, then ``lambda``, ``omega_log_K``, ``omega_2_K``,
 ``tc_allen_dynes_K`` (and ``tc_eliashberg_K`` when asked), each followed by its ``_std`` (the
-spread over members), then ``status`` (``ok`` or why the input could not be predicted) and
-``warnings`` (empty when clean; see :mod:`betenet.inference.inputs`). The mean a2F and its std go
-to a JSON beside the CSV (same name, ``.json``).
+spread over members; scaled when the ensemble has a calibration, :mod:`betenet.inference.calibration`,
+and then the JSON's ``calibration`` and the table's ``attrs["calibration"]`` say by what), then
+``status`` (``ok`` or why the input could not be predicted) and ``warnings`` (empty when clean;
+see :mod:`betenet.inference.inputs`). The mean a2F and its std go to a JSON beside the CSV (same
+name, ``.json``).
 
 Output paths are checked before anything is computed: a folder, a CSV named ``.json`` (its spectra
 would overwrite it) or a path that is one of the inputs (structure files, labels file, member
@@ -80,7 +82,9 @@ def predict_rows(ensemble, rows, mu_star=None, eliashberg: bool = False, batch_s
         pred = ensemble.predict([r.graph for r in ok], mu_star=mu_star, eliashberg=eliashberg,
                                 batch_size=batch_size, device=device, progress=progress,
                                 ids=[r.id for r in ok], formulas=[r.formula for r in ok])
-    return prediction_frame(rows, pred, eliashberg), pred
+    table = prediction_frame(rows, pred, eliashberg)
+    table.attrs["calibration"] = None if pred is None else pred.calibration
+    return table, pred
 
 
 def spectra_path(out) -> Path:
@@ -156,11 +160,13 @@ def predict_files(ensemble, inputs, out, labels=None, mu_star=None, eliashberg: 
     table_labels = read_labels_table(labels_path) if labels_path and ensemble.site_dos != "none" else None
     rows = build_rows(items, ensemble, table_labels, progress=progress, labels_path=labels_path, device=device)
     table, pred = predict_rows(ensemble, rows, mu_star, eliashberg, batch_size, device, progress)
+    calibration = table.attrs["calibration"]
     spectra = {
         "omega_meV": [] if pred is None else pred.omega_meV,
         "mu_star": ensemble.mu_star if pred is None else pred.mu_star,
         "ensemble": ensemble.label, "members": ensemble.names, "skipped_members": ensemble.skipped,
-        "std": "standard deviation over members (ddof 0)",
+        "std": "standard deviation over members (ddof 0)" + (", times the calibration's scale" if calibration else ""),
+        "calibration": calibration,
         "entries": [] if pred is None else [
             {"id": i, "formula": f, "a2f_mean": pred.a2f_mean[k], "a2f_std": pred.a2f_std[k]}
             for k, (i, f) in enumerate(zip(pred.ids, pred.formulas))]}
@@ -169,5 +175,6 @@ def predict_files(ensemble, inputs, out, labels=None, mu_star=None, eliashberg: 
     summary = {"out": str(csv_path), "spectra": str(json_path), "members": len(ensemble),
                "skipped_members": len(ensemble.skipped), "inputs": len(rows), "predicted": predicted,
                "failed": len(rows) - predicted, "with_warnings": int((table["warnings"] != "").sum()),
+               "calibrated_spread": bool(calibration and calibration["calibrated"]),
                "exit_status": 0 if predicted else 1}
     return PredictionFiles(table, csv_path, json_path, summary)
