@@ -27,12 +27,20 @@ def wandb_offline() -> bool:
     return not os.environ.get("WANDB_API_KEY")
 
 
-def node_dim(site_dos: str, n_bins: int) -> int:
-    """Width of the node inputs/attributes: one-hot(Z) over 118 elements, plus the binned site PhDOS
-    (``n_bins`` values) unless ``site_dos`` is ``none`` (betenet/data/graphs.py)."""
+def node_dim(site_dos: str, n_bins: int, features_dim: int = 0) -> int:
+    """Width of the node inputs/attributes: one-hot(Z) over 118 elements, the pretrained site features
+    (``features_dim``), and the binned site PhDOS (``n_bins`` values) unless ``site_dos`` is ``none``
+    (betenet/data/graphs.py)."""
     from betenet.data.structures import MAX_Z
 
-    return MAX_Z if str(site_dos) == "none" else MAX_Z + int(n_bins)
+    return MAX_Z + int(features_dim) + (0 if str(site_dos) == "none" else int(n_bins))
+
+
+def feature_dim(model: str, layers, norms) -> int:
+    """Features per atom of a ``features`` config (``none``: 0; betenet/pretrained/settings.py)."""
+    from betenet.pretrained.settings import feature_dim as dim
+
+    return dim(str(model), list(layers), bool(norms))
 
 
 def register_resolvers() -> None:
@@ -40,6 +48,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
     if not OmegaConf.has_resolver("node_dim"):
         OmegaConf.register_new_resolver("node_dim", node_dim)
+    if not OmegaConf.has_resolver("feature_dim"):
+        OmegaConf.register_new_resolver("feature_dim", feature_dim)
 
 
 def compose(overrides=(), return_hydra_config: bool = False) -> DictConfig:

@@ -33,6 +33,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 #: The issue's physics goal: ranges of lambda and omega_log (K) of typical metals.
 PHYSICS_RANGES = {"lambda": (0.05, 3.0), "omega_log_K": (30.0, 800.0)}
+#: Baselines: name -> (table label, GBM target or None for the median, with pretrained site features).
+BASELINES = {
+    "median": ("median of training Tc", None, False),
+    "gbm": ("GBM λ → Allen–Dynes", "lambda", False),
+    "gbm_tc": ("GBM Tc", "tc", False),
+    "gbm_log_tc": ("GBM ln(1 + Tc)", "log_tc", False),
+    "gbm_pt": ("GBM λ → Allen–Dynes, + pretrained features", "lambda", True),
+    "gbm_tc_pt": ("GBM Tc, + pretrained features", "tc", True),
+    "gbm_log_tc_pt": ("GBM ln(1 + Tc), + pretrained features", "log_tc", True),
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,7 +56,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=2, help="members trained side by side")
     p.add_argument("--model", action="append", default=[], metavar="NAME=OVERRIDES",
                    help="a network model: its name and the train.py overrides on top of experiment=jarvis_tc")
-    p.add_argument("--baselines", nargs="*", default=["median", "gbm", "gbm_tc"])
+    p.add_argument("--baselines", nargs="*", default=list(BASELINES),
+                   help="baselines fitted per split (default: all): " + ", ".join(BASELINES))
+    p.add_argument("--features", default="sevennet",
+                   help="pretrained site features the *_pt baselines get (conf/features; the recipe's)")
     p.add_argument("--mu-star", type=float, default=0.10)
     p.add_argument("--known-spectra", default=None, metavar="ENSEMBLE",
                    help="only draw the a2F of known materials (fcc Al against QE's, elemental superconductors "
@@ -161,10 +174,11 @@ def physics_record(lam: np.ndarray, wlog: np.ndarray, phonon_wlog: np.ndarray) -
 # baselines
 # --------------------------------------------------------------------------------------------
 class Baselines:
-    """Median and gradient-boosting predictions on a split, from the structures and their coarse
-    phonon DOS (ML potential, the recipe's settings, read from the cache)."""
+    """Median and gradient-boosting predictions on a split, from the structures, their coarse
+    phonon DOS (ML potential, the recipe's settings, read from the cache) and, for the ``*_pt``
+    baselines, the mean and std over the atoms of their pretrained site features (cached)."""
 
-    def __init__(self, data: Path, mu_star: float):
+    def __init__(self, data: Path, mu_star: float, features: str = "sevennet"):
         from betenet.data.sources.directory import load_directory
         from betenet.models.gbm_baseline import features
         from betenet.phonons import PhononSettings, fill_site_dos
@@ -176,13 +190,22 @@ class Baselines:
         report = fill_site_dos(entries, "coarse", PhononSettings(), None, progress=True)
         if report.failed:
             print(f"  phonons failed for {len(report.failed)} entries: {list(report.failed.items())[:3]}")
+        from betenet.config import compose
+        from betenet.pretrained import FeatureSettings, features_for_entries
+
+        site = features_for_entries(entries, FeatureSettings.from_mapping(compose([f"features={features}"]).features))
+        if site.failed:
+            print(f"  features failed for {len(site.failed)} entries: {list(site.failed.items())[:3]}")
         self.tc = {e.id: e.labels.get("tc_K", np.nan) for e in entries}
-        self.x, self.phonon_wlog = {}, {}
+        self.x, self.x_pt, self.phonon_wlog = {}, {}, {}
         for e in entries:
             if e.phdos_coarse_site is None:
                 continue
             total = e.phdos_coarse_site.sum(axis=0)
             self.x[e.id] = features(e.structure, e.phdos_coarse_freq_meV, total, e.extra.get("min_phonon_freq_meV"))
+            if e.id in site.features:
+                self.x_pt[e.id] = features(e.structure, e.phdos_coarse_freq_meV, total,
+                                           e.extra.get("min_phonon_freq_meV"), site.features[e.id])
             f = e.phdos_coarse_freq_meV
             self.phonon_wlog[e.id] = float(properties(f[f > 0], np.clip(total[f > 0], 0, None))["omega_log_K"])
 
@@ -190,17 +213,19 @@ class Baselines:
         from betenet.evaluation.metrics import regression_metrics
         from betenet.models.gbm_baseline import GBMBaseline
 
-        train = [i for i in split["train"] if i in self.x]
-        test = [i for i in split["test"] if i in self.x]
+        _, target, pretrained = BASELINES[name]
+        x = self.x_pt if pretrained else self.x
+        train = [i for i in split["train"] if i in x]
+        test = [i for i in split["test"] if i in x]
         t_train = np.array([self.tc[i] for i in train])
         t_test = np.array([self.tc[i] for i in test])
-        if name == "median":
+        if target is None:
             pred = {"tc_K": np.full(len(test), np.median(t_train)), "lambda": np.full(len(test), np.nan),
                     "omega_log_K": np.full(len(test), np.nan)}
         else:
-            model = GBMBaseline(target="lambda" if name == "gbm" else "tc", mu_star=self.mu_star)
-            model.fit(np.stack([self.x[i] for i in train]), t_train)
-            pred = model.predict(np.stack([self.x[i] for i in test]))
+            model = GBMBaseline(target=target, mu_star=self.mu_star)
+            model.fit(np.stack([x[i] for i in train]), t_train)
+            pred = model.predict(np.stack([x[i] for i in test]))
         record = {"tc": regression_metrics(t_test, pred["tc_K"])}
         if np.isfinite(pred["lambda"]).any():
             ph = np.array([self.phonon_wlog[i] for i in test])
@@ -310,9 +335,9 @@ def main(argv=None) -> int:
     results["settings"] = {"members": args.members, "folds": args.folds, "fold_seed": args.fold_seed,
                            "mu_star": args.mu_star, "models": dict(m.split("=", 1) for m in args.model)}
 
-    base = Baselines(data, args.mu_star)
+    base = Baselines(data, args.mu_star, args.features)
     for b in args.baselines:
-        label = {"median": "median of training Tc", "gbm": "GBM λ → Allen–Dynes", "gbm_tc": "GBM Tc"}[b]
+        label = BASELINES[b][0]
         for split in names:
             results["models"].setdefault(label, {})[split] = base.run(b, json.loads(split_files[split].read_text()))
     for spec in args.model:

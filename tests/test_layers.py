@@ -19,6 +19,7 @@ LAYERS = {
     "betenet.physics": 1,     # units, a2F properties, Eliashberg, k/q grids
     "betenet.data": 2,        # structures, spectra, graphs, sources, splits, the data module
     "betenet.phonons": 2,     # site PhDOS from ML potentials (a data source of the node attributes)
+    "betenet.pretrained": 2,  # per-atom features of universal potentials (node attributes)
     "betenet.dft": 2,         # Quantum ESPRESSO pipeline that writes datasets
     "betenet.config": 2,      # the shipped Hydra configuration and its resolvers
     "betenet.models": 3,      # network, losses, LightningModule, baselines
@@ -131,7 +132,7 @@ def test_readme_layout_names_every_package_and_module():
     shipped |= {f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
     top_level = {"train.py", "conf/", "betenet/", "experiments/", "benchmarks/", "tests/", "sources/", "data/",
                  "model/", "variant/", "trainer/", "logger/", "callbacks/", "paths/", "cluster/", "experiment/",
-                 "hydra/launcher/", "dft/"}
+                 "hydra/launcher/", "dft/", "features/", "(net/)"}
     assert shipped <= listed, f"missing from README's layout: {sorted(shipped - listed)}"
     unknown = sorted(listed - shipped - top_level)
     assert not unknown, f"in README's layout but not in betenet/: {unknown}"

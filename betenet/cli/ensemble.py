@@ -13,6 +13,9 @@
 * ``screen``: precision–recall screening for T_c^ref ≥ ``--threshold`` (two-stage with
   ``--ensemble-stage2``); on unlabelled structures (INPUTS, or a split without T_c) it ranks
   candidates by predicted T_c ± spread.
+* ``calibrate``: one scale per property for the ensemble's spread, fitted on the out-of-bag
+  predictions of its training pool (:mod:`betenet.inference.calibration`), written to
+  ``calibration.json`` in the ensemble folder, where ``predict``, ``evaluate`` and ``screen`` read it.
 * ``landscape``: loss surfaces around a member's classical, critical and modern checkpoints.
 
 Each writes into ``--out`` and returns a flat summary the CLI prints (or ``--json``).
@@ -29,7 +32,7 @@ import numpy as np
 from betenet.errors import InputError
 from betenet.evaluation.screening import DEFAULT_THRESHOLD_K
 
-__all__ = ["add_ensemble_commands", "cmd_predict", "cmd_evaluate", "cmd_screen", "cmd_landscape"]
+__all__ = ["add_ensemble_commands", "cmd_predict", "cmd_evaluate", "cmd_calibrate", "cmd_screen", "cmd_landscape"]
 
 #: Files ``screen`` writes into ``--out`` when it ranks INPUTS.
 CANDIDATES = ("candidates.csv", "candidates_failed.csv", "candidates_stage2.csv", "candidates_stage2_failed.csv",
@@ -115,9 +118,42 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
               or {}).get("tc_K")
     if median:
         result["median_predictor_mae_tc_K"], result["median_predictor_rmse_tc_K"] = median["mae"], median["rmse"]
+    tc_spread = (summary.get("uncertainty") or {}).get("tc_K") or {}
+    for key in ("fraction_within_2std", "fraction_within_2std_uncalibrated"):
+        if key in tc_spread:
+            result[f"{key}_tc_K"] = tc_spread[key]
     physics = summary["physics"]
     result["lambda_median"], result["omega_log_K_median"] = physics["lambda"][2], physics["omega_log_K"][2]
     result["fraction_flagged_implausible"] = physics["fraction_flagged_implausible"]
+    return result
+
+
+def cmd_calibrate(args: argparse.Namespace) -> dict:
+    """Fit the spread's scales on the out-of-bag predictions of the ensemble's training pool (its
+    own data, or ``--data``) and write ``calibration.json`` into the ensemble folder."""
+    from betenet.inference import load_ensemble
+    from betenet.inference.calibration import calibrate_ensemble, require_members, write_calibration
+
+    if len(args.ensemble) != 1 or not Path(args.ensemble[0]).is_dir():
+        raise InputError("--ensemble", "calibrate takes one ensemble folder (the folder holding the member run "
+                                       "folders)")
+    folder = Path(args.ensemble[0])
+    ensemble = load_ensemble(folder, args.checkpoint, calibrated=False)
+    require_members(ensemble)
+    calibration = calibrate_ensemble(ensemble, _datamodule(args, ensemble), args.mu_star, batch_size=args.batch_size,
+                                     device=args.device, progress=True)
+    path = write_calibration(folder, calibration)
+    info = calibration.info
+    result = {"out": str(path), "members": len(ensemble), "pool_entries": info["pool_entries"],
+              "entries_out_of_bag_for_2_or_more": info["entries_out_of_bag_for_2_or_more"],
+              "mean_out_of_bag_members": info["mean_out_of_bag_members"]}
+    scales, intervals = calibration.scales(len(ensemble)), calibration.scale_intervals(len(ensemble))
+    for key, fit in calibration.fits.items():
+        result[f"scale_{key}"] = scales.get(key, f"not fitted ({fit['n']} usable entries)")
+        if key in intervals:
+            result[f"scale_{key}_interval"] = "{:.3g} to {:.3g}".format(*intervals[key])
+        result[f"oob_within_2std_{key}"] = fit["within_2std_before"]
+        result[f"oob_within_2std_{key}_calibrated"] = fit["within_2std_after"]
     return result
 
 
@@ -288,21 +324,23 @@ def _ensemble_args(p: argparse.ArgumentParser, required: bool) -> None:
                    help="torch threads (default: torch's choice; 1 when other jobs share the machine)")
 
 
-def _data_args(p: argparse.ArgumentParser) -> None:
+def _data_args(p: argparse.ArgumentParser, split_and_model: bool = True) -> None:
     p.add_argument("--data", default=None, metavar="DATASET",
                    help="evaluate on this dataset folder (release or directory format) instead of the "
                         "ensemble's training data")
-    p.add_argument("--data-source", choices=["demo", "directory", "release"], default=None,
-                   help="format of --data (default: release if it holds database.json, else directory)")
+    p.add_argument("--data-source", choices=["demo", "directory", "release", "bee_net"], default=None,
+                   help="format of --data (default: bee_net or release if it holds database.json, else directory)")
+    p.add_argument("--cache-dir", default=None, help="graph/demo cache (default: the runs' own)")
+    if not split_and_model:
+        return
     p.add_argument("--split", choices=["test", "train", "val", "all"], default="test",
                    help="which split of the data (default test; all = every entry)")
-    p.add_argument("--cache-dir", default=None, help="graph/demo cache (default: the runs' own)")
     p.add_argument("--model", choices=["ensemble", "baseline"], default="ensemble",
                    help="baseline: the linear eDOS/PhDOS model fitted on the rest of the data (needs eDOS)")
 
 
 def add_ensemble_commands(sub) -> None:
-    """Register predict, evaluate, screen and landscape on the ``betenet`` subparsers."""
+    """Register predict, evaluate, calibrate, screen and landscape on the ``betenet`` subparsers."""
     p = sub.add_parser("predict", help="ensemble prediction of a2F, lambda, omega_log, omega_2, Tc for structures")
     _ensemble_args(p, required=True)
     p.add_argument("inputs", nargs="+", metavar="INPUTS", help="structure files, folders or glob patterns")
@@ -328,6 +366,13 @@ def add_ensemble_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the member subsets")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("calibrate", help="fit the ensemble spread's scale per property on out-of-bag predictions "
+                                         "(writes calibration.json into the ensemble folder)")
+    _ensemble_args(p, required=True)
+    _data_args(p, split_and_model=False)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("screen", help="precision-recall screening for high Tc, or ranking of unlabeled structures")
     _ensemble_args(p, required=False)

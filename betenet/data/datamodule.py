@@ -63,8 +63,8 @@ def source_root(source: str, root: str | os.PathLike | None = None, demo_size: i
         from betenet.data.sources.demo import load_demo_dataset
 
         return load_demo_dataset(cache_dir, n=demo_size, seed=demo_seed)
-    if source not in ("directory", "release"):
-        raise InputError(source, "unknown data source; use demo, directory or release")
+    if source not in ("directory", "release", "bee_net"):
+        raise InputError(source, "unknown data source; use demo, directory, release or bee_net")
     if root is None:
         raise InputError(source, "data.root must be set for this source")
     if not Path(root).is_dir():
@@ -72,12 +72,27 @@ def source_root(source: str, root: str | os.PathLike | None = None, demo_size: i
     return Path(root)
 
 
-def read_source(source: str, root: Path) -> SourceData:
-    """Entries, splits and metadata of a source folder (`release` layout or the directory format)."""
+def read_source(source: str, root: Path, options: dict | None = None) -> SourceData:
+    """Entries, splits and metadata of a source folder (`release` layout, BEE-NET's database or the
+    directory format); ``options`` (``data.source_options``) go to the bee_net reader (``smearing``)."""
+    from betenet.data.sources.bee_net import load_bee_net
     from betenet.data.sources.directory import load_directory
     from betenet.data.sources.release import load_release
 
+    if source == "bee_net":
+        return load_bee_net(root, **dict(options or {}))
     return load_release(root) if source == "release" else load_directory(root)
+
+
+def source_bootstrap(source: str, indices: Path, k: int, metadata: dict) -> tuple[list[str], list[str] | None]:
+    """Member ``k`` of a source's published bootstrap: its draw (ids, with repeats) and validation
+    ids (None: the out-of-bag rest of the training split)."""
+    if source == "bee_net":
+        from betenet.data.sources.bee_net import bee_net_bootstrap
+
+        return bee_net_bootstrap(indices, k, metadata)
+    member = release_bootstrap(indices, k)
+    return [str(i) for i in member.drawn], [str(i) for i in member.val_ids]
 
 
 def reported_values(entry: Entry) -> np.ndarray:
@@ -95,11 +110,13 @@ def spectrum_settings(spectrum: dict | None) -> tuple[BinGrid, str]:
 
 
 def entry_to_graph(entry: Entry, site_dos_kind: str = "none", r_max: float = 4.0,
-                   self_loops: bool = True, allow_isolated: bool = False, spectrum: dict | None = None) -> Data:
+                   self_loops: bool = True, allow_isolated: bool = False, spectrum: dict | None = None,
+                   features=None) -> Data:
     """One dataset entry → graph with binned target ``y`` (NaN row when absent) and ``reported`` [1, 4].
 
     ``spectrum`` (``data.spectrum``: recipe, start_meV, step_meV, n_bins) sets how a2F and site
-    PhDOS are binned (``betenet.data.spectra``)."""
+    PhDOS are binned (``betenet.data.spectra``); ``features`` [n_atoms, F] are the entry's pretrained
+    site features (:mod:`betenet.pretrained`), or None."""
     if site_dos_kind not in SITE_DOS_KINDS:
         raise ValueError(f"site_dos must be one of {SITE_DOS_KINDS}, got {site_dos_kind!r}")
     grid, recipe = spectrum_settings(spectrum)
@@ -114,7 +131,8 @@ def entry_to_graph(entry: Entry, site_dos_kind: str = "none", r_max: float = 4.0
             raise InputError(entry.id, f"no {site_dos_kind} site-projected phonon DOS (needed by this variant)")
         site_dos = bin_site_dos(freq, dos, name=f"{entry.id} {site_dos_kind} site PhDOS", grid=grid, recipe=recipe)
     graph = structure_to_graph(entry.structure, r_max=r_max, self_loops=self_loops, site_dos=site_dos,
-                               y=y, id=entry.id, allow_isolated=allow_isolated, n_bins=grid.n_bins)
+                               y=y, id=entry.id, allow_isolated=allow_isolated, n_bins=grid.n_bins,
+                               features=features)
     if y is None:
         graph.y = torch.full((1, grid.n_bins), float("nan"))
     graph.reported = torch.as_tensor(reported_values(entry), dtype=torch.float32).view(1, -1)
@@ -172,8 +190,13 @@ class BetenetDataModule(pl.LightningDataModule):
                  unstable_threshold_meV: float = DEFAULT_UNSTABLE_THRESHOLD_MEV,
                  negative_a2f_tol: float = DEFAULT_NEGATIVE_A2F_TOL, spectrum: dict | None = None,
                  splits_file: str | None = None, site_dos_source: str = "dataset", phonons: dict | None = None,
-                 phonon_reference: bool = False):
+                 phonon_reference: bool = False, features: dict | None = None,
+                 source_options: dict | None = None):
         super().__init__()
+        from betenet.pretrained import FeatureSettings
+
+        self.features = FeatureSettings.from_mapping(features)
+        self.features_cache = (features or {}).get("cache_dir")
         if bootstrap not in ("weighted", "unique", "release", "release_unique"):
             raise ValueError("bootstrap must be weighted, unique, release or release_unique")
         if site_dos_source not in SITE_DOS_SOURCES:
@@ -181,6 +204,7 @@ class BetenetDataModule(pl.LightningDataModule):
         self.site_dos_source, self.phonons = site_dos_source, dict(phonons or {})
         self.phonon_reference = bool(phonon_reference)
         self.source, self.root, self.site_dos = source, root, site_dos
+        self.source_options = dict(source_options or {})  # reader options, e.g. bee_net's smearing
         self.allow_isolated = allow_isolated
         self.r_max, self.self_loops, self.seed, self.bootstrap = r_max, self_loops, seed, bootstrap
         self.test_fraction, self.split_seed, self.batch_size = test_fraction, split_seed, batch_size
@@ -207,6 +231,10 @@ class BetenetDataModule(pl.LightningDataModule):
             settings["site_dos_source"] = self.site_dos_source
             settings["phonons"] = self.phonon_settings().key()
             settings["phonon_reference"] = self.phonon_reference
+        if self.features.enabled:
+            settings["features"] = self.features.key()
+        if self.source_options:
+            settings["source_options"] = self.source_options
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def build_graphs(self) -> BuiltGraphs:
@@ -218,16 +246,20 @@ class BetenetDataModule(pl.LightningDataModule):
             built = BuiltGraphs(**torch.load(path, weights_only=False))
             self._warn_window(built)
             return built
-        data = read_source(self.source, root)
+        data = read_source(self.source, root, self.source_options)
+        missing = (data.metadata.get("site_dos_missing") or {}).get(self.site_dos)
+        if missing and not self._computes_site_dos:  # a PhDOS kind the source never has
+            raise InputError(f"variant with site_dos={self.site_dos}", missing)
         graphs, rejected = {}, list(data.rejected)
         entries = self.apply_filters(data.entries, rejected)
         data.metadata["site_dos_provenance"] = self._fill_site_dos(entries, rejected, data.metadata)
         phonon_wlog = self._phonon_omega_log(entries) if self.phonon_reference else {}
+        features = self._site_features(entries, rejected, data.metadata)
         lost = {}
         for entry in entries:
             try:
                 graphs[entry.id] = entry_to_graph(entry, self.site_dos, self.r_max, self.self_loops,
-                                                  self.allow_isolated, self.spectrum)
+                                                  self.allow_isolated, self.spectrum, features.get(entry.id))
             except InputError as err:
                 rejected.append((entry.id, err.reason))
                 continue
@@ -284,6 +316,21 @@ class BetenetDataModule(pl.LightningDataModule):
         provenance = mlip_provenance(self.site_dos, settings)
         provenance.update(source=self.site_dos_source, n_mlip=len(report.filled), n_dataset=len(report.kept))
         return provenance
+
+    def _site_features(self, entries: list[Entry], rejected: list[tuple[str, str]], metadata: dict) -> dict:
+        """Pretrained site features of every entry (``features.model``; cached under
+        ``features.cache_dir``, default ``<cache_dir>/features``); an entry the model cannot do (an
+        element it does not cover) is rejected with the reason. Records the recipe in ``metadata``."""
+        from betenet.pretrained import features_for_entries
+
+        if not self.features.enabled:
+            return {}
+        cache = self.features_cache or self.cache_dir / "features"
+        report = features_for_entries(entries, self.features, cache, progress=True)
+        rejected.extend((i, f"features from {self.features.model}: {r}") for i, r in report.failed.items())
+        entries[:] = [e for e in entries if e.id not in report.failed]
+        metadata["features_provenance"] = {**self.features.key(), "dim": self.features.dim, **report.summary()}
+        return report.features
 
     def _phonon_omega_log(self, entries: list[Entry]) -> dict[str, float]:
         """ω_log (K) of each entry's coarse phonon DOS (a2F moments of the total DOS g), from the
@@ -372,10 +419,12 @@ class BetenetDataModule(pl.LightningDataModule):
             if indices is None:
                 raise InputError(self.source, "bootstrap=release needs a release-format source with indices/")
             mode = "unique" if self.bootstrap == "release_unique" else "weighted"
-            release = release_bootstrap(indices, self.seed, mode=mode)
+            drawn, val = source_bootstrap(self.source, indices, self.seed, self.built.metadata)
             keep = set(self.built.graphs)
-            member = member_from_draw([str(i) for i in release.drawn if str(i) in keep],
-                                      [str(i) for i in release.val_ids if str(i) in keep], mode)
+            drawn = [i for i in drawn if i in keep]
+            if val is None:  # no validation file: the out-of-bag rest of the training split
+                val = [i for i in train if i not in set(drawn)]
+            member = member_from_draw(drawn, [i for i in val if i in keep], mode)
         else:
             member = bootstrap_member(train, self.seed, mode=self.bootstrap)
         if given_val:

@@ -16,6 +16,9 @@ Node encodings (as the release's ``build_data``), with one-hot index Z − 1 ove
 * CPD/FPD (``site_dos`` [n, 51] given): ``attr`` = [one-hot(Z), site PhDOS] [n, 169] and
   ``x`` = [one-hot(Z) × mass, 51 ones] [n, 169]. The network embeds x and attr with the same Linear
   layer, so both carry the same width.
+* Pretrained site features (``features`` [n, F] given, :mod:`betenet.pretrained`) sit between the
+  one-hot block and the PhDOS in both: ``attr`` = [one-hot(Z), features, site PhDOS] and ``x`` =
+  [one-hot(Z) × mass, features, ones], so the PhDOS stay the last columns (the coupling head reads them there).
 
 Masses are ASE's ``ase.data.atomic_masses`` (what the release used via ``ase.Atom(Z).mass``); for the
 64 elements of the BETE-NET data they agree with pymatgen's to within 0.1 %.
@@ -53,6 +56,7 @@ def structure_to_graph(
     allow_isolated: bool = False,
     dtype: torch.dtype | None = None,
     n_bins: int = N_BINS,
+    features=None,
 ) -> Data:
     """Return the graph of ``structure`` as a ``torch_geometric.data.Data``.
 
@@ -97,6 +101,12 @@ def structure_to_graph(
     onehot = np.eye(MAX_Z)[numbers - 1]
     x = onehot * ATOMIC_MASS_AMU[numbers - 1][:, None]
     attr = onehot
+    if features is not None:
+        feats = np.asarray(features, dtype=float)
+        if feats.ndim != 2 or feats.shape[0] != n or not np.isfinite(feats).all():
+            raise InputError(label, f"pretrained features must be a finite [{n}, F] array, got shape {feats.shape}")
+        x = np.concatenate([x, feats], axis=1)
+        attr = np.concatenate([attr, feats], axis=1)
     if site_dos is not None:
         dos = validate_binned(site_dos, f"{label} site_dos", rows=n, n_bins=n_bins)
         x = np.concatenate([x, np.ones_like(dos)], axis=1)

@@ -157,6 +157,13 @@ def _truth(graphs, omega_meV, mu_star: float):
     return reference_properties(true_a2f, omega_meV, mu_star), reported, true_a2f, elements
 
 
+def reference_or_reported(graphs, omega_meV, mu_star: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per entry and property of ``graphs``, the property of the binned reference a2F where the entry
+    has one, else the value the dataset reports (T_c-only data); and the reference a2F [N, B]."""
+    true, reported, true_a2f, _ = _truth(graphs, omega_meV, mu_star)
+    return {k: np.where(np.isfinite(true[k]), true[k], reported[k]) for k in PROPERTIES}, true_a2f
+
+
 def pool_medians(datamodule, omega_meV, mu_star: float) -> dict[str, dict[str, float]]:
     """The median predictor of each truth set: per property, the median over the entries the members
     were fitted on (bootstrap train ∪ out-of-bag), NaN where none has a value."""
@@ -205,7 +212,7 @@ def ensemble_split_predictions(ensemble, datamodule, split: str = "test", mu_sta
         elements=elements, mu_star=pred.mu_star, reported=reported, omega_meV=omega, pool_median=medians,
         phonon_dos=phonon_dos_of(graphs, len(omega)),
         notes={"members": ensemble.names, "skipped_members": [list(s) for s in ensemble.skipped],
-               "ensemble": ensemble.label, "variant": ensemble.variant})
+               "ensemble": ensemble.label, "variant": ensemble.variant, "calibration": pred.calibration})
 
 
 def baseline_split_predictions(datamodule, split: str = "test", mu_star: float = MU_STAR_DEFAULT,
@@ -274,9 +281,10 @@ def gbm_split_predictions(datamodule, split: str = "test", mu_star: float = MU_S
 
     Its phonon features come from each structure's coarse phonon DOS: the dataset's own where it has
     one, else the ML potential's (``phonons`` settings; cached, so entries already computed for
-    training cost nothing)."""
+    training cost nothing). When the members read pretrained site features (``datamodule.features``),
+    the baseline gets their mean and std over the atoms too, so that it compares models, not inputs."""
     from betenet.data.datamodule import read_source, source_root
-    from betenet.models.gbm_baseline import FEATURE_NAMES, GBMBaseline, features
+    from betenet.models.gbm_baseline import GBMBaseline, feature_names, features
     from betenet.phonons import PhononSettings, fill_site_dos
 
     graphs = _split_graphs(datamodule, split)
@@ -294,22 +302,30 @@ def gbm_split_predictions(datamodule, split: str = "test", mu_star: float = MU_S
     cache = (phonons or datamodule.phonons or {}).get("cache_dir") or datamodule.cache_dir / "phonons"
     report = fill_site_dos(entries, "coarse", settings, cache, progress=True)
     by_id = {e.id: e for e in entries}
+    site, width = {}, 0
+    if datamodule.features.enabled:
+        from betenet.pretrained import features_for_entries
+
+        site = features_for_entries(entries, datamodule.features, datamodule.features_cache or
+                                    datamodule.cache_dir / "features").features
+        width = datamodule.features.dim
 
     def rows(ids):
         out = []
         for i in ids:
             e = by_id.get(i)
-            if e is None or e.phdos_coarse_site is None:
-                out.append(np.full(len(FEATURE_NAMES), np.nan))
+            if e is None or e.phdos_coarse_site is None or (width and i not in site):
+                out.append(np.full(len(feature_names(width)), np.nan))
                 continue
             out.append(features(e.structure, e.phdos_coarse_freq_meV, e.phdos_coarse_site.sum(axis=0),
-                                e.extra.get("min_phonon_freq_meV")))
+                                e.extra.get("min_phonon_freq_meV"), site.get(i)))
         return np.asarray(out)
 
     tc_train = np.array([float(datamodule.built.graphs[i].reported[0, PROPERTIES.index("tc_K")]) for i in train_ids])
     model = GBMBaseline(target=target, mu_star=mu_star).fit(rows(train_ids), tc_train)
     pred = model.predict(rows(test_ids))
-    label = name or ("GBM λ" if target == "lambda" else "GBM Tc")
+    label = name or ("GBM λ" if target == "lambda" else "GBM Tc") + (
+        f" + {datamodule.features.model} features" if width else "")
     return SplitPredictions(
         model=label, split=split, ids=test_ids, formulas=[str(g.formula) for g in graphs], true=true,
         pred={k: np.asarray(pred[k], dtype=np.float64) for k in PROPERTIES}, true_a2f=true_a2f,
@@ -417,13 +433,16 @@ def physics_summary(p: SplitPredictions) -> dict:
 def uncertainty_summary(p: SplitPredictions) -> dict | None:
     """Does the ensemble's spread mean something? Per property with a truth: the Spearman rank
     correlation between |error| and the predicted std, and the share of materials whose truth lies
-    within mean ± 2 std."""
+    within mean ± 2 std; with a calibrated spread (``notes["calibration"]``,
+    :mod:`betenet.inference.calibration`) that share also with the members' own std
+    (``fraction_within_2std_uncalibrated``) and the scale applied."""
     from scipy.stats import spearmanr
 
     if p.std is None:
         return None
     name, truth = p.truth()
-    out = {"truth": name}
+    scales = (p.notes.get("calibration") or {}).get("scales") or {}
+    out = {"truth": name, "calibrated": bool(scales)}
     for k in PROPERTIES:
         t, m, s = (np.asarray(d[k], float) for d in (truth, p.pred, p.std))
         ok = np.isfinite(t) & np.isfinite(m) & np.isfinite(s)
@@ -433,6 +452,9 @@ def uncertainty_summary(p: SplitPredictions) -> dict | None:
         rho = spearmanr(err, s[ok]).statistic if np.ptp(s[ok]) > 0 and np.ptp(err) > 0 else float("nan")
         out[k] = {"n": int(ok.sum()), "spearman_abs_error_vs_std": float(rho),
                   "fraction_within_2std": float(np.mean(err <= 2 * s[ok]))}
+        if k in scales:
+            out[k]["fraction_within_2std_uncalibrated"] = float(np.mean(err <= 2 * s[ok] / scales[k]))
+            out[k]["calibration_scale"] = scales[k]
     return out
 
 

@@ -18,6 +18,11 @@ members' a2F, and λ, ω_log, ω_2 and T_c are computed from that mean spectrum.
 property is the spread of the members' own values of it (each member's property from its own
 a2F): the standard deviation over members with ddof = 0 (0 for a single member); the a2F band is
 the per-bin standard deviation, also ddof = 0.
+
+Calibrated spread: when the ensemble folder (one folder holding the member folders) has a
+``calibration.json`` (``betenet calibrate``; :mod:`betenet.inference.calibration`) fitted for these
+members and checkpoints, every std (properties and a2F band) is multiplied by its property's scale
+and the prediction's ``calibration`` note says by what; otherwise the stds are the members' own.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from tqdm.auto import tqdm
 
 from betenet.errors import InputError
 from betenet.files import natural_key
+from betenet.inference.calibration import Calibration, read_calibration
 from betenet.physics.properties import PROPERTIES, properties
 from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT, BinGrid
 from betenet.training.run_dir import REGIME_CHECKPOINTS, RunDir, datamodule_from_config, fingerprint_differences
@@ -107,6 +113,7 @@ class EnsemblePrediction:
     properties_std: dict[str, np.ndarray]  # spread of the members' own values, [N] each
     mu_star: float
     omega_meV: np.ndarray = field(default_factory=lambda: np.asarray(BIN_CENTRES_MEV, dtype=float))
+    calibration: dict | None = None  # the scales applied to the stds (Calibration.apply), None: the members' own
 
 
 def combine_members(member_a2f, mu_star: float = MU_STAR_DEFAULT, omega_meV=BIN_CENTRES_MEV,
@@ -143,12 +150,16 @@ def combine_members(member_a2f, mu_star: float = MU_STAR_DEFAULT, omega_meV=BIN_
 
 
 def detect_source(path) -> str:
-    """Data source kind of a dataset folder: ``release`` when it holds ``database.json``, else
-    ``directory``."""
+    """Data source kind of a dataset folder: ``bee_net`` or ``release`` when it holds
+    ``database.json`` (BEE-NET's by its index file or a2F columns), else ``directory``."""
+    from betenet.data.sources.bee_net import looks_like_bee_net
+
     path = Path(path)
     if not path.is_dir():
         raise InputError(path, "dataset folder not found")
-    return "release" if (path / "database.json").is_file() else "directory"
+    if not (path / "database.json").is_file():
+        return "directory"
+    return "bee_net" if looks_like_bee_net(path) else "release"
 
 
 @dataclass
@@ -159,6 +170,7 @@ class Ensemble:
     members: list[Member]
     skipped: list[tuple[str, str]]
     label: str
+    calibration: Calibration | None = None  # applied to every std by predict
 
     def __len__(self) -> int:
         return len(self.members)
@@ -203,6 +215,14 @@ class Ensemble:
             return str(cfg["data"]["site_dos"])
         in_dim = self.hparams["net"].get("in_dim")
         return "none" if in_dim == 118 else None
+
+    @property
+    def features(self):
+        """The members' pretrained site features (:class:`~betenet.pretrained.FeatureSettings`; model
+        ``none`` for members trained without, or before features existed)."""
+        from betenet.pretrained import FeatureSettings
+
+        return FeatureSettings.from_mapping((self.config or {}).get("features"))
 
     @property
     def r_max(self) -> float:
@@ -273,7 +293,8 @@ class Ensemble:
                 batch_size: int = 64, device: str | torch.device = "cpu", progress: bool | str = "auto",
                 ids: Iterable | None = None, formulas: Iterable | None = None) -> EnsemblePrediction:
         """Ensemble prediction for ``graphs``: members' a2F, mean ± std, properties of the mean a2F
-        and their spread (:func:`combine_members`). ``mu_star`` defaults to the members' own."""
+        and their spread (:func:`combine_members`; scaled by ``calibration`` when the ensemble has
+        one). ``mu_star`` defaults to the members' own."""
         graphs = list(graphs)
         mu = self.mu_star if mu_star is None else float(mu_star)
         member_a2f = self.predict_members(graphs, batch_size, device, progress)
@@ -282,8 +303,11 @@ class Ensemble:
                                 progress=show_progress(progress, len(graphs)))
         ids = [str(getattr(g, "id", i)) for i, g in enumerate(graphs)] if ids is None else [str(i) for i in ids]
         formulas = [str(getattr(g, "formula", "")) for g in graphs] if formulas is None else list(formulas)
+        note = None
+        if self.calibration is not None:
+            stats, note = self.calibration.apply(stats, len(self))
         return EnsemblePrediction(ids=ids, formulas=formulas, member_a2f=member_a2f, mu_star=mu, omega_meV=omega,
-                                  **stats)
+                                  calibration=note, **stats)
 
     def predict_structures(self, structures, ids: Iterable | None = None, labels: dict | None = None,
                            mu_star: float | None = None, eliashberg: bool = False, batch_size: int = 64,
@@ -412,9 +436,11 @@ def _compatible_group(members: list[Member]) -> tuple[list[Member], list[tuple[s
     return kept, skipped
 
 
-def load_ensemble(paths, checkpoint: str = RunDir.FINAL) -> Ensemble:
+def load_ensemble(paths, checkpoint: str = RunDir.FINAL, calibrated: bool = True) -> Ensemble:
     """Collect the members of ``paths`` (a sweep or run folder, a checkpoint file, or a list of
-    these); see the module docstring. Raises ``InputError`` when no member loads."""
+    these); see the module docstring. One ensemble folder's ``calibration.json`` is read and kept
+    when it fits the members (else a warning says why not); ``calibrated=False`` ignores it (the
+    members' own spread). Raises ``InputError`` when no member loads."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = [Path(s) for s in paths]
@@ -444,4 +470,13 @@ def load_ensemble(paths, checkpoint: str = RunDir.FINAL) -> Ensemble:
     if unknown:
         log.warning("members %s have no record of their training elements (trained before betenet kept it): "
                     "unseen elements are not flagged for them", ", ".join(unknown[:5]))
-    return Ensemble(members=members, skipped=skipped, label=label)
+    ensemble = Ensemble(members=members, skipped=skipped, label=label)
+    folder = paths[0] if len(paths) == 1 and paths[0].is_dir() and not RunDir(paths[0]).is_run_dir() else None
+    calibration = read_calibration(folder) if calibrated and folder is not None else None
+    if calibration is not None:
+        reason = calibration.mismatch(ensemble)
+        if reason:
+            log.warning("%s not applied: %s", calibration.path, reason)
+        else:
+            ensemble.calibration = calibration
+    return ensemble

@@ -69,7 +69,8 @@ def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress:
     warnings of the module docstring. The site PhDOS a CPD/FPD variant needs comes from ``labels`` (id → record;
     ``labels_path`` is its file, whose ``metadata.json`` says where its PhDOS came from), and, for
     an ensemble trained on ML-potential PhDOS, from the same potential and recipe for every structure
-    without one (cached; ``device`` where the potential runs). A PhDOS of another origin than the
+    without one (cached; ``device`` where the potential runs). Members trained with pretrained site features
+    (``features``) get them computed the same way (cached). A PhDOS of another origin than the
     members' gets a warning. Atoms without a neighbour are kept with their self-edge and a warning."""
     from betenet.data.datamodule import entry_to_graph
     from betenet.data.sources.base import build_entry
@@ -100,8 +101,10 @@ def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress:
             entries[id(row)] = build_entry(ident, structure, row.formula, record)
         except InputError as err:
             row.status = err.reason if err.subject in (ident, name) else str(err)
-    phdos_notes, failed = _site_dos(ensemble, kind, [entries[id(r)] for r in rows if id(r) in entries], labels_path,
-                                    device, progress)
+    todo = [entries[id(r)] for r in rows if id(r) in entries]
+    phdos_notes, failed = _site_dos(ensemble, kind, todo, labels_path, device, progress)
+    features, no_features = _features(ensemble, [e for e in todo if e.id not in failed], device, progress)
+    failed.update(no_features)
     for row in rows:
         entry = entries.get(id(row))
         if entry is None:
@@ -109,7 +112,7 @@ def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress:
         try:
             if entry.id in failed:
                 raise InputError(entry.id, failed[entry.id])
-            row.graph = entry_to_graph(entry, **settings)
+            row.graph = entry_to_graph(entry, **settings, features=features.get(entry.id))
             elements = {site.specie.symbol for site in entry.structure}
             row.warnings = _element_warnings(elements, coverage, n_known) + \
                 _isolated_warning(entry.structure, row.graph, settings["r_max"]) + \
@@ -136,3 +139,19 @@ def _site_dos(ensemble, kind: str, entries: list, labels_path, device: str, prog
                                             metadata=metadata, device=device,
                                             progress=show_progress(progress, len(entries)))
     return notes, (dict(report.failed) if report is not None else {})
+
+
+def _features(ensemble, entries: list, device: str, progress) -> tuple[dict, dict]:
+    """The pretrained site features of the members' recipe (:mod:`betenet.pretrained`), cached:
+    ``({id: [n_atoms, F] array}, {id: why they could not be computed})``; ``({}, {})`` without features."""
+    settings = ensemble.features
+    if not settings.enabled or not entries:
+        return {}, {}
+    import dataclasses
+
+    from betenet.inference.ensemble import show_progress
+    from betenet.pretrained import features_for_entries
+
+    report = features_for_entries(entries, dataclasses.replace(settings, device=device),
+                                  progress=show_progress(progress, len(entries)))
+    return report.features, dict(report.failed)

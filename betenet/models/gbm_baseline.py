@@ -6,7 +6,8 @@ Why λ and not T_c: a material's T_c is Allen–Dynes(λ, ω_log, ω_2) and the 
 training entry's target is the λ its reported T_c implies at its phonon moments
 (:func:`betenet.physics.properties.allen_dynes_lambda`; T_c = 0 gives the threshold λ, the largest λ
 with T_c = 0), and a prediction's T_c is Allen–Dynes of the predicted λ at the entry's phonon moments.
-``target="tc"`` regresses T_c directly on the same features instead (the comparison run).
+``target="tc"`` regresses T_c directly on the same features instead (the comparison run), and
+``target="log_tc"`` regresses ln(1 + T_c / 1 K) (relative errors above 1 K), T_c back through exp.
 
 Features (:func:`features`), one row per material:
 
@@ -16,7 +17,10 @@ Features (:func:`features`), one row per material:
 * the total phonon DOS g(ω) (meV; the sum of the site-projected DOS, any grid): ω_log and ω_2 (K)
   as a2F moments of g, the mean frequency, the 99 % quantile of the states (a maximum frequency), the
   share of states below 10 meV, λ_g = 2∫g/ω dω / ∫g dω × 1 meV (how soft the lattice is: the λ a
-  constant α² = 1 meV would give), and the lowest phonon frequency (imaginary modes negative).
+  constant α² = 1 meV would give), and the lowest phonon frequency (imaginary modes negative);
+* optionally the pretrained site features of a universal potential (:mod:`betenet.pretrained`, [n_atoms, F]):
+  their mean and standard deviation over the atoms (2F columns, ``pretrained_mean_k``, ``pretrained_std_k``),
+  so that a model using those features is compared with a baseline that has them too.
 
 The regressor is scikit-learn's ``HistGradientBoostingRegressor`` with the settings in
 :data:`GBM_SETTINGS` (fixed, not tuned on any split).
@@ -31,7 +35,7 @@ from betenet.physics.properties import allen_dynes_lambda, allen_dynes_tc, prope
 from betenet.physics.units import MU_STAR_DEFAULT
 
 __all__ = ["ELEMENT_PROPERTIES", "FEATURE_NAMES", "GBM_SETTINGS", "phonon_features", "composition_features",
-           "features", "GBMBaseline"]
+           "features", "feature_names", "pretrained_features", "GBMBaseline", "TARGETS"]
 
 #: Elemental properties averaged over the composition (pymatgen ``Element`` attributes).
 ELEMENT_PROPERTIES = ("atomic_mass", "Z", "X", "atomic_radius", "group", "row", "mendeleev_no")
@@ -46,6 +50,8 @@ FEATURE_NAMES = tuple(f"{p}_{s}" for p in ELEMENT_PROPERTIES for s in _STATS) + 
 GBM_SETTINGS = dict(max_iter=400, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=8, l2_regularization=1.0,
                     random_state=0)
 SOFT_MEV = 10.0
+#: What the regressor fits: λ (T_c through Allen–Dynes), T_c, or ln(1 + T_c / 1 K).
+TARGETS = ("lambda", "tc", "log_tc")
 
 
 def _element_value(element, name: str) -> float:
@@ -89,9 +95,23 @@ def phonon_features(freq_meV, total_dos, min_freq_meV: float | None = None) -> n
     return np.array([moments["omega_log_K"], moments["omega_2_K"], mean, top, soft, lambda_g, lowest])
 
 
-def features(structure, freq_meV, total_dos, min_freq_meV: float | None = None) -> np.ndarray:
-    """One material's feature row (:data:`FEATURE_NAMES`)."""
-    return np.concatenate([composition_features(structure), phonon_features(freq_meV, total_dos, min_freq_meV)])
+def pretrained_features(site_features) -> np.ndarray:
+    """[2F]: mean and standard deviation over the atoms of pretrained site features [n_atoms, F]."""
+    f = np.asarray(site_features, dtype=float)
+    return np.concatenate([f.mean(axis=0), f.std(axis=0)])
+
+
+def feature_names(n_pretrained: int = 0) -> tuple[str, ...]:
+    """Column names of :func:`features` with ``n_pretrained`` pretrained features per atom."""
+    return FEATURE_NAMES + tuple(f"pretrained_{s}_{k}" for s in ("mean", "std") for k in range(n_pretrained))
+
+
+def features(structure, freq_meV, total_dos, min_freq_meV: float | None = None, site_features=None) -> np.ndarray:
+    """One material's feature row (:func:`feature_names`; :data:`FEATURE_NAMES` without ``site_features``)."""
+    parts = [composition_features(structure), phonon_features(freq_meV, total_dos, min_freq_meV)]
+    if site_features is not None:
+        parts.append(pretrained_features(site_features))
+    return np.concatenate(parts)
 
 
 class GBMBaseline:
@@ -99,8 +119,8 @@ class GBMBaseline:
     moments. ``fit(x, tc)`` then ``predict(x)`` → ``dict(lambda, omega_log_K, omega_2_K, tc_K)``."""
 
     def __init__(self, target: str = "lambda", mu_star: float = MU_STAR_DEFAULT, settings: dict | None = None):
-        if target not in ("lambda", "tc"):
-            raise ValueError(f"target must be lambda or tc, got {target!r}")
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         self.target, self.mu_star = target, float(mu_star)
         self.settings = {**GBM_SETTINGS, **(settings or {})}
         self.model = None
@@ -117,6 +137,8 @@ class GBMBaseline:
         if self.target == "lambda":
             wlog, w2 = self._moments(x)
             y = allen_dynes_lambda(tc, wlog, w2, self.mu_star)
+        elif self.target == "log_tc":
+            y = np.log1p(np.clip(tc, 0.0, None))
         else:
             y = tc
         use = np.isfinite(y)  # missing features (NaN) are handled by the regressor itself
@@ -132,9 +154,9 @@ class GBMBaseline:
         x = np.asarray(x, dtype=float)
         wlog, w2 = self._moments(x)
         raw = self.model.predict(x)
-        if self.target == "tc":
-            return {"lambda": np.full(len(x), np.nan), "omega_log_K": wlog, "omega_2_K": w2,
-                    "tc_K": np.clip(raw, 0.0, None)}
+        if self.target in ("tc", "log_tc"):
+            tc = np.expm1(np.clip(raw, 0.0, None)) if self.target == "log_tc" else np.clip(raw, 0.0, None)
+            return {"lambda": np.full(len(x), np.nan), "omega_log_K": wlog, "omega_2_K": w2, "tc_K": tc}
         lam = np.clip(raw, 0.0, None)
         return {"lambda": lam, "omega_log_K": wlog, "omega_2_K": w2,
                 "tc_K": np.asarray(allen_dynes_tc(lam, wlog, w2, self.mu_star), dtype=float)}

@@ -10,19 +10,41 @@ with the hyper-parameters, so a checkpoint knows its own frequency axis.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 
+from betenet.errors import InputError
 from betenet.models.losses import BetenetLoss, property_matrix
 from betenet.models.network import BeteNet
+from betenet.models.readout import AtomReadout
 from betenet.physics.properties import PROPERTIES
 from betenet.physics.units import MU_STAR_DEFAULT, BinGrid
 
 
+#: The networks a config can name in ``net.arch``: the paper's equivariant network, or the per-atom
+#: readout of pretrained site features (betenet/models/readout.py).
+NETWORKS = {"betenet": BeteNet, "readout": AtomReadout}
+
+
+def build_network(net: dict[str, Any]) -> torch.nn.Module:
+    """The network of a ``model.net`` config: ``arch`` (default ``betenet``) and its constructor arguments."""
+    net = dict(net)
+    arch = net.pop("arch", "betenet")
+    if arch not in NETWORKS:
+        raise InputError("model.net.arch", f"must be one of {', '.join(NETWORKS)}, got {arch!r}")
+    accepted = inspect.signature(NETWORKS[arch]).parameters
+    unknown = sorted(k for k in net if k not in accepted)
+    if unknown:
+        raise InputError("model.net", f"arch {arch} takes no {', '.join(unknown)} (settings of another network: "
+                                      f"drop them, or choose that network with model/net=...)")
+    return NETWORKS[arch](**net)
+
+
 class BetenetModule(pl.LightningModule):
-    """Network + loss + AdamW. `net` holds BeteNet's constructor arguments (plain config)."""
+    """Network + loss + AdamW. `net` holds the network's constructor arguments and its ``arch`` (plain config)."""
 
     def __init__(self, net: dict[str, Any], loss: dict[str, Any] | None = None, lr: float = 0.005,
                  weight_decay: float = 0.0, mu_star: float = MU_STAR_DEFAULT, dtype: str = "float32",
@@ -33,7 +55,7 @@ class BetenetModule(pl.LightningModule):
         if int(net.get("out_dim", self.grid.n_bins)) != self.grid.n_bins:
             raise ValueError(f"net.out_dim={net.get('out_dim')} differs from the {self.grid.n_bins} bins "
                              f"of {self.grid}")
-        self.net = BeteNet(**dict(net))
+        self.net = build_network(net)
         self.loss_fn = BetenetLoss(**dict(loss or {}), mu_star=mu_star, grid=self.grid)
         if dtype == "float64":
             self.net.double()

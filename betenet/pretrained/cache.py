@@ -1,0 +1,65 @@
+"""On-disk cache of pretrained site features, keyed on the structure's content (the phonon cache's
+structure hash) and :meth:`FeatureSettings.key`, so no structure goes through the potential twice for
+the same recipe. Layout: ``<root>/<key[:2]>/<key>.npy`` ([n_atoms, dim] float32), written to a
+temporary file and renamed into place; an unreadable entry is a miss. Default root:
+``$BETENET_CACHE/features`` (``~/.cache/betenet/features``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from betenet.phonons.cache import structure_hash
+from betenet.pretrained.settings import FeatureSettings
+
+log = logging.getLogger(__name__)
+
+#: Bump when the extraction changes so that old entries are not reused.
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    from betenet.phonons.cache import default_cache_dir as phonon_cache
+
+    return phonon_cache().parent / "features"
+
+
+def feature_key(structure, settings: FeatureSettings) -> str:
+    payload = dict(version=CACHE_VERSION, structure=structure_hash(structure), settings=settings.key())
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class FeatureCache:
+    def __init__(self, root=None):
+        self.root = Path(root) if root is not None else default_cache_dir()
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npy"
+
+    def get(self, key: str, n_atoms: int, dim: int) -> np.ndarray | None:
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            log.warning("feature cache entry %s unreadable (%s); recomputing", path, exc)
+            return None
+        if array.shape != (n_atoms, dim):
+            log.warning("feature cache entry %s has shape %s, expected %s; recomputing", path, array.shape,
+                        (n_atoms, dim))
+            return None
+        return array
+
+    def put(self, key: str, array: np.ndarray) -> Path:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, np.asarray(array, dtype=np.float32))
+        tmp.replace(path)
+        return path
