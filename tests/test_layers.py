@@ -15,7 +15,7 @@ PACKAGE = Path(betenet.__file__).parent
 
 #: Package (or module) → layer; the longest matching prefix decides.
 LAYERS = {
-    "betenet": 0,             # errors, runtime, files: support for every layer
+    "betenet": 0,             # errors, runtime, files, validation: support for every layer
     "betenet.physics": 1,     # units, a2F properties, Eliashberg, k/q grids
     "betenet.data": 2,        # structures, spectra, graphs, sources, splits, the data module
     "betenet.phonons": 2,     # site PhDOS from ML potentials (a data source of the node attributes)

@@ -36,8 +36,10 @@ def test_layout_and_status(tmp_path):
     run.write_failed("Traceback ...\nRuntimeError: loss is NaN\n")
     assert run.status() == "failed" and run.failure() == "RuntimeError: loss is NaN"
     run.final.parent.mkdir(parents=True)
-    run.final.write_bytes(b"")
-    assert run.status() == "complete"
+    run.final.write_bytes(b"")  # a final checkpoint that does not load is no finished member
+    assert run.status() == "failed" and "unreadable checkpoint" in run.checkpoint_problem(run.FINAL)
+    torch.save({"state_dict": {}}, run.final)
+    assert run.status() == "complete" and run.checkpoint_problem(run.FINAL) is None
     run.write_rejected([("a", "file is empty")])
     assert run.read_rejected() == [{"id": "a", "reason": "file is empty"}]
 
@@ -206,7 +208,7 @@ def test_run_folders_are_found_at_any_depth(tmp_path):
     sweep = tmp_path / "sweep"
     done = RunDir(sweep / "cso" / "seed_10")
     done.final.parent.mkdir(parents=True)
-    done.final.write_bytes(b"")
+    torch.save({"state_dict": {}}, done.final)
     RunDir(sweep / "cso" / "seed_2").write_failed("Traceback ...\nValueError: bad\n")
     RunDir(sweep / "fpd" / "a" / "seed_0").write_member({"seed": 0})
     (sweep / "wandb" / "offline-run-x").mkdir(parents=True)   # the sweep's own W&B folder: not a member

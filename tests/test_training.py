@@ -266,6 +266,35 @@ def test_a_run_folder_resumes_or_completes_only_its_own_member(cache, tmp_path):
     assert "member already complete" in train(args + ["seed=0"], cwd=tmp_path).stdout
 
 
+def truncate(path: Path) -> None:
+    """Cut a file in half, as a full disk or a copy cut short leaves it."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_a_checkpoint_that_does_not_load_is_set_aside_and_the_member_trains_again(cache, tmp_path):
+    """A truncated final.ckpt is no complete member, and a truncated last.ckpt no point to resume from
+    (it was warned about, then resumed from: an OSError traceback): each is moved aside with a line
+    saying so, and the member trains again to a final checkpoint that loads."""
+    run = RunDir(tmp_path / "x")
+    args = COMMON + [f"paths.cache_dir={cache}", f"hydra.run.dir={run.path}", "trainer.max_epochs=3",
+                     "callbacks.last_checkpoint.every_n_epochs=1"]
+    train(args, cwd=tmp_path)
+    truncate(run.final)
+    truncate(run.last)
+    assert not run.is_complete() and run.status() == "incomplete"
+    res = train(args, cwd=tmp_path)
+    assert "already complete" not in res.stdout and "resuming from" not in res.stdout
+    assert f"{run.final} does not load (unreadable checkpoint" in res.stdout
+    assert "the member is not complete and trains again" in res.stdout
+    assert f"{run.last} does not load" in res.stdout and "training starts again from the first epoch" in res.stdout
+    assert run.is_complete() and run.checkpoint_problem(run.LAST) is None
+    assert [r["epoch"] for r in read_metrics(run.path)] == ["0", "1", "2"]
+    truncate(run.final)  # the resume checkpoint is fine: the member resumes from it and completes
+    res = train(args, cwd=tmp_path)
+    assert "the member is not complete and trains again" in res.stdout and "resuming from" in res.stdout
+    assert run.is_complete()
+
+
 def test_a_second_training_of_a_busy_folder_stops_and_touches_nothing(cache, tmp_path):
     run = RunDir(tmp_path / "busy")
     args = COMMON + [f"paths.cache_dir={cache}", f"hydra.run.dir={run.path}", "runtime.threads=1",

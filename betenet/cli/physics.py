@@ -53,7 +53,7 @@ def add_physics_commands(sub) -> None:
     p = sub.add_parser("analyze-a2f", help="lambda, omega_log, omega_2 and Tc of an a2F file")
     p.add_argument("file", help="QE matdyn a2F.dosN file or two columns (meV, a2F)")
     p.add_argument("--format", choices=["auto", "qe", "columns"], default="auto")
-    p.add_argument("--mu-star", type=float, default=MU_STAR_DEFAULT, help="Coulomb pseudopotential mu*")
+    p.add_argument("--mu-star", type=float, default=MU_STAR_DEFAULT, help="Coulomb pseudopotential mu*, in [0, 0.4]")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_analyze_a2f)
 

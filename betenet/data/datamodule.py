@@ -30,10 +30,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch_geometric.data import Batch, Data
 
+from betenet import validation
 from betenet.data.filters import (DEFAULT_NEGATIVE_A2F_TOL, DEFAULT_UNSTABLE_THRESHOLD_MEV, FILTERS, FilterReport,
                                   apply_filters)
 from betenet.data.graphs import graph_stats, structure_to_graph
-from betenet.data.sources.base import Entry, SourceData, fingerprint
+from betenet.data.sources.base import Entry, SourceData, beyond_bounds, fingerprint, label_bounds
 from betenet.data.sources.demo import default_cache_dir
 from betenet.data.spectra import RECIPES, bin_site_dos, bin_spectrum, lambda_above_window
 from betenet.data.splits import (SPLIT_KEYS, BootstrapSplit, bootstrap_member, element_balanced_split, given_split,
@@ -54,6 +55,16 @@ LAMBDA_LOST_WARN = 0.01
 #: Where CPD/FPD PhDOS come from: the dataset's own; an ML potential for every entry; the dataset's
 #: where given and the ML potential's for the rest (betenet.phonons.fill_site_dos).
 SITE_DOS_SOURCES = ("dataset", "mlip", "fill")
+
+
+def checked_settings(seed, split_seed, test_fraction, batch_size, bounds, prefix: str = "") -> tuple:
+    """``(seed, split_seed, test_fraction, batch_size, label bounds)`` checked (:mod:`betenet.validation`,
+    :func:`~betenet.data.sources.base.label_bounds`): ``InputError`` naming the first one out of range
+    as ``<prefix><name>`` (``seed`` is the top-level setting)."""
+    return (validation.seed(seed, "seed"), validation.seed(split_seed, f"{prefix}split_seed"),
+            validation.open_fraction(test_fraction, f"{prefix}test_fraction"),
+            None if batch_size is None else validation.batch_size(batch_size, f"{prefix}batch_size"),
+            label_bounds(bounds, f"{prefix}label_bounds"))
 
 
 def source_root(source: str, root: str | os.PathLike | None = None, demo_size: int = 300,
@@ -191,9 +202,12 @@ class BetenetDataModule(pl.LightningDataModule):
                  negative_a2f_tol: float = DEFAULT_NEGATIVE_A2F_TOL, spectrum: dict | None = None,
                  splits_file: str | None = None, site_dos_source: str = "dataset", phonons: dict | None = None,
                  phonon_reference: bool = False, features: dict | None = None,
-                 source_options: dict | None = None):
+                 source_options: dict | None = None, label_bounds: dict | None = None):
         super().__init__()
         from betenet.pretrained import FeatureSettings
+
+        seed, split_seed, test_fraction, batch_size, self.label_bounds = checked_settings(
+            seed, split_seed, test_fraction, batch_size, label_bounds)  # label_bounds: label -> upper bound or None
 
         self.features = FeatureSettings.from_mapping(features)
         self.features_cache = (features or {}).get("cache_dir")
@@ -226,7 +240,7 @@ class BetenetDataModule(pl.LightningDataModule):
                         r_max=self.r_max, self_loops=self.self_loops, allow_isolated=self.allow_isolated,
                         spectrum=self.spectrum, filters=list(self.filters),
                         unstable_threshold_meV=self.unstable_threshold_meV, negative_a2f_tol=self.negative_a2f_tol,
-                        root=str(root.resolve()), fingerprint=fingerprint(root))
+                        label_bounds=self.label_bounds, root=str(root.resolve()), fingerprint=fingerprint(root))
         if self._computes_site_dos or self.phonon_reference:
             settings["site_dos_source"] = self.site_dos_source
             settings["phonons"] = self.phonon_settings().key()
@@ -251,7 +265,7 @@ class BetenetDataModule(pl.LightningDataModule):
         if missing and not self._computes_site_dos:  # a PhDOS kind the source never has
             raise InputError(f"variant with site_dos={self.site_dos}", missing)
         graphs, rejected = {}, list(data.rejected)
-        entries = self.apply_filters(data.entries, rejected)
+        entries = self.apply_filters(self.apply_label_bounds(data.entries, rejected), rejected)
         data.metadata["site_dos_provenance"] = self._fill_site_dos(entries, rejected, data.metadata)
         phonon_wlog = self._phonon_omega_log(entries) if self.phonon_reference else {}
         features = self._site_features(entries, rejected, data.metadata)
@@ -354,6 +368,21 @@ class BetenetDataModule(pl.LightningDataModule):
     def site_dos_provenance(self) -> dict | None:
         """Where the node PhDOS of the built graphs came from (:mod:`betenet.phonons.provenance`)."""
         return None if self.built is None else self.built.metadata.get("site_dos_provenance")
+
+    def apply_label_bounds(self, entries: list[Entry], rejected: list[tuple[str, str]]) -> list[Entry]:
+        """The entries whose scalar labels lie within ``label_bounds``; the others are rejected with
+        the label and bound named, and counted in the log."""
+        kept, before = [], len(rejected)
+        for e in entries:
+            reason = beyond_bounds(e, self.label_bounds, "data.label_bounds")
+            if reason is None:
+                kept.append(e)
+            else:
+                rejected.append((e.id, reason))
+        if len(rejected) > before:
+            log.warning("label bounds: %d entries rejected with a label above its bound (e.g. %s: %s)",
+                        len(rejected) - before, *rejected[before])
+        return kept
 
     def apply_filters(self, entries: list[Entry], rejected: list[tuple[str, str]]) -> list[Entry]:
         """The configured data filters (NaN, unstable, negative a2F, duplicates), each reported with a count."""

@@ -79,9 +79,13 @@ def validate_structure(structure: Structure, name: str) -> None:
             raise InputError(name, f"site {k} holds {sp}: unknown element or dummy species")
         if not 1 <= el.Z <= MAX_Z:
             raise InputError(name, f"site {k} has atomic number {el.Z}, outside 1..{MAX_Z}")
-    vol = structure.lattice.volume
-    if not np.isfinite(vol) or vol <= 1e-6:
-        raise InputError(name, f"lattice is singular (cell volume {vol:.3g} Å^3)")
+    _check_volume(structure.lattice.volume, name)
+
+
+def _check_volume(volume: float, name: str) -> None:
+    """Raise ``InputError`` for a cell of zero (or non-finite) volume: its lattice has no inverse."""
+    if not np.isfinite(volume) or abs(volume) <= 1e-6:
+        raise InputError(name, f"lattice is singular (cell volume {volume:.3g} Å^3)")
 
 
 def _from_atoms(atoms, name: str) -> Structure:
@@ -97,7 +101,11 @@ def _from_atoms(atoms, name: str) -> Structure:
         raise InputError(name, f"not periodic in all three directions (pbc = {list(map(bool, atoms.pbc))})")
     if atoms.cell.rank != 3:
         raise InputError(name, "has no full 3-D cell")
-    return AseAtomsAdaptor.get_structure(atoms)
+    _check_volume(float(atoms.cell.volume), name)  # three lattice vectors, but in one plane
+    try:
+        return AseAtomsAdaptor.get_structure(atoms)
+    except Exception as exc:  # whatever pymatgen cannot make of it is this structure's failure only
+        raise InputError(name, " ".join(f"cannot convert ASE Atoms: {type(exc).__name__}: {exc}".split())) from None
 
 
 def _read_file(path: Path, name: str) -> Structure:

@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import t as student_t
 
+from betenet import validation
 from betenet.errors import InputError
 from betenet.files import write_json
 from betenet.physics.properties import PROPERTIES
@@ -291,14 +292,15 @@ def calibrate_ensemble(ensemble, datamodule, mu_star: float | None = None, cover
     ``datamodule`` (module docstring); ``mu_star`` of T_c (default: the members' own). Raises
     ``InputError`` with fewer than 2 members (with a bootstrap record) or no key fitted."""
     from betenet.evaluation.reports import reference_or_reported
+    from betenet.training.run_dir import RunDir
 
+    mu = validation.mu_star(ensemble.mu_star if mu_star is None else mu_star)
     require_members(ensemble)
     graphs_by_id = datamodule.built.graphs
     ids, mask, without = out_of_bag(ensemble.members, graphs_by_id)
     if len(ensemble) - len(without) < MIN_MEMBERS:
         raise InputError(ensemble.label, f"calibration needs {MIN_MEMBERS} members with a bootstrap record "
-                                         f"(bootstrap.json); {', '.join(without[:5])} have none")
-    mu = ensemble.mu_star if mu_star is None else float(mu_star)
+                                         f"({RunDir.BOOTSTRAP}); {', '.join(without[:5])} have none")
     omega = ensemble.grid.centres
     graphs = [graphs_by_id[i] for i in ids]
     member_a2f = ensemble.predict_members(graphs, batch_size, device, progress)

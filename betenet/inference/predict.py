@@ -10,7 +10,8 @@ see :mod:`betenet.inference.inputs`). The mean a2F and its std go to a JSON besi
 name, ``.json``).
 
 Output paths are checked before anything is computed: a folder, a CSV named ``.json`` (its spectra
-would overwrite it) or a path that is one of the inputs (structure files, labels file, member
+would overwrite it), a file a training run folder owns (``<run>/member.csv`` would write its
+``member.json``) or a path that is one of the inputs (structure files, labels file, member
 checkpoints) is refused with a message naming it.
 """
 
@@ -22,11 +23,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from betenet import validation
 from betenet.errors import InputError
 from betenet.files import to_jsonable
 from betenet.physics.properties import implausibility
+from betenet.training.run_dir import RunDir
 
-__all__ = ["PREDICT_COLUMNS", "prediction_frame", "predict_rows", "check_outputs", "spectra_path",
+__all__ = ["PREDICT_COLUMNS", "prediction_frame", "predict_rows", "check_options", "check_outputs", "spectra_path",
            "write_predictions", "predict_files", "PredictionFiles"]
 
 #: Predicted quantities: (column, ensemble property key).
@@ -87,6 +90,14 @@ def predict_rows(ensemble, rows, mu_star=None, eliashberg: bool = False, batch_s
     return table, pred
 
 
+def check_options(batch_size, mu_star) -> None:
+    """Refuse, before any structure is read, a ``batch_size`` below 1 or a ``mu_star`` (None: the
+    members' own) outside its range (:mod:`betenet.validation`)."""
+    validation.batch_size(batch_size)
+    if mu_star is not None:
+        validation.mu_star(mu_star)
+
+
 def spectra_path(out) -> Path:
     """Where the spectra of the CSV ``out`` go: the same name with ``.json``."""
     return Path(out).with_suffix(".json")
@@ -101,13 +112,18 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def check_outputs(outputs, inputs) -> None:
     """Raise ``InputError`` naming the output when one of ``outputs`` (``(path, what it is)``
-    pairs, e.g. ``(out, "--out")``) is a folder, or is the same file as one of ``inputs`` or as
+    pairs, e.g. ``(out, "--out")``) is a folder, a file of a training run folder (``member.json``,
+    a checkpoint, ...: :meth:`RunDir.owner_of`), or the same file as one of ``inputs`` or as
     another output."""
     outputs = [(Path(p), what) for p, what in outputs]
     inputs = [Path(p) for p in inputs]
     for k, (out, what) in enumerate(outputs):
         if out.is_dir() or str(out).endswith(os.sep):
             raise InputError(out, f"{what} is a folder; give a file name (e.g. {out / 'predictions.csv'})")
+        run = RunDir.owner_of(out)
+        if run is not None:
+            raise InputError(out, f"{what} would overwrite a file of the run folder {run.path}; write it "
+                                  "elsewhere or under another name")
         clash = next((p for p in inputs if _same_file(out, p)), None)
         if clash is not None:
             raise InputError(out, f"{what} would overwrite the input {clash}; choose another output name")
@@ -152,6 +168,7 @@ def predict_files(ensemble, inputs, out, labels=None, mu_star=None, eliashberg: 
     from betenet.data.structures import gather_inputs, input_files
     from betenet.inference.inputs import build_rows
 
+    check_options(batch_size, mu_star)
     items, auto_labels = gather_inputs(inputs)
     labels_path = labels or auto_labels
     member_files = [m.checkpoint for m in ensemble.members]

@@ -1,10 +1,14 @@
 """Train one bootstrap member from a composed Hydra config (what train.py calls).
 
-The run folder (``paths.output_dir``, a :class:`~betenet.training.run_dir.RunDir`) is locked first;
+The numeric settings (seed, μ*, the data module's split and batch settings, label bounds) are
+checked first: one out of range is an ``InputError`` naming it, before the run folder is touched.
+The run folder (``paths.output_dir``, a :class:`~betenet.training.run_dir.RunDir`) is locked next;
 a second training of the same folder stops there, before anything is written. The requested
 member's fingerprint must match the folder's records: then an unfinished member resumes from
 ``checkpoints/last.ckpt`` and a finished one is reported complete; any other member in the folder
-is an error naming the differing settings. Then: the data module, the network/LightningModule,
+is an error naming the differing settings. A final or resume checkpoint that does not load (e.g.
+truncated by a full disk) is moved aside with a warning: the member trains again, from the resume
+checkpoint when that one loads, else from the start. Then: the data module, the network/LightningModule,
 callbacks, loggers and trainer are instantiated from the config; the resolved config, the member's
 bootstrap ids, the rejected entries and the member record are written; the final weights are tested.
 """
@@ -18,6 +22,7 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, open_dict
 
+from betenet import validation
 from betenet.config import register_resolvers
 from betenet.runtime import configure
 from betenet.training.run_dir import MemberMismatch, RunDir, RunDirBusy, member_fingerprint
@@ -29,10 +34,37 @@ log = logging.getLogger(__name__)
 
 #: The callback config key of the rolling resume checkpoint (its folder and name come from RunDir).
 RESUME_CHECKPOINT_KEY = "last_checkpoint"
+#: What happens when a checkpoint does not load (it is moved aside: RunDir.set_aside).
+UNREADABLE_CHECKPOINT = {RunDir.FINAL: "the member is not complete and trains again",
+                         RunDir.LAST: "training starts again from the first epoch"}
 
 
 def run_dir_of(cfg: DictConfig) -> RunDir:
     return RunDir(cfg.paths.output_dir)
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Refuse a seed, μ* or data setting out of range (:mod:`betenet.validation`) before the run folder
+    is touched: ``InputError`` naming it as on the command line (``seed``, ``data.test_fraction``)."""
+    from betenet.data.datamodule import checked_settings
+
+    data = cfg.get("data") or {}
+    checked_settings(cfg.get("seed"), data.get("split_seed", 0), data.get("test_fraction", 0.2),
+                     data.get("batch_size"), data.get("label_bounds"), prefix="data.")
+    if "mu_star" in (cfg.get("model") or {}):
+        validation.mu_star(cfg.model.mu_star, "model.mu_star")
+
+
+def set_aside_unreadable(run: RunDir) -> None:
+    """Move the final and resume checkpoints that exist but do not load out of the way, saying what
+    happens instead (:data:`UNREADABLE_CHECKPOINT`) in the log and on stdout."""
+    for which, then in UNREADABLE_CHECKPOINT.items():
+        path = run.checkpoint(which)
+        problem = run.checkpoint_problem(which) if path.is_file() else None
+        if problem:
+            note = f"{path} does not load ({problem}): moved to {run.set_aside(which).name}; {then}"
+            log.warning(note)
+            print(note)
 
 
 def _instantiate_callbacks(cfg: DictConfig, run: RunDir) -> list:
@@ -66,6 +98,7 @@ def _train_elements(datamodule) -> list[str]:
 def _train_locked(cfg: DictConfig, run: RunDir) -> dict:
     fingerprint = member_fingerprint(cfg)
     run.check_member(fingerprint)  # raises MemberMismatch before anything is written
+    set_aside_unreadable(run)
     if run.is_complete():
         log.info("member already complete: %s", run.final)
         print(f"member already complete; outputs in {run.path}")
@@ -136,6 +169,7 @@ def _fit(cfg: DictConfig, run: RunDir, datamodule, model, callbacks: list, tempe
 def train_member(cfg: DictConfig) -> dict:
     """Train (or resume) one member in its locked run folder; returns a small summary dict."""
     register_resolvers()
+    check_settings(cfg)
     run = run_dir_of(cfg)
     with run.lock():
         return _train_locked(cfg, run)
@@ -145,8 +179,10 @@ def train_member_safely(cfg: DictConfig, in_sweep: bool) -> dict | None:
     """In a sweep a failing member is recorded in FAILED.txt and the sweep goes on; alone it raises.
 
     A folder that is busy or holds another member is never written to: in a sweep that member is
-    reported and skipped."""
+    reported and skipped. A setting out of range stops the sweep (it is the command's, see
+    :func:`check_settings`)."""
     register_resolvers()
+    check_settings(cfg)
     run = run_dir_of(cfg)
     try:
         with run.lock():

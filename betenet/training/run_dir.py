@@ -100,8 +100,13 @@ def data_fingerprint(data: Mapping) -> str:
 
 def _member_data(data: Mapping) -> dict:
     """The data settings that define a member (``_DATA_NOT_IDENTITY`` and, for a source other than
-    the demo set, the demo generator's settings left out)."""
+    the demo set, the demo generator's settings left out; ``label_bounds`` only when not the default,
+    so that folders trained before the setting existed keep their member)."""
+    from betenet.data.sources.base import LABEL_BOUNDS
+
     drop = _DATA_NOT_IDENTITY + (() if data.get("source") == "demo" else _DEMO_ONLY)
+    if data.get("label_bounds") in (None, LABEL_BOUNDS):
+        drop += ("label_bounds",)
     return {k: v for k, v in data.items() if k not in drop}
 
 
@@ -265,6 +270,9 @@ class RunDir:
     FINAL = "final"
     #: Anything of these marks a folder as a run folder.
     MARKERS = (CHECKPOINTS, MEMBER, CONFIG, FAILED, HYDRA, BOOTSTRAP)
+    #: The files of the folder itself that it owns, and the sub-folders all of whose files it owns.
+    FILES = (MEMBER, CONFIG, BOOTSTRAP, REJECTED, METRICS, REGIMES, FIGURE, FAILED, LOCK)
+    FOLDERS = (CHECKPOINTS, HYDRA)
 
     def __init__(self, path):
         self.path = Path(path)
@@ -304,6 +312,18 @@ class RunDir:
         parent = Path(checkpoint).parent
         return cls(parent.parent) if parent.name == cls.CHECKPOINTS else None
 
+    @classmethod
+    def owner_of(cls, path) -> RunDir | None:
+        """The run folder of which ``path`` is a file (one of :data:`FILES`, or anything under
+        :data:`FOLDERS`), whether or not that file exists yet; None when it is no run folder's."""
+        path = Path(path).absolute()
+        if path.name in cls.FILES and cls(path.parent).is_run_dir():
+            return cls(path.parent)
+        for folder in path.parents:
+            if folder.name in cls.FOLDERS and cls(folder.parent).is_run_dir():
+                return cls(folder.parent)
+        return None
+
     # ---- paths -----------------------------------------------------------------------------
     def file(self, name: str) -> Path:
         return self.path / name
@@ -336,8 +356,21 @@ class RunDir:
     def is_run_dir(self) -> bool:
         return self.path.is_dir() and any((self.path / m).exists() for m in self.MARKERS)
 
+    def checkpoint_problem(self, which: str = FINAL) -> str | None:
+        """Why ``checkpoints/<which>.ckpt`` cannot be used (missing, truncated, ...); None when it loads."""
+        from betenet.training.checkpoints import checkpoint_problem
+
+        return checkpoint_problem(self.checkpoint(which))
+
     def is_complete(self) -> bool:
-        return self.final.is_file() and (self.path / self.REGIMES).is_file()
+        """``final.ckpt`` loads and ``regimes.json`` exists (a truncated final checkpoint is not a member)."""
+        return (self.path / self.REGIMES).is_file() and self.checkpoint_problem(self.FINAL) is None
+
+    def set_aside(self, which: str) -> Path:
+        """Move ``checkpoints/<which>.ckpt`` to ``<which>.ckpt.corrupt`` (kept for a look; replacing an
+        older one), so that neither a resume nor an ensemble reads it; returns the new path."""
+        path = self.checkpoint(which)
+        return path.replace(path.with_name(path.name + ".corrupt"))
 
     def failure(self) -> str | None:
         """The last line of ``FAILED.txt`` (the error), or None when the member did not fail."""
@@ -348,8 +381,9 @@ class RunDir:
         return lines[-1] if lines else self.FAILED
 
     def status(self) -> str | None:
-        """``complete``, ``failed``, ``incomplete`` (started, not finished) or None (not a run)."""
-        if self.final.is_file():
+        """``complete`` (its final checkpoint loads), ``failed``, ``incomplete`` (started, not finished)
+        or None (not a run)."""
+        if self.checkpoint_problem(self.FINAL) is None:
             return "complete"
         if (self.path / self.FAILED).is_file():
             return "failed"
@@ -461,7 +495,7 @@ class RunDir:
             if ckpt.is_file():
                 try:
                     data = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-                except Exception as exc:  # a truncated last.ckpt is the trainer's to report
+                except Exception as exc:  # set aside by the training run (betenet.training.run)
                     log.warning("%s: unreadable (%s); its member is not checked", ckpt, type(exc).__name__)
                     continue
                 stored = data.get(CHECKPOINT_KEY) if isinstance(data, dict) else None

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
+from betenet import validation
 from betenet.errors import InputError
 from betenet.physics.properties import PROPERTIES
 
@@ -33,6 +34,10 @@ SPECTRUM_FIELDS = (
     ("phdos_fine_freq_meV", "phdos_fine_site", True),
 )
 SPECTRUM_KEYS = tuple(k for f, v, _ in SPECTRUM_FIELDS for k in (f, v))
+#: Upper bounds of the scalar labels (``data.label_bounds``; K, dimensionless): an entry above one is
+#: rejected, since a typo or a unit slip would otherwise train (one Tc of 1e9 K gives a loss of 1e9).
+#: Raise a bound for data beyond it, or set it to null to lift it.
+LABEL_BOUNDS = {"tc_K": 300.0, "lambda": 10.0, "omega_log_K": 5000.0, "omega_2_K": 5000.0}
 
 
 @dataclass
@@ -172,6 +177,27 @@ def check_scalar(entry_id: str, name: str, value) -> float | None:
     if name in ("omega_log_K", "omega_2_K") and x <= 0:
         raise InputError(entry_id, f"{name}: must be > 0, got {x}")
     return x
+
+
+def label_bounds(bounds=None, setting: str = "label_bounds") -> dict[str, float | None]:
+    """:data:`LABEL_BOUNDS` with ``bounds`` (label → upper bound, None: no bound) over them;
+    ``InputError`` naming ``setting`` for an unknown label or a bound that is not a number above 0."""
+    out = dict(LABEL_BOUNDS)
+    for key, bound in dict(bounds or {}).items():
+        if key not in LABEL_BOUNDS:
+            raise InputError(f"{setting}.{key}", f"not a label; bounds exist for {', '.join(LABEL_BOUNDS)}")
+        out[key] = None if bound is None else validation.positive_number(bound, f"{setting}.{key}")
+    return out
+
+
+def beyond_bounds(entry: Entry, bounds: dict[str, float | None], setting: str = "label_bounds") -> str | None:
+    """Why ``entry`` is rejected: its first label above its bound in ``bounds`` (see
+    :func:`label_bounds`), naming the setting that raises it; None when every label is within."""
+    for key, bound in bounds.items():
+        value = entry.labels.get(key)
+        if bound is not None and value is not None and value > bound:
+            return f"{key} {value:g} above the bound {bound:g} (raise {setting}.{key} if it is real)"
+    return None
 
 
 def build_entry(
