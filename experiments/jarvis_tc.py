@@ -1,20 +1,22 @@
 """Tc-only learning on JARVIS-DFT, measured: k-fold cross-validation over all entries and the JARVIS
 leaderboard's val split, for network recipes (``experiment=jarvis_tc`` and variations) against the
-median predictor and the gradient-boosting baselines.
+median predictor and the gradient-boosting baselines. The table of experiments/README.md is one command:
 
-    python experiments/jarvis_tc.py --out experiments/results/jarvis_tc --members 4 --jobs 2 \
-        --model coupling= --model cso="variant=cso model.net.head=spectrum"
+    python experiments/jarvis_tc.py --out results/jarvis_tc --members 8 --jobs 2
 
-For every split (``val``: train 556 / test 30; ``fold0..`` : stratified by Tc, every entry tested once)
-the script writes ``splits/<split>.json`` and, per network model, trains ``--members`` bootstrap members
-with ``train.py experiment=jarvis_tc <overrides> data.splits_file=... seed=k`` (``--jobs`` at a time, one
-torch thread each; a finished member is never retrained), then runs ``betenet evaluate`` on the split's
-test entries. The baselines (median of the training Tc; gradient boosting of lambda, and of Tc, on
-composition and phonon-DOS features) are fitted per split in-process. ``results.json`` holds every
-number; ``results.md`` the tables (mean +- std over folds; val alone): Tc MAE / RMSE / R^2, the physics
-of the predicted spectra (share with lambda in [0.05, 3] and omega_log in [30, 800] K, median omega_log
-against the median omega_log of the structures' own phonon DOS) and the uncertainty (Spearman of |error|
-and the ensemble std; share within mean +- 2 std), plus seconds per member.
+(``--model NAME=OVERRIDES``, repeatable, measures other networks: e.g. ``--model 'net=model/net=betenet'``;
+default: ``recipe=``, the recipe itself.) For every split (``val``: train 556 / test 30; ``fold0..``: stratified
+by Tc, every entry tested once) the script writes ``splits/<split>.json`` and, per network model, trains
+``--members`` bootstrap members with ``train.py experiment=jarvis_tc <overrides> data.splits_file=... seed=k``
+(``--jobs`` at a time, one torch thread each; a finished member is never retrained), calibrates their spread on
+their out-of-bag predictions (``betenet calibrate``), then runs ``betenet evaluate`` on the split's test entries.
+The baselines (median of the training Tc; gradient boosting of λ, of Tc and of ln(1 + Tc), on composition and
+phonon-DOS features, and on those plus the pretrained site features' mean and std: ``--baselines``) are fitted
+per split in-process on the same training entries. ``results.json`` holds every number (and keeps models of
+earlier runs into the same folder); ``results.md`` the tables (mean ± std over folds; val alone): Tc MAE / RMSE /
+R², the physics of the predicted spectra (share with λ in [0.05, 3] and ω_log in [30, 800] K, median ω_log
+against the median ω_log of the structures' own phonon DOS), the uncertainty (Spearman of |error| and the
+ensemble std; share within mean ± 2 std before → after calibration) and seconds per member.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--splits", nargs="+", default=None, help="run only these splits (val, fold0, ...)")
     p.add_argument("--members", type=int, default=4, help="bootstrap members per network model and split")
     p.add_argument("--jobs", type=int, default=2, help="members trained side by side")
-    p.add_argument("--model", action="append", default=[], metavar="NAME=OVERRIDES",
-                   help="a network model: its name and the train.py overrides on top of experiment=jarvis_tc")
+    p.add_argument("--model", action="append", default=None, metavar="NAME=OVERRIDES",
+                   help="a network model: its name and the train.py overrides on top of experiment=jarvis_tc "
+                        "(default: recipe=, the recipe itself)")
     p.add_argument("--baselines", nargs="*", default=list(BASELINES),
                    help="baselines fitted per split (default: all): " + ", ".join(BASELINES))
     p.add_argument("--features", default="sevennet",
@@ -64,7 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--known-spectra", default=None, metavar="ENSEMBLE",
                    help="only draw the a2F of known materials (fcc Al against QE's, elemental superconductors "
                         "against their phonon DOS) predicted by this trained ensemble, into --out")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.model = ["recipe="] if args.model is None else args.model
+    return args
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,6 +133,16 @@ def train_member(name: str, overrides: str, data: Path, split: str, split_file: 
     return seconds
 
 
+def calibrate(name: str, split: str, out: Path, mu_star: float) -> dict:
+    """``betenet calibrate`` of a split's ensemble: the spread's scale from its out-of-bag predictions."""
+    cmd = [sys.executable, "-m", "betenet.cli", "calibrate", "--ensemble", str(out / "runs" / name / split),
+           "--mu-star", str(mu_star), "--threads", "2", "--json"]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"calibrate {name} {split} failed: {res.stderr[-2000:]}")
+    return json.loads(res.stdout)
+
+
 def evaluate(name: str, split: str, out: Path, mu_star: float) -> dict:
     target = out / "eval" / name / split
     cmd = [sys.executable, "-m", "betenet.cli", "evaluate", "--ensemble", str(out / "runs" / name / split),
@@ -154,7 +169,10 @@ def network_record(summary: dict, phonon_wlog: dict[str, float], target: Path) -
             "median_predictor": {k: median[k] for k in ("mae", "rmse", "r2")},
             "physics": physics_record(lam, wlog, ph),
             "uncertainty": {"spearman_abs_error_vs_std": unc.get("spearman_abs_error_vs_std"),
-                            "fraction_within_2std": unc.get("fraction_within_2std")}}
+                            "fraction_within_2std": unc.get("fraction_within_2std"),
+                            "fraction_within_2std_uncalibrated": unc.get("fraction_within_2std_uncalibrated",
+                                                                         unc.get("fraction_within_2std")),
+                            "calibration_scale": unc.get("calibration_scale")}}
 
 
 def physics_record(lam: np.ndarray, wlog: np.ndarray, phonon_wlog: np.ndarray) -> dict:
@@ -178,7 +196,7 @@ class Baselines:
     phonon DOS (ML potential, the recipe's settings, read from the cache) and, for the ``*_pt``
     baselines, the mean and std over the atoms of their pretrained site features (cached)."""
 
-    def __init__(self, data: Path, mu_star: float, features: str = "sevennet"):
+    def __init__(self, data: Path, mu_star: float, feature_model: str = "sevennet"):
         from betenet.data.sources.directory import load_directory
         from betenet.models.gbm_baseline import features
         from betenet.phonons import PhononSettings, fill_site_dos
@@ -193,7 +211,8 @@ class Baselines:
         from betenet.config import compose
         from betenet.pretrained import FeatureSettings, features_for_entries
 
-        site = features_for_entries(entries, FeatureSettings.from_mapping(compose([f"features={features}"]).features))
+        recipe = FeatureSettings.from_mapping(compose([f"features={feature_model}"]).features)
+        site = features_for_entries(entries, recipe)
         if site.failed:
             print(f"  features failed for {len(site.failed)} entries: {list(site.failed.items())[:3]}")
         self.tc = {e.id: e.labels.get("tc_K", np.nan) for e in entries}
@@ -243,6 +262,14 @@ def _mean_std(values) -> str:
     return f"{v.mean():.2f} ± {v.std():.2f}" if v.size > 1 else f"{v[0]:.2f}"
 
 
+def _coverage(unc: list[dict]) -> str:
+    if not unc:
+        return "–"
+    raw = _mean_std(u.get("fraction_within_2std_uncalibrated", u["fraction_within_2std"]) for u in unc)
+    after = _mean_std(u["fraction_within_2std"] for u in unc) if any(u.get("calibration_scale") for u in unc) else "–"
+    return f"{raw} → {after}"
+
+
 def markdown(results: dict) -> str:
     lines = []
     for scope, splits in (("5-fold cross-validation (mean ± std over folds)", [s for s in results["splits"]
@@ -252,9 +279,12 @@ def markdown(results: dict) -> str:
         if not splits:
             continue
         lines += [f"### {scope}", "", "| model | Tc MAE (K) | Tc RMSE (K) | Tc R² | λ, ω_log in range | "
-                  "median ω_log / phonon ω_log | Spearman(|err|, std) | within ±2σ | s / member |",
+                  "median ω_log / phonon ω_log | Spearman(|err|, std) | within ±2σ raw → calibrated | s / member |",
                   "|:--|--:|--:|--:|--:|--:|--:|--:|--:|"]
-        for model, per_split in results["models"].items():
+        labels = [b[0] for b in BASELINES.values()]
+        order = [m for m in labels if m in results["models"]] + [m for m in results["models"] if m not in labels]
+        for model in order:
+            per_split = results["models"][model]
             recs = [per_split[s] for s in splits if s in per_split]
             if not recs:
                 continue
@@ -267,7 +297,7 @@ def markdown(results: dict) -> str:
                 f"{_mean_std(p['fraction_in_ranges'] for p in phys) if phys else '–'} | "
                 f"{_mean_std(p['omega_log_median_ratio'] for p in phys) if phys else '–'} | "
                 f"{_mean_std(u['spearman_abs_error_vs_std'] for u in unc) if unc else '–'} | "
-                f"{_mean_std(u['fraction_within_2std'] for u in unc) if unc else '–'} | "
+                f"{_coverage(unc)} | "
                 f"{_mean_std(secs) if any(s is not None for s in secs) else '–'} |")
         lines.append("")
     return "\n".join(lines)
@@ -347,6 +377,7 @@ def main(argv=None) -> int:
             jobs = [(name, overrides, data, split, split_files[split], k, out) for k in range(args.members)]
             with ThreadPoolExecutor(max_workers=args.jobs) as pool:
                 seconds = list(pool.map(lambda a: train_member(*a), jobs))
+            calibrate(name, split, out, args.mu_star)
             summary = evaluate(name, split, out, args.mu_star)
             record = network_record(summary, base.phonon_wlog, out / "eval" / name / split)
             done = [s for s in seconds if np.isfinite(s)]

@@ -64,3 +64,10 @@ def test_phonons_speed(structures_dir):
     out = run("phonons.py", "speed", "--data", structures_dir.parent, "--limit", 2, "--threads", 1)
     assert "structures=2 " in out and "peak_rss_MB" in out
     assert last_figure(out, "median_seconds_per_structure") > 0
+
+
+def test_features(structures_dir):
+    pytest.importorskip("sevenn")
+    out = run("features.py", "--data", structures_dir.parent, "--limit", 3, "--threads", 1)
+    assert "width=128" in out and "failed 0" in out
+    assert last_figure(out, "median_seconds_per_structure") > 0

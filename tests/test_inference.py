@@ -14,6 +14,7 @@ from pymatgen.core import Lattice, Structure
 from betenet.cli import main
 from betenet.data.structures import load_structure
 from betenet.inference import load_ensemble
+from betenet.inference.inputs import SYNTHETIC_WARNING
 from betenet.inference.ensemble import PROGRESS_MIN_STRUCTURES
 from betenet.training.run_dir import RunDir
 
@@ -36,8 +37,10 @@ def run(capsys, *argv):
 
 def inputs_noted(row) -> str:
     """The warnings about a row's inputs, without the physics flag of the prediction itself (the tiny
-    demo members are under-trained, so some of their spectra are rightly flagged implausible)."""
-    return "; ".join(w for w in row["warnings"].split("; ") if w and not w.startswith("implausible spectrum"))
+    demo members are under-trained, so some of their spectra are rightly flagged implausible) and
+    without the note every prediction of demo-trained members carries (test_demo_members_say_so)."""
+    return "; ".join(w for w in row["warnings"].split("; ")
+                     if w and not w.startswith("implausible spectrum") and w != SYNTHETIC_WARNING)
 
 
 def read_csv(path):
@@ -129,6 +132,19 @@ def test_unseen_elements_and_lonely_atoms_are_warned(demo, tmp_path, capsys):
     ens.members[1].train_elements = ens.members[1].train_elements - {element}
     table = ens.predict_structures([clean])
     assert inputs_noted(table.iloc[0]) == f"element {element} seen by only 1 of 2 members"
+
+
+def test_demo_members_say_so_in_every_row(demo, tmp_path, capsys):
+    """Members trained on the synthetic demo set predict real crystals only with a warning saying so."""
+    ens = load_ensemble(demo.sweep("cso"))
+    path, structure = clean_structure(demo, ens)
+    out = tmp_path / "p.csv"
+    code, _, _ = run(capsys, "predict", "--ensemble", demo.sweep("cso"), path, "--out", out)
+    assert code == 0 and read_csv(out)[0]["warnings"].startswith(SYNTHETIC_WARNING)
+    assert ens.predict_structures([structure]).loc[0, "warnings"].startswith(SYNTHETIC_WARNING)
+    for m in ens.members:  # the same members, as if trained on a real dataset folder
+        m.config = {**m.config, "data": {**m.config["data"], "source": "directory"}}
+    assert SYNTHETIC_WARNING not in ens.predict_structures([structure]).loc[0, "warnings"]
 
 
 def test_the_shared_cs_structure_is_predicted(demo, structures_dir, tmp_path, capsys):

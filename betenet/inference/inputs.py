@@ -9,7 +9,9 @@ spread suggests:
   (``elements seen by 2 of 5 members: Cf``): the network has never been fitted to them, and
   members agreeing says nothing about being right;
 * atoms without a neighbour within the members' cutoff: they keep only their self-edge (as the
-  release did for e.g. elemental Cs at 4 Å), so the network sees each as a free atom.
+  release did for e.g. elemental Cs at 4 Å), so the network sees each as a free atom;
+* members trained on the synthetic demo data (:data:`SYNTHETIC_WARNING`): their numbers show the
+  pipeline working, they say nothing about a real material.
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from tqdm.auto import tqdm
 from betenet.errors import InputError
 from betenet.training.run_dir import RunDir
 
-__all__ = ["InputRow", "build_rows"]
+__all__ = ["InputRow", "SYNTHETIC_WARNING", "build_rows"]
+
+#: The first warning of every row an ensemble trained on the synthetic demo set predicts.
+SYNTHETIC_WARNING = "members trained on synthetic demo data (not DFT): not a prediction for a real material"
+
+
+def trained_on_demo(ensemble) -> bool:
+    """Whether any member's data was the generated demo set (``data.source: demo`` in its config)."""
+    configs = [m.config for m in getattr(ensemble, "members", [])] or [ensemble.config]
+    return any(((c or {}).get("data") or {}).get("source") == "demo" for c in configs)
 
 
 @dataclass
@@ -84,6 +95,7 @@ def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress:
     kind = settings["site_dos_kind"]
     keys = () if kind == "none" else (f"phdos_{kind}_freq_meV", f"phdos_{kind}_site")
     coverage, n_known = ensemble.element_coverage()
+    synthetic = [SYNTHETIC_WARNING] if trained_on_demo(ensemble) else []
     items = list(items)
     rows, entries = [], {}
     for ident, source, reason in tqdm(items, desc="read structures", unit="structure", leave=False,
@@ -114,7 +126,7 @@ def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress:
                 raise InputError(entry.id, failed[entry.id])
             row.graph = entry_to_graph(entry, **settings, features=features.get(entry.id))
             elements = {site.specie.symbol for site in entry.structure}
-            row.warnings = _element_warnings(elements, coverage, n_known) + \
+            row.warnings = synthetic + _element_warnings(elements, coverage, n_known) + \
                 _isolated_warning(entry.structure, row.graph, settings["r_max"]) + \
                 ([phdos_notes[entry.id]] if phdos_notes.get(entry.id) else [])
         except InputError as err:

@@ -4,7 +4,9 @@ output read from its node attributes by a small MLP.
 The universal potential's features (:mod:`betenet.pretrained`) already describe each atom's chemical
 environment within 5 Å over several interaction blocks, so a per-atom readout is enough:
 
-    z_i = [one-hot(Z_i), features_i]                 (the attributes before the site PhDOS)
+    z_i = [one-hot(Z_i), features_i]                 (the attributes before the site PhDOS; with
+                                                      ``read_phdos`` the atom's binned PhDOS too, so the
+                                                      coupling can depend on how soft its modes are)
     c_i = MLP(LayerNorm(z_i))                         hidden x depth, SiLU, dropout
     head "coupling": a2F_i = exp(c_i . Legendre(w)) g_i(w)/3  (g_i: the atom's site PhDOS, the last
                       ``out_dim`` attribute columns; betenet/models/heads.py); head "spectrum": ReLU(c_i)
@@ -29,15 +31,15 @@ from betenet.models.heads import HEADS, CouplingHead
 class AtomReadout(torch.nn.Module):
     def __init__(self, in_dim: int, attr_dim: int, out_dim: int = 51, hidden: int = 64, depth: int = 2,
                  dropout: float = 0.0, head: str = "coupling", coupling_basis: int = 3,
-                 num_neighbors: float | None = None, r_max: float = 4.0) -> None:
+                 num_neighbors: float | None = None, r_max: float = 4.0, read_phdos: bool = False) -> None:
         super().__init__()
         if head not in HEADS:
             raise InputError("head", f"must be one of {HEADS}, got {head!r}")
         if depth < 1 or hidden < 1:
             raise InputError("readout", f"depth and hidden must be >= 1, got {depth}, {hidden}")
         self.in_dim, self.attr_dim, self.out_dim, self.head, self.r_max = in_dim, attr_dim, out_dim, head, float(r_max)
-        self.width = attr_dim - out_dim if head == "coupling" else attr_dim
-        if head == "coupling" and self.width < 118:
+        self.width = attr_dim - out_dim if head == "coupling" and not read_phdos else attr_dim
+        if head == "coupling" and attr_dim - out_dim < 118:
             raise InputError("head", f"the coupling head reads each atom's {out_dim}-bin site PhDOS from its "
                                      f"attributes: use variant cpd or fpd (attr_dim {attr_dim})")
         self.coupling = CouplingHead(coupling_basis, out_dim) if head == "coupling" else None
