@@ -50,3 +50,6 @@ def test_a_wheel_carries_every_config_file(tmp_path):
     shipped = {f"betenet/conf/{p.relative_to(ROOT / 'conf').as_posix()}" for p in (ROOT / "conf").rglob("*.yaml")}
     assert shipped and shipped <= names, sorted(shipped - names)
     assert "betenet/train.py" in names and "betenet/cli/__init__.py" in names
+    shipped_ensembles = {f"betenet/{p.relative_to(ROOT / 'betenet').as_posix()}"
+                         for p in (ROOT / "betenet" / "shipped").rglob("*") if p.is_file()}
+    assert shipped_ensembles and shipped_ensembles <= names, sorted(shipped_ensembles - names)
