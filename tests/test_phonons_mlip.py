@@ -545,3 +545,21 @@ def test_predict_with_an_mlip_ensemble_computes_phdos_and_flags_other_origins(ph
     row = next(csv.DictReader(open(out2)))
     assert row["status"] == "ok" and "PhDOS" in row["warnings"]
     capsys.readouterr()
+
+
+def test_two_runs_never_write_one_folder_and_a_bad_out_is_one_line(phonopy, inputs, tmp_path):
+    """The second `betenet phonons` into a folder another run holds is refused (the first is unharmed);
+    an --out that is a file is refused in one line."""
+    from betenet.locks import folder_lock
+    from betenet.phonons.batch import LOCK_FILE, run_batch
+
+    out = tmp_path / "out"
+    settings = PhononSettings(potential="emt", mesh=6)
+    with folder_lock(out, LOCK_FILE, "another `betenet phonons` run"):  # as if a run were working there
+        with pytest.raises(InputError, match="another `betenet phonons` run is working on this folder"):
+            run_batch([inputs], out, settings)
+    assert run_batch([inputs], out, settings)["inputs"] > 0  # free again once that run ends
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        run_batch([inputs], a_file, settings)

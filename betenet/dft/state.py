@@ -9,8 +9,6 @@ whose products have since disappeared is reported, not rerun. ``running`` (inter
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -19,6 +17,7 @@ from pathlib import Path
 
 from betenet.dft.workflow import JOB_DONE, STATE_FILE, Step
 from betenet.errors import InputError
+from betenet.locks import folder_lock
 
 LOCK_FILE = ".betenet-dft.lock"
 
@@ -86,20 +85,6 @@ def output_finished(workdir: Path, step: Step) -> bool:
         return JOB_DONE.encode() in fh.read()
 
 
-@contextlib.contextmanager
 def locked(workdir):
     """Hold an exclusive lock on a material folder; :class:`InputError` if another runner has it."""
-    path = Path(workdir) / LOCK_FILE
-    fh = open(path, "a+")
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError(workdir, "another `betenet dft run` is working on this folder") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{socket.gethostname()} {os.getpid()}\n")
-        fh.flush()
-        yield
-    finally:
-        fh.close()
+    return folder_lock(workdir, LOCK_FILE, "another `betenet dft run`")

@@ -18,7 +18,8 @@ structure's file is written atomically at once; ``labels.json`` is rebuilt from 
 ``FLUSH_SECONDS`` and at the end, so an interrupted run loses nothing but the structure in progress.
 A structure that fails (unreadable file, partial occupancy, unknown element, element the potential
 does not cover, calculation error) gets a reason and the others go on. An output folder made with
-other settings is refused rather than mixed.
+other settings is refused rather than mixed, and a folder another run is writing (``out/.lock``) is
+refused until that run ends.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 STATE_DIR = "phonons"
 REPORT_FILE = "phonons_report.json"
+LOCK_FILE = ".lock"
 CREATED_BY = "betenet phonons"
 #: Seconds between rewrites of labels.json during a run (each structure's own file is written at once).
 FLUSH_SECONDS = 30.0
@@ -195,8 +197,17 @@ def run_batch(inputs, out, settings: PhononSettings, kinds=("coarse",), cache_di
     dataset folder with ``structures/`` and labels) into the folder ``out`` (module docstring).
 
     ``echo(line)`` gets one line per structure (default: stderr). Returns a summary dict; raises
-    ``InputError`` when nothing succeeded, or at once for a missing optional package.
+    ``InputError`` when nothing succeeded, when ``out`` is a file or cannot be written, or when another
+    run holds ``out`` (:func:`betenet.locks.folder_lock`: two runs never write one folder), or at once for
+    a missing optional package.
     """
+    from betenet.locks import folder_lock
+
+    with folder_lock(out, LOCK_FILE, "another `betenet phonons` run"):
+        return _run_batch(inputs, out, settings, kinds, cache_dir, calculator, echo)
+
+
+def _run_batch(inputs, out, settings: PhononSettings, kinds, cache_dir, calculator, echo) -> dict:
     from betenet.data.sources.directory import read_labels_table
     from betenet.data.structures import gather_inputs, load_structure
 
