@@ -1,5 +1,5 @@
 """Helpers for the files betenet lists and writes, shared by every layer: the natural order of names,
-numpy / OmegaConf values as plain JSON types, and JSON written atomically."""
+numpy / OmegaConf values as plain JSON types, JSON written atomically, and numbers as CSV cells."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["natural_key", "to_jsonable", "write_json"]
+__all__ = ["natural_key", "to_jsonable", "write_json", "csv_cell", "CSV_SIGNIFICANT_DIGITS", "STDOUT"]
+
+#: An output path that means stdout (``--out -``).
+STDOUT = "-"
+#: Significant digits of every number in the prediction, ranking and evaluation CSVs betenet writes.
+CSV_SIGNIFICANT_DIGITS = 6
 
 
 def natural_key(text: str) -> list:
@@ -54,3 +59,12 @@ def write_json(path, obj, indent: int | None = None, nan_as_null: bool = False) 
     tmp.write_text(text)
     tmp.replace(path)
     return path
+
+
+def csv_cell(x) -> str:
+    """One CSV cell: a number at :data:`CSV_SIGNIFICANT_DIGITS` significant digits (``1.42392e-113``,
+    ``0.3``), empty for None, NaN or infinity; text as given. Also pandas' ``to_csv(float_format=csv_cell)``."""
+    if x is None or isinstance(x, str):
+        return x or ""
+    x = float(x)
+    return f"{x:.{CSV_SIGNIFICANT_DIGITS}g}" if math.isfinite(x) else ""

@@ -68,7 +68,9 @@ def test_combine_members_single_member_and_eliashberg():
     wk = BIN_CENTRES_MEV[10]
     spec = single_bin(wk / 8)
     out = combine_members(spec[None, None], mu_star=0.13, eliashberg=True)
-    assert out["properties_std"]["lambda"][0] == 0.0 and out["properties_std"]["tc_eliashberg_K"][0] == 0.0
+    # a single member has no spread: NaN, not 0 (a warning says so; tests/test_conventions.py)
+    assert np.isnan(out["properties_std"]["lambda"][0]) and np.isnan(out["properties_std"]["tc_eliashberg_K"][0])
+    assert np.isnan(out["a2f_std"]).all()
     assert out["properties"]["tc_eliashberg_K"][0] == pytest.approx(eliashberg_tc(BIN_CENTRES_MEV, spec, 0.13))
     with pytest.raises(ValueError):
         combine_members(np.zeros((2, 3, 50)))

@@ -233,3 +233,19 @@ def test_labels_beyond_their_bounds_are_rejected_unless_raised(tmp_path, caplog)
     assert "label bounds: 3 entries rejected" in caplog.text
     dm = setup(label_bounds={"tc_K": 400, "lambda": None})  # raised and lifted: a cache of its own
     assert set(dm.built.graphs) == {"ok", "hot", "strong"} and list(dict(dm.built.rejected)) == ["typo"]
+
+
+def test_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
+    """An interrupted command (Ctrl-C in a long phonons batch, say) ends with one line, not a traceback."""
+    from betenet import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    sub.choices["analyze-a2f"].set_defaults(func=interrupted)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main(["analyze-a2f", "x.dos"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted; what was finished is kept" in err

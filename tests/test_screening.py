@@ -145,7 +145,7 @@ def test_rank_candidates():
     ranked = rank_candidates(["a", "b", "c", "d"], [2.0, np.nan, 7.0, 2.0], [0.1, 0.2, 0.3, 0.4])
     assert [r["id"] for r in ranked] == ["c", "a", "d", "b"]  # ties in input order, NaN last
     assert [r["rank"] for r in ranked] == [1, 2, 3, 4]
-    assert ranked[0] == dict(rank=1, id="c", tc_mean_K=7.0, tc_std_K=0.3)
-    assert rank_candidates(["x"], [1.0])[0]["tc_std_K"] is None
+    assert ranked[0] == {"rank": 1, "id": "c", "tc_allen_dynes_K": 7.0, "tc_allen_dynes_K_std": 0.3}
+    assert rank_candidates(["x"], [1.0])[0]["tc_allen_dynes_K_std"] is None
     with pytest.raises(ValueError):
         rank_candidates(["x", "y"], [1.0])

@@ -9,7 +9,10 @@ but produced nothing usable (``predict`` with no input predicted: its files stil
 with its reason); 2 for bad input, with one line naming the input (nothing is written). Numeric
 options shared by several subcommands (``--batch-size``, ``--mu-star``, ``--seed``) are checked
 before any work (:mod:`betenet.validation`).
-Warnings (e.g. about an a2F file) go to stderr, one line each.
+Warnings (e.g. about an a2F file) go to stderr, one line each. A command whose output file went to
+stdout (``--out -``: its summary's ``out`` is ``-``) leaves stdout to that file: no summary is printed.
+Every subcommand's ``--help`` shows each option's default (:class:`HelpFormatter`); ``betenet --version``
+prints the installed version.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import json
 import sys
 import warnings
+from importlib import metadata
 from typing import Callable
 
 from betenet import validation
@@ -26,6 +30,7 @@ from betenet.cli.ensemble import add_ensemble_commands
 from betenet.cli.phonons import add_phonon_commands
 from betenet.cli.physics import add_physics_commands
 from betenet.errors import InputError
+from betenet.files import STDOUT
 from betenet.runtime import configure
 
 #: Numeric options of several subcommands: argparse attribute → (flag, check from betenet/validation.py).
@@ -53,14 +58,53 @@ def check_numeric_options(args: argparse.Namespace) -> None:
             setattr(args, attr, check(getattr(args, attr), flag))
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """``--help`` with each option's default, ``(default: 2)``, unless its help already names one or
+    there is nothing to show (None, a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text, default = action.help or "", action.default
+        nothing = default is None or default is False or default is argparse.SUPPRESS or default == []
+        if "default" in text or nothing or not action.option_strings:
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+def version() -> str:
+    """The installed package's version (its metadata; the source's when not installed)."""
+    try:
+        return metadata.version("betenet")
+    except metadata.PackageNotFoundError:
+        from betenet import __version__
+
+        return __version__
+
+
+def _subparsers(parser: argparse.ArgumentParser):
+    """(parser, its help line) of every subcommand below ``parser``, depth first."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield sub, helps.get(name)
+                yield from _subparsers(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="betenet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="betenet", description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     add_physics_commands(sub)
     add_ensemble_commands(sub)
     add_dft_commands(sub)
     add_phonon_commands(sub)
+    for p, line in _subparsers(parser):  # defaults in every --help; the one-line help as description
+        p.formatter_class = HelpFormatter
+        if p.description is None and line:
+            p.description = line[0].upper() + line[1:] + ("" if line.endswith(".") else ".")
     return parser
 
 
@@ -78,11 +122,18 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"betenet {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback; what was finished stays written
+        print(f"betenet {args.command}: interrupted; what was finished is kept (run the same command again to "
+              "go on)", file=sys.stderr)
+        return 130
     for note in result.get("warnings") or ():
         print(f"betenet {args.command}: warning: {note}", file=sys.stderr)
-    _print_result(result, getattr(args, "json", False))
+    to_stdout = result.get("out") == STDOUT
+    if not to_stdout:
+        _print_result(result, getattr(args, "json", False))
     status = int(result.get("exit_status", 0))
     if status:
+        where = "the CSV on stdout" if to_stdout else result.get("out")
         print(f"betenet {args.command}: error: no input could be predicted ({result.get('inputs', 0)} inputs; "
-              f"reasons in the status column of {result.get('out')})", file=sys.stderr)
+              f"reasons in the status column of {where})", file=sys.stderr)
     return status

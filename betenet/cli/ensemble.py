@@ -6,7 +6,8 @@
   globs) → a CSV of λ, ω_log, ω_2, Allen–Dynes T_c (± the members' spread; Eliashberg T_c with
   ``--eliashberg``) with a ``status`` and ``warnings`` per input, and a JSON of the mean a2F ± std
   (:func:`betenet.inference.predict.predict_files`). A bad input gets its row and reason; the
-  others go on. Exit status 1 when no input could be predicted.
+  others go on. Exit status 1 when no input could be predicted. Prints a short table of the
+  predictions before its summary (not with ``--json``); ``--out -`` prints the CSV instead, and only it.
 * ``evaluate``: Table I, parity plots, best/worst spectra, per-element error and metrics against
   ensemble size on the test split of the ensemble's data (or ``--data``); ``--model baseline``
   evaluates the linear baseline fitted on the rest of that data.
@@ -43,14 +44,21 @@ CANDIDATES = ("candidates.csv", "candidates_failed.csv", "candidates_stage2.csv"
 # predict
 # --------------------------------------------------------------------------------------------
 def cmd_predict(args: argparse.Namespace) -> dict:
-    """INPUTS → CSV + spectra JSON (``betenet.inference.predict.predict_files``); the summary's
-    ``exit_status`` is 1 when no input could be predicted."""
+    """INPUTS → CSV + spectra JSON (``betenet.inference.predict.predict_files``), a short table of the
+    predictions on stdout (not with ``--json``, nor with ``--out -``, whose CSV is all stdout gets);
+    the summary's ``exit_status`` is 1 when no input could be predicted."""
+    from betenet.files import STDOUT
     from betenet.inference import load_ensemble
-    from betenet.inference.predict import predict_files
+    from betenet.inference.predict import predict_files, preview
 
+    if args.out == STDOUT and args.json:
+        raise InputError("--out -", "the CSV goes to stdout, where --json would print too: drop one of them")
     ensemble = load_ensemble(args.ensemble, args.checkpoint)
-    return predict_files(ensemble, args.inputs, args.out, labels=args.labels, mu_star=args.mu_star,
-                         eliashberg=args.eliashberg, batch_size=args.batch_size, device=args.device).summary
+    done = predict_files(ensemble, args.inputs, args.out, labels=args.labels, mu_star=args.mu_star,
+                         eliashberg=args.eliashberg, batch_size=args.batch_size, device=args.device)
+    if done.csv is not None and not args.json:
+        print(preview(done.table) + "\n")
+    return done.summary
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,6 +188,15 @@ def _rank_rows(path, rows, pred) -> list[dict]:
     return ranking
 
 
+def _top(ranking) -> dict:
+    """The summary's ``top``, ``top_tc_allen_dynes_K`` and its ``_std`` (None without a spread)."""
+    from betenet.physics.properties import TC_ALLEN_DYNES
+
+    first = ranking[0]
+    return {"top": first["id"], f"top_{TC_ALLEN_DYNES}": first[TC_ALLEN_DYNES],
+            f"top_{TC_ALLEN_DYNES}_std": first[f"{TC_ALLEN_DYNES}_std"]}
+
+
 def _predict_ok(ensemble, rows, args):
     ok = [r for r in rows if r.graph is not None]
     return ensemble.predict([r.graph for r in ok], mu_star=args.mu_star, ids=[r.id for r in ok],
@@ -215,7 +232,7 @@ def _screen_inputs(args, ensemble) -> dict:
     ranking = _rank_rows(out / "candidates.csv", rows, pred)
     result = {"mode": "ranking", "out": str(out), "inputs": len(rows), "ranked": len(ranking),
               "failed": len(rows) - len(ok), "with_warnings": sum(bool(r["warnings"]) for r in ranking),
-              "top": ranking[0]["id"], "top_tc_K": ranking[0]["tc_mean_K"], "top_tc_K_std": ranking[0]["tc_std_K"]}
+              **_top(ranking)}
     report = {"stage1": {"ensemble": ensemble.label, "members": ensemble.names, "ranking": ranking}}
     if args.ensemble_stage2:
         if args.stage1_threshold is None:
@@ -255,8 +272,7 @@ def cmd_screen(args: argparse.Namespace) -> dict:
         ranking = write_ranking(out / "candidates.csv", p1.ids, p1.formulas, p1.pred["tc_K"],
                                 None if p1.std is None else p1.std["tc_K"])
         write_json(out / "candidates.json", {"model": p1.model, "split": p1.split, "ranking": ranking})
-        return {"mode": "ranking", "out": str(out), "ranked": len(ranking), "top": ranking[0]["id"],
-                "top_tc_K": ranking[0]["tc_mean_K"]}
+        return {"mode": "ranking", "out": str(out), "ranked": len(ranking), **_top(ranking)}
     p2 = None
     if args.ensemble_stage2:
         stage2 = _load(args.ensemble_stage2, args.checkpoint)
@@ -310,16 +326,17 @@ def _unit_interval(text: str) -> float:
 
 def _ensemble_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--ensemble", action="append", required=required, metavar="DIR",
-                   help="sweep or run directory, or a member checkpoint (repeat to combine several)")
+                   help="sweep or run directory, a member checkpoint, or the name of a shipped ensemble "
+                        "(jarvis-tc: README, model card) (repeat to combine several)")
     from betenet.training.run_dir import RunDir
 
     p.add_argument("--checkpoint", default=RunDir.FINAL,
                    help="which checkpoint of each run: final (default), classical, critical, modern or a file name")
     p.add_argument("--mu-star", type=float, default=None,
-                   help="Coulomb pseudopotential of every Allen-Dynes Tc, predicted and reference "
+                   help="Coulomb pseudopotential of every Allen-Dynes Tc, predicted and reference, in [0, 0.4] "
                         "(default: the members' own, 0.10); reported values stay as the dataset gives them")
     p.add_argument("--device", default="cpu", help="torch device for prediction (cpu, cuda, ...)")
-    p.add_argument("--batch-size", type=int, default=64, help="structures per forward pass")
+    p.add_argument("--batch-size", type=int, default=64, help="structures per forward pass (at least 1)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: torch's choice; 1 when other jobs share the machine)")
 
@@ -345,7 +362,7 @@ def add_ensemble_commands(sub) -> None:
     _ensemble_args(p, required=True)
     p.add_argument("inputs", nargs="+", metavar="INPUTS", help="structure files, folders or glob patterns")
     p.add_argument("--out", required=True, help="CSV to write (not a folder, not an input); the a2F spectra go to "
-                                                "the same name with .json")
+                                                "the same name with .json. '-': the CSV to stdout, no spectra")
     p.add_argument("--labels", default=None, help="labels.csv/.json holding the site PhDOS (CPD/FPD ensembles)")
     p.add_argument("--eliashberg", action="store_true", help="also the isotropic Eliashberg Tc (slow)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -407,7 +424,7 @@ def add_ensemble_commands(sub) -> None:
                    help="grid half-width in units of the filter-normalised directions")
     p.add_argument("--seed", type=int, default=0, help="seed of the random directions")
     p.add_argument("--regimes", nargs="+", default=["classical", "critical", "modern"],
-                   choices=["classical", "critical", "modern"])
+                   choices=["classical", "critical", "modern"], help="which of the member's checkpoints to draw")
     p.add_argument("--cache-dir", default=None, help="graph/demo cache (default: the run's own)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_landscape)

@@ -13,6 +13,12 @@ import argparse
 
 from betenet.phonons.potentials import DEFAULT_POTENTIAL, DEVICES, POTENTIALS
 
+#: ``betenet phonons --help``'s description.
+DESCRIPTION = ("Site-projected phonon DOS of structures from a machine-learned interatomic potential (phonopy "
+               "finite displacements), written as a dataset folder in the directory format (structures/, "
+               "labels.json with the phdos_coarse_* columns) that CPD/FPD training and prediction read. "
+               "Finished structures are skipped when the command runs again.")
+
 
 def cmd_phonons(args: argparse.Namespace) -> dict:
     from betenet.phonons.batch import run_batch
@@ -30,7 +36,7 @@ def add_phonon_commands(sub) -> None:
 
     defaults = PhononSettings()
     p = sub.add_parser("phonons", help="site-projected phonon DOS from an ML potential → dataset folder",
-                       description=__doc__.splitlines()[0])
+                       description=DESCRIPTION)
     p.add_argument("inputs", nargs="+", metavar="STRUCTURE_OR_DIR",
                    help="structure files (CIF / POSCAR / extxyz), folders, globs, or a dataset folder "
                         "(structures/ + labels, whose labels are carried over)")

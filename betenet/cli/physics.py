@@ -14,7 +14,7 @@ from betenet.physics.units import MU_STAR_DEFAULT
 def cmd_analyze_a2f(args: argparse.Namespace) -> dict:
     from betenet.physics.a2f_files import check_a2f_range, read_a2f
     from betenet.physics.eliashberg_solver import eliashberg_tc
-    from betenet.physics.properties import a2f_properties, mcmillan_tc, spectrum_warnings
+    from betenet.physics.properties import TC_ALLEN_DYNES, a2f_properties, mcmillan_tc, spectrum_warnings
 
     spec = read_a2f(args.file, format=args.format)
     check_a2f_range(spec)  # raises InputError for values the formulas cannot integrate
@@ -22,7 +22,7 @@ def cmd_analyze_a2f(args: argparse.Namespace) -> dict:
         with np.errstate(all="ignore"):
             props = a2f_properties(spec.omega_meV, spec.a2f, mu_star=args.mu_star)
             result = {"lambda": props["lambda"], "omega_log_K": props["omega_log_K"],
-                      "omega_2_K": props["omega_2_K"], "tc_allen_dynes_K": props["tc_K"],
+                      "omega_2_K": props["omega_2_K"], TC_ALLEN_DYNES: props["tc_K"],
                       "tc_mcmillan_K": float(mcmillan_tc(props["lambda"], props["omega_log_K"], args.mu_star)),
                       "tc_eliashberg_K": float(eliashberg_tc(spec.omega_meV, spec.a2f, mu_star=args.mu_star))}
         finite = all(np.isfinite(v) for v in result.values())
@@ -52,7 +52,9 @@ def add_physics_commands(sub) -> None:
     """Register analyze-a2f and kq-grid on the ``betenet`` subparsers."""
     p = sub.add_parser("analyze-a2f", help="lambda, omega_log, omega_2 and Tc of an a2F file")
     p.add_argument("file", help="QE matdyn a2F.dosN file or two columns (meV, a2F)")
-    p.add_argument("--format", choices=["auto", "qe", "columns"], default="auto")
+    p.add_argument("--format", choices=["auto", "qe", "columns"], default="auto",
+                   help="qe: QE matdyn a2F.dosN (frequencies in Ry, total a2F, 'lambda =' line); columns: two "
+                        "columns, frequency in meV and a2F ('#' comments); auto: qe when the file looks like it")
     p.add_argument("--mu-star", type=float, default=MU_STAR_DEFAULT, help="Coulomb pseudopotential mu*, in [0, 0.4]")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_analyze_a2f)

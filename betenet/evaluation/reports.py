@@ -27,7 +27,6 @@ Two column sets, never mixed (:class:`SplitPredictions`):
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from betenet import files
+from betenet.files import csv_cell
 from betenet.data.structures import MAX_Z
 from betenet.errors import InputError
 from betenet.evaluation import figures
@@ -43,7 +43,8 @@ from betenet.evaluation.metrics import (best_worst, metric_vs_ensemble_size, nor
 from betenet.evaluation.screening import (DEFAULT_THRESHOLD_K, PRCurve, confusion, curve_average_precision,
                                           operating_point, precision_recall, random_ap, rank_candidates,
                                           threshold_for_precision, two_stage)
-from betenet.physics.properties import MOMENTS, PROPERTIES, TYPICAL_RANGES, implausibility, properties
+from betenet.physics.properties import (MOMENTS, PROPERTIES, TC_ALLEN_DYNES, TYPICAL_RANGES, implausibility,
+                                        properties)
 from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT
 
 __all__ = [
@@ -351,16 +352,10 @@ def write_json(path: Path, obj, indent: int | None = 2) -> Path:
     return files.write_json(path, obj, indent=indent, nan_as_null=True)
 
 
-def _cell(x) -> str:
-    if x is None:
-        return ""
-    x = float(x)
-    return repr(x) if math.isfinite(x) else ""
-
-
 def _write_predictions_csv(p: SplitPredictions, delta: np.ndarray, path: Path) -> Path:
     """One row per material: ``<property>_true`` (of the reference a2F), ``<property>_reported``
-    (the dataset's value, when the data reports any), ``<property>_pred`` and ``_std``, Δ̄."""
+    (the dataset's value, when the data reports any), ``<property>_pred`` and ``_std``, Δ̄; numbers as
+    :func:`betenet.files.csv_cell` writes them."""
     reported = p.reported if p.has_reported else None
     cols = ["id", "formula"]
     for k in PROPERTIES:
@@ -373,9 +368,9 @@ def _write_predictions_csv(p: SplitPredictions, delta: np.ndarray, path: Path) -
         for i, (ident, formula) in enumerate(zip(p.ids, p.formulas)):
             row = [ident, formula]
             for k in PROPERTIES:
-                row += [_cell(p.true[k][i])] + ([_cell(reported[k][i])] if reported else []) + \
-                    [_cell(p.pred[k][i])] + ([_cell(p.std[k][i])] if p.std else [])
-            row.append(_cell(delta[i]))
+                row += [csv_cell(p.true[k][i])] + ([csv_cell(reported[k][i])] if reported else []) + \
+                    [csv_cell(p.pred[k][i])] + ([csv_cell(p.std[k][i])] if p.std else [])
+            row.append(csv_cell(delta[i]))
             w.writerow(row)
     return path
 
@@ -717,7 +712,9 @@ def screening_report(stage1: SplitPredictions, out, threshold_K: float = DEFAULT
 def write_ranking(path, ids, formulas, tc_mean, tc_std,
                   extra_columns: Mapping[str, Iterable] | None = None) -> list[dict]:
     """Rank candidates by predicted T_c (highest first, ties in input order) into a CSV with
-    columns ``rank, id, formula, tc_K, tc_K_std`` (+ ``extra_columns``); returns the ranking."""
+    columns ``rank, id, formula, tc_allen_dynes_K, tc_allen_dynes_K_std`` (``betenet predict``'s
+    names; + ``extra_columns``; numbers as :func:`betenet.files.csv_cell`); returns the ranking
+    (:func:`~betenet.evaluation.screening.rank_candidates`, with ``formula``)."""
     ranking = rank_candidates(ids, tc_mean, tc_std)
     pos = {str(i): k for k, i in enumerate(ids)}
     formulas = list(formulas)
@@ -726,10 +723,10 @@ def write_ranking(path, ids, formulas, tc_mean, tc_std,
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["rank", "id", "formula", "tc_K", "tc_K_std", *extra])
+        w.writerow(["rank", "id", "formula", TC_ALLEN_DYNES, f"{TC_ALLEN_DYNES}_std", *extra])
         for r in ranking:
             k = pos[str(r["id"])]
             r["formula"] = formulas[k]
-            w.writerow([r["rank"], r["id"], formulas[k], _cell(r["tc_mean_K"]), _cell(r["tc_std_K"]),
-                        *[v[k] if isinstance(v[k], str) else _cell(v[k]) for v in extra.values()]])
+            w.writerow([r["rank"], r["id"], formulas[k], csv_cell(r[TC_ALLEN_DYNES]),
+                        csv_cell(r[f"{TC_ALLEN_DYNES}_std"]), *[csv_cell(v[k]) for v in extra.values()]])
     return ranking

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from betenet.physics.properties import TC_ALLEN_DYNES
+
 __all__ = [
     "DEFAULT_THRESHOLD_K",
     "PRCurve",
@@ -254,9 +256,10 @@ def two_stage(
 
 
 def rank_candidates(ids: Iterable, tc_mean, tc_std=None) -> list[dict]:
-    """Unlabeled structures ranked by predicted T_c, highest first: a list of
-    ``dict(rank, id, tc_mean_K, tc_std_K)`` (rank from 1; ``tc_std_K`` None when ``tc_std`` is
-    not given). Ties keep input order; non-finite means go last."""
+    """Unlabeled structures ranked by predicted (Allen–Dynes) T_c, highest first: a list of
+    ``dict(rank, id, tc_allen_dynes_K, tc_allen_dynes_K_std)`` (the names of ``betenet predict``'s
+    columns, :data:`~betenet.physics.properties.TC_ALLEN_DYNES`; rank from 1; the std None when
+    ``tc_std`` is not given). Ties keep input order; non-finite means go last."""
     ids = list(ids)
     mean = np.asarray(tc_mean, dtype=np.float64)
     std = None if tc_std is None else np.asarray(tc_std, dtype=np.float64)
@@ -267,11 +270,7 @@ def rank_candidates(ids: Iterable, tc_mean, tc_std=None) -> list[dict]:
     key = np.where(np.isfinite(mean), -mean, np.inf)
     order = np.argsort(key, kind="stable")
     return [
-        dict(
-            rank=r + 1,
-            id=ids[i],
-            tc_mean_K=float(mean[i]),
-            tc_std_K=None if std is None else float(std[i]),
-        )
+        {"rank": r + 1, "id": ids[i], TC_ALLEN_DYNES: float(mean[i]),
+         f"{TC_ALLEN_DYNES}_std": None if std is None else float(std[i])}
         for r, i in enumerate(order)
     ]

@@ -16,8 +16,8 @@ training set (for the unseen-element warnings of :mod:`betenet.inference.predict
 Combining (:func:`combine_members`), as the paper does: the ensemble's a2F is the mean of the
 members' a2F, and λ, ω_log, ω_2 and T_c are computed from that mean spectrum. The uncertainty of a
 property is the spread of the members' own values of it (each member's property from its own
-a2F): the standard deviation over members with ddof = 0 (0 for a single member); the a2F band is
-the per-bin standard deviation, also ddof = 0.
+a2F): the standard deviation over members with ddof = 0; the a2F band is the per-bin standard
+deviation, also ddof = 0. A single member has no spread: every std is NaN, with one warning.
 
 Calibrated spread: when the ensemble folder (one folder holding the member folders) has a
 ``calibration.json`` (``betenet calibrate``; :mod:`betenet.inference.calibration`) fitted for these
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from betenet import validation
 from betenet.errors import InputError
 from betenet.files import natural_key
 from betenet.inference.calibration import Calibration, read_calibration
@@ -69,6 +71,8 @@ _PER_MEMBER_NET_KEYS = ("num_neighbors", "fused")
 _GRAPH_KEYS = ("site_dos", "r_max", "self_loops", "allow_isolated", "spectrum")
 #: ``progress="auto"`` shows progress bars from this many structures on.
 PROGRESS_MIN_STRUCTURES = 200
+#: Logged once per prediction by a one-member ensemble, whose stds are NaN.
+NO_SPREAD = "a single member has no spread: every _std is NaN (use 2 or more members for an uncertainty)"
 
 
 def show_progress(progress, n: int) -> bool:
@@ -123,8 +127,9 @@ def combine_members(member_a2f, mu_star: float = MU_STAR_DEFAULT, omega_meV=BIN_
     Returns ``dict(a2f_mean [N, B], a2f_std [N, B], properties, properties_std)``; ``properties``
     maps :data:`~betenet.physics.properties.PROPERTIES` (λ, ω_log [K], ω_2 [K], Allen–Dynes T_c
     [K] with ``mu_star``) to [N] arrays computed from the mean a2F; ``properties_std`` the standard
-    deviation (ddof = 0) over members of each member's own value. ``eliashberg=True`` adds
-    ``tc_eliashberg_K`` (isotropic Eliashberg T_c, one solve per member and material: slow).
+    deviation (ddof = 0) over members of each member's own value; with one member every std is NaN
+    and a warning is logged (:data:`NO_SPREAD`). ``eliashberg=True`` adds ``tc_eliashberg_K``
+    (isotropic Eliashberg T_c, one solve per member and material: slow).
     """
     preds = np.asarray(member_a2f, dtype=np.float64)
     omega = np.asarray(omega_meV, dtype=np.float64)
@@ -146,6 +151,10 @@ def combine_members(member_a2f, mu_star: float = MU_STAR_DEFAULT, omega_meV=BIN_
             for j in range(m):
                 members_tc[j, i] = eliashberg_tc(omega, preds[j, i], mu_star)
         spread[ELIASHBERG_KEY] = members_tc.std(axis=0)
+    if m < 2:
+        log.warning(NO_SPREAD)
+        std = np.full_like(std, np.nan)
+        spread = {k: np.full_like(v, np.nan) for k, v in spread.items()}
     return dict(a2f_mean=mean, a2f_std=std, properties=props, properties_std=spread)
 
 
@@ -162,10 +171,11 @@ def detect_source(path) -> str:
     return "bee_net" if looks_like_bee_net(path) else "release"
 
 
-@dataclass
+@dataclass(repr=False)
 class Ensemble:
     """The members that loaded and the ones skipped, as ``(name or path, reason)``; ``label`` names
-    the folders and files they were collected from."""
+    the folders and files they were collected from. ``repr`` is one line: members, variant, features,
+    checkpoint, calibration and folder."""
 
     members: list[Member]
     skipped: list[tuple[str, str]]
@@ -174,6 +184,16 @@ class Ensemble:
 
     def __len__(self) -> int:
         return len(self.members)
+
+    def __repr__(self) -> str:
+        checkpoints = ", ".join(sorted({m.checkpoint.name for m in self.members}))
+        features = ((self.config or {}).get("features") or {}).get("model")  # as recorded: repr never raises
+        features = None if features in (None, "none") else features
+        parts = [f"{len(self)} member{'s' if len(self) != 1 else ''}", f"variant {self.variant}",
+                 *([f"features {features}"] if features else []), f"checkpoint {checkpoints}",
+                 "calibrated" if self.calibration is not None else "not calibrated",
+                 *([f"{len(self.skipped)} skipped"] if self.skipped else []), f"from {self.label}"]
+        return f"Ensemble({', '.join(parts)})"
 
     @property
     def names(self) -> list[str]:
@@ -263,9 +283,11 @@ class Ensemble:
     @torch.no_grad()
     def predict_members(self, graphs: Sequence, batch_size: int = 64, device: str | torch.device = "cpu",
                         progress: bool | str = "auto") -> np.ndarray:
-        """a2F of every member for ``graphs`` (PyG ``Data``): [M, N, 51] float64."""
+        """a2F of every member for ``graphs`` (PyG ``Data``): [M, N, 51] float64. ``batch_size``
+        (graphs per forward pass) must be ≥ 1."""
         from torch_geometric.data import Batch
 
+        batch_size = validation.batch_size(batch_size)
         graphs = list(graphs)
         n = len(graphs)
         out_dim = int(self.hparams["net"].get("out_dim", len(BIN_CENTRES_MEV)))
@@ -294,9 +316,10 @@ class Ensemble:
                 ids: Iterable | None = None, formulas: Iterable | None = None) -> EnsemblePrediction:
         """Ensemble prediction for ``graphs``: members' a2F, mean ± std, properties of the mean a2F
         and their spread (:func:`combine_members`; scaled by ``calibration`` when the ensemble has
-        one). ``mu_star`` defaults to the members' own."""
+        one). ``mu_star`` defaults to the members' own; it must lie in [0, 0.4]
+        (:func:`betenet.validation.mu_star`)."""
         graphs = list(graphs)
-        mu = self.mu_star if mu_star is None else float(mu_star)
+        mu = validation.mu_star(self.mu_star if mu_star is None else mu_star)
         member_a2f = self.predict_members(graphs, batch_size, device, progress)
         omega = self.grid.centres
         stats = combine_members(member_a2f, mu, omega_meV=omega, eliashberg=eliashberg,
@@ -311,16 +334,30 @@ class Ensemble:
 
     def predict_structures(self, structures, ids: Iterable | None = None, labels: dict | None = None,
                            mu_star: float | None = None, eliashberg: bool = False, batch_size: int = 64,
-                           device: str | torch.device = "cpu", progress: bool | str = "auto"):
+                           device: str | torch.device = "cpu", progress: bool | str = "auto",
+                           spectra: bool = False):
         """Predict pymatgen ``Structure``s or ASE ``Atoms`` (a list, or a dict id → structure;
         file paths work too): a pandas DataFrame with the columns of ``betenet predict``'s CSV
         (``id``, ``formula``, ``lambda``, ``lambda_std``, ..., ``status``, ``warnings``; NaN where
         a structure could not be predicted, ``status`` says why). ``ids`` default to the dict's
         keys or ``"0"``, ``"1"``, ...; CPD/FPD ensembles read each structure's site PhDOS from
-        ``labels`` (id → record with the ``phdos_*`` columns of the directory format)."""
-        from betenet.inference.inputs import build_rows
-        from betenet.inference.predict import predict_rows
+        ``labels`` (id → record with the ``phdos_*`` columns of the directory format).
 
+        ``spectra=True`` returns ``(table, spectra)`` instead, ``spectra`` a
+        :class:`~betenet.inference.predict.PredictedSpectra`: the bin centres ``omega_meV`` [B] and
+        the mean a2F and its std, ``a2f_mean`` / ``a2f_std`` [N, B], row ``i`` for the table's row
+        ``i`` (NaN where that structure could not be predicted)::
+
+            table, spectra = ens.predict_structures(structures, spectra=True)
+            plt.plot(spectra.omega_meV, spectra.a2f_mean[0])
+
+        Refused with ``InputError`` before anything is computed: ids repeated within one call (rows
+        would be ambiguous: give unique ``ids``), ``batch_size`` below 1, ``mu_star`` outside
+        [0, 0.4]. A structure that cannot be used (e.g. a cell of zero volume) only fails its own row."""
+        from betenet.inference.inputs import build_rows
+        from betenet.inference.predict import check_options, predict_rows, row_spectra
+
+        check_options(batch_size, mu_star)
         if isinstance(structures, dict):
             ids = list(structures) if ids is None else list(ids)
             structures = list(structures.values())
@@ -329,11 +366,15 @@ class Ensemble:
             ids = [str(i) for i in range(len(structures))] if ids is None else list(ids)
         if len(ids) != len(structures):
             raise InputError("ids", f"{len(ids)} ids for {len(structures)} structures")
+        repeated = sorted(i for i, n in Counter(map(str, ids)).items() if n > 1)
+        if repeated:
+            raise InputError("ids", f"repeated within one call: {', '.join(repeated[:5])}; give each structure "
+                                    "its own id (ids=...)")
         items = [(str(i), s, None) for i, s in zip(ids, structures)]
         rows = build_rows(items, self, labels, progress=progress)
-        frame, _ = predict_rows(self, rows, mu_star=mu_star, eliashberg=eliashberg, batch_size=batch_size,
-                                device=device, progress=progress)
-        return frame
+        frame, pred = predict_rows(self, rows, mu_star=mu_star, eliashberg=eliashberg, batch_size=batch_size,
+                                   device=device, progress=progress)
+        return (frame, row_spectra(rows, pred, self.grid.centres)) if spectra else frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,13 +478,16 @@ def _compatible_group(members: list[Member]) -> tuple[list[Member], list[tuple[s
 
 
 def load_ensemble(paths, checkpoint: str = RunDir.FINAL, calibrated: bool = True) -> Ensemble:
-    """Collect the members of ``paths`` (a sweep or run folder, a checkpoint file, or a list of
-    these); see the module docstring. One ensemble folder's ``calibration.json`` is read and kept
-    when it fits the members (else a warning says why not); ``calibrated=False`` ignores it (the
-    members' own spread). Raises ``InputError`` when no member loads."""
+    """Collect the members of ``paths`` (a sweep or run folder, a checkpoint file, the name of an
+    ensemble shipped with betenet such as ``"jarvis-tc"``, or a list of these); see the module
+    docstring. One ensemble folder's ``calibration.json`` is read and kept when it fits the members
+    (else a warning says why not); ``calibrated=False`` ignores it (the members' own spread).
+    Raises ``InputError`` when no member loads."""
+    from betenet.inference.shipped import resolve
+
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    paths = [Path(s) for s in paths]
+    paths = [resolve(s) for s in paths]  # a shipped ensemble's name, e.g. "jarvis-tc", where no such path exists
     label = ", ".join(str(s) for s in paths)
     if not paths:
         raise InputError("ensemble", "no ensemble folder or checkpoint given")

@@ -9,8 +9,9 @@
 
 :func:`properties_torch` (differentiable, batched, dtype-preserving) and :func:`properties` (numpy,
 float64, the same torch code) return dicts with exactly these keys; :func:`a2f_properties` is the
-one-spectrum convenience with Python floats. Files and CLI output may rename them (e.g. ``tc_K`` is
-written ``tc_allen_dynes_K`` beside ``tc_mcmillan_K``); nothing else does.
+one-spectrum convenience with Python floats. Files and CLI output may rename them (``tc_K`` is
+written :data:`TC_ALLEN_DYNES`, ``tc_allen_dynes_K``, by every command: predict, screen, analyze-a2f);
+nothing else does.
 
 Policy for negative a2F values (smearing noise of DFT output): every property, here and in the
 Eliashberg solver, integrates the spectrum as given, as QE does. :func:`spectrum_warnings` says how
@@ -31,6 +32,7 @@ from betenet.physics.units import MU_STAR_DEFAULT
 __all__ = [
     "PROPERTIES",
     "MOMENTS",
+    "TC_ALLEN_DYNES",
     "properties_torch",
     "properties",
     "a2f_properties",
@@ -47,6 +49,8 @@ __all__ = [
 PROPERTIES = ("lambda", "omega_log_K", "omega_2_K", "tc_K")
 #: The three moments (the properties that do not depend on μ*).
 MOMENTS = PROPERTIES[:3]
+#: The name of the predicted (Allen–Dynes) ``tc_K`` in the files and tables the commands write.
+TC_ALLEN_DYNES = "tc_allen_dynes_K"
 #: Where λ and ω_log of real conventional superconductors and ordinary metals lie (strong-coupling
 #: extremes near λ 3, the softest lattices near ω_log 30 K, hydrides and light-element compounds up to
 #: ~1500 K): a predicted spectrum outside is flagged, not trusted.
