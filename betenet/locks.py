@@ -17,7 +17,7 @@ from betenet.errors import InputError
 
 
 @contextlib.contextmanager
-def folder_lock(folder, name: str = ".lock", holder: str = "another run"):
+def folder_lock(folder, name: str, holder: str = "another run"):
     """Hold ``<folder>/<name>`` exclusively; :class:`InputError` naming ``folder`` (and who holds it, when
     written) if ``holder`` — a phrase such as "another `betenet phonons` run" — has it already."""
     folder = Path(folder)

@@ -259,3 +259,20 @@ def test_calibrate_command_end_to_end(demo, tmp_path, capsys):
     assert stored["fits"]["lambda"]["n"] == len(pool)
     ens = load_ensemble(sweep)
     assert ens.calibration is not None and ens.calibration.scales(4) == pytest.approx(stored["scales"])
+
+
+def test_members_agreeing_at_zero_are_left_out_not_scaled_by_1e30():
+    """Entries whose out-of-bag members all give Tc ~ 0 (below the Allen-Dynes threshold: spread 1e-30 K)
+    cannot be scaled: they are left out, and the scale comes from the entries that have a spread."""
+    from betenet.inference.calibration import RESOLUTION, fit_model_error
+
+    rng = np.random.default_rng(1)
+    n = 400
+    truth = rng.normal(5.0, 1.0, n)
+    mean = truth + rng.normal(0.0, 1.0, n)
+    std = np.full(n, 0.5)
+    mean[:40], std[:40] = 1e-31, 1e-30  # members agreeing on Tc = 0 for entries whose truth is 5 K
+    fit = fit_model_error(truth, mean, std, 3, resolution=RESOLUTION["tc_K"])
+    assert fit["n"] == n - 40 and fit["model_error"] < 50
+    unresolved = fit_model_error(truth, mean, std, 3)
+    assert unresolved["model_error"] > 1e50  # what the resolution prevents

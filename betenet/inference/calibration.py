@@ -45,6 +45,7 @@ proportional to the members' own): re-run ``betenet calibrate`` after adding or 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ from betenet import validation
 from betenet.errors import InputError
 from betenet.files import write_json
 from betenet.physics.properties import PROPERTIES
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Calibration", "CALIBRATION_FILE", "COVERAGE", "A2F", "MIN_ENTRIES", "MIN_MEMBERS", "calibrate_ensemble",
            "checkpoint_name", "ensemble_scale", "fit_model_error", "out_of_bag", "out_of_bag_statistics",
@@ -77,6 +80,11 @@ RESAMPLES = 200
 MIN_MEMBERS = 2
 #: Members whose std is at most this fraction of their mean agree (to rounding): nothing to scale.
 _AGREE = 1e-9
+#: Below this absolute std (the property's unit) members agree as well: e.g. all of them at Tc = 0 below the
+#: Allen–Dynes threshold, where a spread of 1e-30 K would otherwise ask for a scale of 1e30.
+RESOLUTION = {"lambda": 1e-4, "omega_log_K": 1e-2, "omega_2_K": 1e-2, "tc_K": 1e-3, A2F: 1e-6}
+#: A fitted scale above this says the spread does not describe the errors: the fit is kept, with a warning.
+IMPLAUSIBLE_SCALE = 100.0
 #: Version of ``calibration.json``.
 FORMAT = 1
 METHOD = "out-of-bag coverage fit of mean ± 2·scale·std (betenet.inference.calibration)"
@@ -97,17 +105,19 @@ def ensemble_scale(model_error, n_members, coverage: float = COVERAGE):
     return float(out) if out.ndim == 0 else out
 
 
-def fit_model_error(truth, mean, std, k, coverage: float = COVERAGE) -> dict:
+def fit_model_error(truth, mean, std, k, coverage: float = COVERAGE, resolution: float = 0.0) -> dict:
     """Fit c (module docstring) on out-of-bag predictions: ``truth``, the k-member ``mean`` and
     ``std`` (ddof 0) and ``k`` (broadcast to one shape). Returns ``dict(model_error,
     model_error_interval, n, within_2std_before, within_2std_after)``: the interval is the 5–95 %
     range of c over :data:`RESAMPLES` resamplings of the entries (of the bins, for the a2F band:
     optimistic, as a spectrum's bins err together); the coverages are those of mean ± 2 std of the
-    used entries as they are and with each entry's std scaled for its k. ``model_error`` None (and
-    the coverages NaN) with fewer than :data:`MIN_ENTRIES` usable entries."""
+    used entries as they are and with each entry's std scaled for its k. Entries whose std is not above
+    ``resolution`` (:data:`RESOLUTION`) count as agreeing members and are left out. ``model_error`` None
+    (and the coverages NaN) with fewer than :data:`MIN_ENTRIES` usable entries."""
     arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (truth, mean, std, k)))
     y, m, s, k = (np.ravel(a) for a in arrays)
-    ok = np.isfinite(y) & np.isfinite(m) & np.isfinite(s) & (s > _AGREE * np.abs(m)) & (s > 0) & (k >= 2)
+    ok = np.isfinite(y) & np.isfinite(m) & np.isfinite(s) & (s > _AGREE * np.abs(m)) & (s > resolution) & (s > 0)
+    ok &= k >= 2
     n = int(ok.sum())
     if n < MIN_ENTRIES:
         return {"model_error": None, "model_error_interval": None, "n": n, "within_2std_before": math.nan,
@@ -307,9 +317,15 @@ def calibrate_ensemble(ensemble, datamodule, mu_star: float | None = None, cover
     truth, truth_a2f = reference_or_reported(graphs, omega, mu)
     stats = out_of_bag_statistics(member_a2f, mask, omega, mu)
     k = stats["k"]
-    fits = {p: fit_model_error(truth[p], stats["properties"][p], stats["properties_std"][p], k, coverage)
-            for p in PROPERTIES}
-    fits[A2F] = fit_model_error(truth_a2f, stats["a2f_mean"], stats["a2f_std"], k[:, None], coverage)
+    fits = {p: fit_model_error(truth[p], stats["properties"][p], stats["properties_std"][p], k, coverage,
+                               RESOLUTION[p]) for p in PROPERTIES}
+    fits[A2F] = fit_model_error(truth_a2f, stats["a2f_mean"], stats["a2f_std"], k[:, None], coverage, RESOLUTION[A2F])
+    for key, fit in fits.items():
+        scale = None if fit["model_error"] is None else ensemble_scale(fit["model_error"], len(ensemble), coverage)
+        if scale is not None and scale > IMPLAUSIBLE_SCALE:
+            log.warning("%s: the %s spread needs a scale of %.3g to cover %.0f %% out of bag: the members' spread "
+                        "does not describe their errors (calibrated bands will be very wide)", ensemble.label, key,
+                        scale, 100 * coverage)
     if all(f["model_error"] is None for f in fits.values()):
         raise InputError(ensemble.label, f"too few entries to calibrate: {int((k >= 2).sum())} of the {len(ids)} "
                                          f"pool entries are out of bag for 2 or more members (need {MIN_ENTRIES} "

@@ -18,8 +18,8 @@ structure's file is written atomically at once; ``labels.json`` is rebuilt from 
 ``FLUSH_SECONDS`` and at the end, so an interrupted run loses nothing but the structure in progress.
 A structure that fails (unreadable file, partial occupancy, unknown element, element the potential
 does not cover, calculation error) gets a reason and the others go on. An output folder made with
-other settings is refused rather than mixed, and a folder another run is writing (``out/.lock``) is
-refused until that run ends.
+other settings is refused rather than mixed, and a folder another run is writing (``out/phonons_lock``)
+is refused until that run ends.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 STATE_DIR = "phonons"
 REPORT_FILE = "phonons_report.json"
-LOCK_FILE = ".lock"
+LOCK_FILE = "phonons_lock"
 CREATED_BY = "betenet phonons"
 #: Seconds between rewrites of labels.json during a run (each structure's own file is written at once).
 FLUSH_SECONDS = 30.0
