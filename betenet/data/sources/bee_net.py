@@ -42,12 +42,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pymatgen.core import Composition
 
 from betenet.data.sources.base import Entry, SourceData, build_entry, check_spectrum, fingerprint
-from betenet.data.sources.release import release_id
+from betenet.data.sources.release import release_id, structure_with_formula
 from betenet.data.splits import read_release_ids
-from betenet.data.structures import load_structure
 from betenet.errors import InputError
 from betenet.physics.properties import MOMENTS, a2f_properties
 from betenet.physics.units import MEV_TO_K
@@ -125,18 +123,8 @@ def _reported(row: pd.Series) -> dict[str, float]:
 
 def _row_to_entry(row: pd.Series, a2f_cols: tuple[str, str], structures_dir: Path) -> Entry:
     entry_id = str(row["ID"])
-    cif = structures_dir / f"{release_id(row['index'])}.cif"
-    if not cif.is_file():
-        raise InputError(entry_id, f"no structure file structures/{cif.name}")
-    structure = load_structure(cif, name=f"structures/{cif.name}")
     comp = str(row["comp"])
-    try:
-        stated = Composition(comp)
-    except ValueError as exc:
-        raise InputError(entry_id, f"comp {comp!r} is not a formula ({exc})") from None
-    if not stated.reduced_composition.almost_equals(structure.composition.reduced_composition):
-        raise InputError(entry_id, f"comp {comp!r} disagrees with {cif.name} "
-                                   f"({structure.composition.reduced_formula})")
+    structure = structure_with_formula(entry_id, structures_dir / f"{release_id(row['index'])}.cif", comp)
     values = {"a2f_freq_meV": row[a2f_cols[0]], "a2f": row[a2f_cols[1]], **_reported(row)}
     if all(c in row.index for c in COARSE_COLUMNS):
         values["phdos_coarse_freq_meV"], values["phdos_coarse_site"] = (row[c] for c in COARSE_COLUMNS)

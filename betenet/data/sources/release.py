@@ -76,12 +76,12 @@ def _read_database(path: Path) -> pd.DataFrame:
     return df
 
 
-def _row_to_entry(entry_id: str, row: pd.Series, structures_dir: Path) -> Entry:
-    cif = structures_dir / f"{entry_id}.cif"
+def structure_with_formula(entry_id: str, cif: Path, comp: str):
+    """The structure of ``structures/<cif>``, checked against the database row's stated formula ``comp``
+    (a missing file, a formula that does not parse or disagrees is an ``InputError`` naming the entry)."""
     if not cif.is_file():
         raise InputError(entry_id, f"no structure file structures/{cif.name}")
     structure = load_structure(cif, name=f"structures/{cif.name}")
-    comp = str(row["comp"])
     try:
         stated = Composition(comp)
     except ValueError as exc:
@@ -90,6 +90,12 @@ def _row_to_entry(entry_id: str, row: pd.Series, structures_dir: Path) -> Entry:
         raise InputError(
             entry_id, f"comp {comp!r} disagrees with {cif.name} ({structure.composition.reduced_formula})"
         )
+    return structure
+
+
+def _row_to_entry(entry_id: str, row: pd.Series, structures_dir: Path) -> Entry:
+    comp = str(row["comp"])
+    structure = structure_with_formula(entry_id, structures_dir / f"{entry_id}.cif", comp)
     values = {field: row[col] for col, field in SPECTRUM_COLUMNS.items() if col in row.index}
     extra = {}
     for freq_col, val_col, key, per_row in EXTRA_SPECTRA:
