@@ -69,3 +69,21 @@ def configure(threads: Optional[int] = None, keep_memory: bool = True,
     report = RuntimeReport(threads=torch.get_num_threads(), keep_freed_memory=kept)
     log.info("runtime: %d torch threads, keep freed memory: %s", report.threads, report.keep_freed_memory)
     return report
+
+
+class ConsoleFilter(logging.Filter):
+    """The console handler's filter (conf/config.yaml, ``hydra.job_logging``): betenet's own records, and any
+    record at ERROR or above. Third-party information and warnings (Lightning's hardware lines and tips,
+    deprecations captured from ``warnings``) go to the run's log file only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name.startswith("betenet") or record.levelno >= logging.ERROR
+
+
+def quiet_third_parties() -> None:
+    """Route Python warnings into logging (so :class:`ConsoleFilter` keeps them off the console and the log
+    file keeps them) and ask W&B to print nothing but errors (``WANDB_SILENT``, unless the user set it)."""
+    import os
+
+    logging.captureWarnings(True)
+    os.environ.setdefault("WANDB_SILENT", "true")

@@ -19,8 +19,10 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path=f"pkg://{CONF_PACKAGE}", config_name="config")
 def main(cfg: DictConfig) -> None:
+    from betenet.runtime import quiet_third_parties
     from betenet.training.run import train_member_safely
 
+    quiet_third_parties()
     try:
         train_member_safely(cfg, in_sweep=HydraConfig.get().mode == RunMode.MULTIRUN)
     except InputError as err:  # bad input, a busy run folder, another member in it: one line, exit 2
