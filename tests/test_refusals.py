@@ -249,3 +249,30 @@ def test_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
     assert cli.main(["analyze-a2f", "x.dos"]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "interrupted; what was finished is kept" in err
+
+
+def test_evaluate_refuses_a_test_split_holding_training_entries(demo, tmp_path, capsys):
+    """A "test" split holding entries the members trained on (the demo folder copied with a splits.json that
+    calls three of the members' training entries "test", as a changed dataset can) is refused with the count;
+    --include-trained scores it and reports how many it holds."""
+    import json
+    import shutil
+
+    from betenet.cli import main
+    from betenet.inference import load_ensemble
+
+    trained, unknown = load_ensemble(demo.sweep("cso")).trained_ids()
+    assert trained and not unknown
+    folder = tmp_path / "data"
+    shutil.copytree(demo.demo_dir, folder)
+    ids = sorted(p.stem for p in (folder / "structures").iterdir())
+    test = sorted(trained & set(ids))[:3]
+    (folder / "splits.json").write_text(json.dumps({"train": [i for i in ids if i not in test], "test": test}))
+    args = ["evaluate", "--ensemble", str(demo.sweep("cso")), "--data", str(folder), "--data-source", "directory",
+            "--split", "test", "--json"]
+    assert main(args + ["--out", str(tmp_path / "e1")]) == 2
+    err = capsys.readouterr().err
+    assert "3 of its 3 entries are in the members' training set" in err and "--include-trained" in err
+    assert not (tmp_path / "e1").exists()
+    assert main(args + ["--out", str(tmp_path / "e2"), "--include-trained"]) == 0
+    assert json.loads(capsys.readouterr().out)["entries_trained_on"] == 3

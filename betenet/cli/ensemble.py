@@ -98,11 +98,32 @@ def _split_predictions(args, ensemble, dm):
                                       batch_size=args.batch_size)
 
 
+def held_out_check(args, ensemble, dm) -> dict:
+    """Refuse a ``--split test`` or ``val`` score that holds entries any member trained on (a changed dataset,
+    or ``--data`` with its own splits, can put them there), unless ``--include-trained``; ``train`` and ``all``
+    are scored as asked. Returns what goes into the result: how many scored entries the members trained on."""
+    if ensemble is None or args.model != "ensemble":
+        return {}
+    trained, unknown = ensemble.trained_ids()
+    key = "predict" if args.split == "all" else args.split
+    scored = [str(i) for i in dm.split_ids.get(key, [])]
+    overlap = [i for i in scored if i in trained]
+    if overlap and args.split in ("test", "val") and not args.include_trained:
+        raise InputError(f"--split {args.split}", f"{len(overlap)} of its {len(scored)} entries are in the members' "
+                         f"training set (e.g. {', '.join(overlap[:3])}): not a held-out score; --include-trained "
+                         "scores them anyway and reports the count")
+    out = {"entries_trained_on": len(overlap)}
+    if unknown:
+        out["members_without_bootstrap_record"] = len(unknown)
+    return out
+
+
 def cmd_evaluate(args: argparse.Namespace) -> dict:
     from betenet.evaluation.reports import evaluation_report
 
     ensemble = _load(args.ensemble, args.checkpoint)
     dm = _datamodule(args, ensemble)
+    held_out = held_out_check(args, ensemble, dm)
     p = _split_predictions(args, ensemble, dm)
     compare = []
     if "gbm" in (args.compare or ()):
@@ -111,7 +132,7 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
         compare.append(gbm_split_predictions(dm, args.split, p.mu_star))
     summary = evaluation_report(p, args.out, k=args.top_k, sizes=args.sizes, n_draws=args.draws, seed=args.seed,
                                 spectra_ids=args.spectra, compare=compare)
-    result = {"out": str(args.out), "model": p.model, "split": p.split, "n": len(p)}
+    result = {"out": str(args.out), "model": p.model, "split": p.split, "n": len(p), **held_out}
     if ensemble is not None and args.model == "ensemble":
         result["members"] = len(ensemble)
         result["skipped_members"] = len(ensemble.skipped)
@@ -265,6 +286,7 @@ def cmd_screen(args: argparse.Namespace) -> dict:
             raise InputError("--ensemble", "required to rank INPUTS")
         return _screen_inputs(args, ensemble)
     dm = _datamodule(args, ensemble)
+    held_out_check(args, ensemble, dm)
     p1 = _split_predictions(args, ensemble, dm)
     out = Path(args.out)
     if not np.isfinite(p1.truth(args.truth)[1]["tc_K"]).any():
@@ -354,6 +376,9 @@ def _data_args(p: argparse.ArgumentParser, split_and_model: bool = True) -> None
                    help="which split of the data (default test; all = every entry)")
     p.add_argument("--model", choices=["ensemble", "baseline"], default="ensemble",
                    help="baseline: the linear eDOS/PhDOS model fitted on the rest of the data (needs eDOS)")
+    p.add_argument("--include-trained", action="store_true",
+                   help="score a test or val split even when some of its entries are in the members' training set "
+                        "(refused otherwise; the count is reported)")
 
 
 def add_ensemble_commands(sub) -> None:

@@ -259,6 +259,19 @@ class Ensemble:
                     allow_isolated=bool(data.get("allow_isolated", False)),
                     spectrum=dict(spectrum))
 
+    def trained_ids(self) -> tuple[set[str], list[str]]:
+        """``(ids any member trained on, names of members without a bootstrap record)``, from each member's
+        ``bootstrap.json``: what a held-out score must not contain."""
+        ids, unknown = set(), []
+        for m in self.members:
+            run = m.run_dir
+            record = run.read_bootstrap() if run is not None else None
+            if not record or "train_ids" not in record:
+                unknown.append(m.name)
+                continue
+            ids.update(str(i) for i in record["train_ids"])
+        return ids, unknown
+
     def element_coverage(self) -> tuple[dict[str, int], int]:
         """``({element: members whose training set holds it}, members with a record of their
         training elements)``; members trained before that record existed count in neither."""
