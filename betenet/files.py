@@ -1,8 +1,10 @@
 """Helpers for the files betenet lists and writes, shared by every layer: the natural order of names,
-numpy / OmegaConf values as plain JSON types, JSON written atomically, and numbers as CSV cells."""
+numpy / OmegaConf values as plain JSON types, files written atomically (:func:`atomic_path`), JSON
+among them, and numbers as CSV cells."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["natural_key", "to_jsonable", "write_json", "csv_cell", "CSV_SIGNIFICANT_DIGITS", "STDOUT"]
+__all__ = ["natural_key", "to_jsonable", "atomic_path", "write_json", "csv_cell", "CSV_SIGNIFICANT_DIGITS", "STDOUT"]
 
 #: An output path that means stdout (``--out -``).
 STDOUT = "-"
@@ -49,16 +51,28 @@ def to_jsonable(obj, nan_as_null: bool = False):
     return obj
 
 
-def write_json(path, obj, indent: int | None = None, nan_as_null: bool = False) -> Path:
-    """Write ``obj`` (:func:`to_jsonable`) to ``path`` through a temporary file, so a reader never
-    sees half a file; parent folders are created. ``nan_as_null``: strict JSON, NaN as null."""
+@contextlib.contextmanager
+def atomic_path(path):
+    """Write ``path`` through a temporary file beside it: yields the temporary path (``.<name>.tmp<pid>``),
+    renamed onto ``path`` when the block ends, removed if it raises; a reader never sees half a file.
+    Parent folders are created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(to_jsonable(obj, nan_as_null), indent=indent, allow_nan=not nan_as_null) + "\n"
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path, obj, indent: int | None = None, nan_as_null: bool = False) -> Path:
+    """Write ``obj`` (:func:`to_jsonable`) to ``path`` atomically (:func:`atomic_path`); parent folders are
+    created. ``nan_as_null``: strict JSON, NaN as null."""
+    text = json.dumps(to_jsonable(obj, nan_as_null), indent=indent, allow_nan=not nan_as_null) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
 
 def csv_cell(x) -> str:

@@ -331,6 +331,11 @@ class BetenetDataModule(pl.LightningDataModule):
         provenance.update(source=self.site_dos_source, n_mlip=len(report.filled), n_dataset=len(report.kept))
         return provenance
 
+    @property
+    def feature_cache_dir(self) -> Path:
+        """Where pretrained site features are cached: ``features.cache_dir``, else ``<cache_dir>/features``."""
+        return Path(self.features_cache) if self.features_cache else self.cache_dir / "features"
+
     def _site_features(self, entries: list[Entry], rejected: list[tuple[str, str]], metadata: dict) -> dict:
         """Pretrained site features of every entry (``features.model``; cached under
         ``features.cache_dir``, default ``<cache_dir>/features``); an entry the model cannot do (an
@@ -339,8 +344,7 @@ class BetenetDataModule(pl.LightningDataModule):
 
         if not self.features.enabled:
             return {}
-        cache = self.features_cache or self.cache_dir / "features"
-        report = features_for_entries(entries, self.features, cache, progress=True)
+        report = features_for_entries(entries, self.features, self.feature_cache_dir, progress=True)
         rejected.extend((i, f"features from {self.features.model}: {r}") for i, r in report.failed.items())
         entries[:] = [e for e in entries if e.id not in report.failed]
         metadata["features_provenance"] = {**self.features.key(), "dim": self.features.dim, **report.summary()}

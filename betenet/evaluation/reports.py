@@ -307,8 +307,7 @@ def gbm_split_predictions(datamodule, split: str = "test", mu_star: float = MU_S
     if datamodule.features.enabled:
         from betenet.pretrained import features_for_entries
 
-        site = features_for_entries(entries, datamodule.features, datamodule.features_cache or
-                                    datamodule.cache_dir / "features").features
+        site = features_for_entries(entries, datamodule.features, datamodule.feature_cache_dir).features
         width = datamodule.features.dim
 
     def rows(ids):

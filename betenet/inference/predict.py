@@ -20,7 +20,6 @@ checkpoints) is refused with a message naming it.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 import sys
@@ -31,7 +30,7 @@ import numpy as np
 
 from betenet import validation
 from betenet.errors import InputError
-from betenet.files import STDOUT, csv_cell, to_jsonable
+from betenet.files import STDOUT, atomic_path, csv_cell, write_json
 from betenet.physics.properties import TC_ALLEN_DYNES, implausibility
 from betenet.training.run_dir import RunDir
 
@@ -205,15 +204,9 @@ def write_predictions(out, table, spectra: dict) -> tuple[Path, Path]:
     """Write the table to ``out`` (:func:`write_csv`) and ``spectra`` beside it as strict JSON
     (NaN as null), each through a temporary file."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    write_csv(table, tmp)
-    tmp.replace(out)
-    path = spectra_path(out)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(to_jsonable(spectra, nan_as_null=True), allow_nan=False) + "\n")
-    tmp.replace(path)
-    return out, path
+    with atomic_path(out) as tmp:
+        write_csv(table, tmp)
+    return out, write_json(spectra_path(out), spectra, nan_as_null=True)
 
 
 @dataclass

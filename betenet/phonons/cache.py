@@ -16,11 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from betenet.files import atomic_path
 from betenet.phonons.calculate import SitePhDOS
 from betenet.phonons.settings import PhononSettings, kind_columns
 
@@ -86,13 +86,10 @@ class PhDOSCache:
 
     def put(self, key: str, result: SitePhDOS) -> Path:
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         header = dict(min_freq_meV=result.min_freq_meV, max_freq_meV=result.max_freq_meV,
                       supercell=list(result.supercell), info=result.info,
                       relaxed=result.relaxed.as_dict() if result.relaxed is not None else None)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, freq_meV=result.freq_meV, site_dos=result.site_dos, gamma_meV=result.gamma_meV,
                      header=np.array(json.dumps(header, default=float)))
-        tmp.replace(path)
         return path

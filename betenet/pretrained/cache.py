@@ -1,7 +1,7 @@
 """On-disk cache of pretrained site features, keyed on the structure's content (the phonon cache's
 structure hash) and :meth:`FeatureSettings.key`, so no structure goes through the potential twice for
 the same recipe. Layout: ``<root>/<key[:2]>/<key>.npy`` ([n_atoms, dim] float32), written to a
-temporary file and renamed into place; an unreadable entry is a miss. Default root:
+temporary file and renamed into place (:func:`betenet.files.atomic_path`); an unreadable entry is a miss. Default root:
 ``$BETENET_CACHE/features`` (``~/.cache/betenet/features``)."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from betenet.files import atomic_path
 from betenet.phonons.cache import structure_hash
 from betenet.pretrained.settings import FeatureSettings
 
@@ -58,8 +58,6 @@ class FeatureCache:
 
     def put(self, key: str, array: np.ndarray) -> Path:
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, np.asarray(array, dtype=np.float32))
-        tmp.replace(path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: np.save adds no suffix
+            np.save(fh, np.asarray(array, dtype=np.float32))
         return path

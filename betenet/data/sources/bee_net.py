@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from betenet.data.sources.base import Entry, SourceData, build_entry, check_spectrum, fingerprint
-from betenet.data.sources.release import release_id, structure_with_formula
+from betenet.data.sources.release import read_table, release_id, structure_with_formula
 from betenet.data.splits import read_release_ids
 from betenet.errors import InputError
 from betenet.physics.properties import MOMENTS, a2f_properties
@@ -91,15 +91,7 @@ def looks_like_bee_net(root: str | Path) -> bool:
 
 
 def _read_database(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError(path, "not found (BEE-NET's database.json is downloaded separately; see README)")
-    try:
-        df = pd.read_json(path)
-    except ValueError as exc:
-        raise InputError(path, f"not a pandas JSON table: {exc}") from exc
-    for column in needed:
-        if column not in df.columns:
-            raise InputError(path, f"missing column {column!r}")
+    df = read_table(path, needed, "BEE-NET's database.json is downloaded separately; see README")
     repeated = sorted(i for i, n in Counter(df["ID"].astype(str)).items() if n > 1)
     if repeated:
         raise InputError(path, f"IDs repeated: {repeated[:10]}")

@@ -58,16 +58,25 @@ def release_id(label) -> str:
     return str(int(x)) if x.is_integer() else str(label)
 
 
-def _read_database(path: Path) -> pd.DataFrame:
+def read_table(path: Path, needed, not_found: str) -> pd.DataFrame:
+    """A ``database.json`` as pandas reads it (default orientation), with every ``needed`` column; a missing
+    file (``not_found`` says what was expected), a file pandas cannot read or a missing column is an
+    ``InputError`` naming the file and the column(s). Shared by the release and BEE-NET sources."""
     if not path.is_file():
-        raise InputError(path, "not found (expected the release's database.json)")
+        raise InputError(path, f"not found ({not_found})")
     try:
         df = pd.read_json(path)
     except ValueError as exc:
         raise InputError(path, f"not a pandas JSON table: {exc}") from exc
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    missing = [c for c in needed if c not in df.columns]
     if missing:
-        raise InputError(path, f"missing columns {missing}; found {list(df.columns)}")
+        what = f"column {missing[0]!r}" if len(missing) == 1 else f"columns {missing}"
+        raise InputError(path, f"missing {what}; found {list(df.columns)}")
+    return df
+
+
+def _read_database(path: Path) -> pd.DataFrame:
+    df = read_table(path, REQUIRED_COLUMNS, "expected the release's database.json")
     ids = [release_id(i) for i in df.index]
     repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
     if repeated:
