@@ -10,6 +10,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import InterpolationResolutionError
 
 from betenet.config import CONF_PACKAGE, register_resolvers
 from betenet.errors import InputError
@@ -27,6 +28,10 @@ def main(cfg: DictConfig) -> None:
         train_member_safely(cfg, in_sweep=HydraConfig.get().mode == RunMode.MULTIRUN)
     except InputError as err:  # bad input, a busy run folder, another member in it: one line, exit 2
         print(f"train.py: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except InterpolationResolutionError as err:  # a resolver refused a setting (e.g. features.layers): one line
+        reason = str(err).splitlines()[0].split("while resolving interpolation: ", 1)[-1]
+        print(f"train.py: error: {reason}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -207,3 +207,20 @@ def test_the_equivariant_network_trains_on_features_with_either_head(head, tmp_p
     assert dm.built.metadata["features_provenance"]["model"] == "sevennet"
     train_member(cfg)
     assert (tmp_path / "run" / "checkpoints" / "final.ckpt").is_file()
+
+
+def test_a_feature_setting_out_of_range_stops_training_in_one_line(tmp_path):
+    """features.layers names a block the model does not have: train.py says so in one line, exit 2, and
+    writes no run folder."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, str(root / "train.py"), "experiment=demo_tiny", "features=sevennet",
+                          "features.layers=[7]", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"],
+                         capture_output=True, text=True, cwd=root, timeout=300)
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = res.stderr.strip().splitlines()
+    assert lines[-1] == "train.py: error: features.layers=[7]: sevennet has blocks 0..4 (or -5..-1)"
+    assert "Traceback" not in res.stderr and not (tmp_path / "run" / "checkpoints").exists()

@@ -66,6 +66,8 @@ class FeatureSettings:
         try:
             return cls(model=model, layers=tuple(layers), norms=bool(mapping.get("norms", False)),
                        device=str(device or mapping.get("device", "cpu")))
+        except InputError:
+            raise
         except (TypeError, ValueError) as exc:
             raise InputError("features", str(exc)) from None
 
