@@ -9,31 +9,74 @@ benchmarks all compose from :data:`CONF_DIR`.
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from betenet.conf import CONF_DIR  # its folder on disk (a checkout's conf/, a wheel's betenet/conf)
+
 #: The configuration as an importable package (Hydra's ``pkg://`` search path).
 CONF_PACKAGE = "betenet.conf"
-#: Its folder on disk (``conf/`` of a checkout, ``site-packages/betenet/conf`` of a wheel).
-CONF_DIR = Path(str(resources.files(CONF_PACKAGE)))
+
+
+#: W&B's own server, where ``WANDB_BASE_URL`` does not name another.
+WANDB_DEFAULT_HOST = "https://api.wandb.ai"
+
+
+def _netrc_path() -> Path:
+    """The netrc file W&B reads (``NETRC``, else ``~/.netrc``, else ``~/_netrc`` where only it exists)."""
+    if os.environ.get("NETRC"):
+        return Path(os.environ["NETRC"]).expanduser()
+    unix, windows = Path("~/.netrc").expanduser(), Path("~/_netrc").expanduser()
+    return windows if windows.exists() and not unix.exists() else unix
+
+
+def wandb_logged_in() -> bool:
+    """Whether W&B has credentials for its host without asking anyone: ``WANDB_API_KEY`` (or an identity
+    token file) set, or an API key for the host (``WANDB_BASE_URL``, default api.wandb.ai) in the netrc
+    file ``wandb login`` writes. W&B's own netrc lookup is used where this W&B version has it; nothing
+    is sent anywhere."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = os.environ.get("WANDB_BASE_URL") or WANDB_DEFAULT_HOST
+    try:
+        from wandb.sdk.lib.wbauth import read_netrc_auth
+
+        return bool(read_netrc_auth(host=host))
+    except ImportError:
+        pass
+    except Exception:  # an unreadable entry or an odd host: not logged in, as far as we can tell
+        return False
+    import netrc
+    from urllib.parse import urlsplit
+
+    try:
+        creds = netrc.netrc(str(_netrc_path())).authenticators(urlsplit(host).netloc)
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return bool(creds and creds[2])
 
 
 def wandb_offline() -> bool:
-    """W&B runs offline unless an API key is configured (WANDB_API_KEY) or WANDB_MODE=online."""
-    if os.environ.get("WANDB_MODE") == "online":
+    """W&B runs online when logged in (:func:`wandb_logged_in`: ``wandb login`` or ``WANDB_API_KEY``) and
+    offline otherwise; ``WANDB_MODE=online`` / ``offline`` (or ``dryrun``) decide instead."""
+    mode = os.environ.get("WANDB_MODE")
+    if mode == "online":
         return False
-    return not os.environ.get("WANDB_API_KEY")
+    if mode in ("offline", "dryrun"):
+        return True
+    return not wandb_logged_in()
 
 
-def node_dim(site_dos: str, n_bins: int, features_dim: int = 0) -> int:
-    """Width of the node inputs/attributes: one-hot(Z) over 118 elements, the pretrained site features
-    (``features_dim``), and the binned site PhDOS (``n_bins`` values) unless ``site_dos`` is ``none``
-    (betenet/data/graphs.py)."""
-    from betenet.data.structures import MAX_Z
+def node_dim(site_dos: str, n_bins: int, features_dim: int = 0, node_attributes=None) -> int:
+    """Width of the node inputs/attributes: the sum of the widths of the node attributes that are on
+    (:mod:`betenet.data.attributes`: one-hot(Z), the pretrained site features of width ``features_dim``,
+    those named in ``data.node_attributes``, and the binned site PhDOS of ``n_bins`` values unless
+    ``site_dos`` is ``none``)."""
+    from betenet.data.attributes import NodeSettings, node_width
 
-    return MAX_Z + int(features_dim) + (0 if str(site_dos) == "none" else int(n_bins))
+    return node_width(NodeSettings(site_dos=str(site_dos), n_bins=int(n_bins), features_dim=int(features_dim),
+                                   extra=tuple(node_attributes or ())))
 
 
 def feature_dim(model: str, layers, norms) -> int:

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["natural_key", "to_jsonable", "atomic_path", "write_json", "csv_cell", "CSV_SIGNIFICANT_DIGITS", "STDOUT"]
+__all__ = ["natural_key", "to_jsonable", "atomic_path", "write_json", "csv_cell", "CSV_SIGNIFICANT_DIGITS", "STDOUT",
+           "cache_root"]
+
+
+def cache_root() -> Path:
+    """Where betenet caches what it computes (demo set, graphs, phonons, pretrained features): ``$BETENET_CACHE``
+    if set, else ``~/.cache/betenet``. Each kind has its sub-folder, named where it is cached."""
+    env = os.environ.get("BETENET_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "betenet"
 
 #: An output path that means stdout (``--out -``).
 STDOUT = "-"
@@ -37,9 +45,9 @@ def to_jsonable(obj, nan_as_null: bool = False):
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v, nan_as_null) for k, v in obj.items()}
     if isinstance(obj, np.ndarray):
+        if not nan_as_null or (obj.dtype.kind == "f" and np.isfinite(obj).all()):
+            return obj.tolist()  # nothing to replace: Python numbers already
         obj = obj.tolist()
-        if not nan_as_null:
-            return obj
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v, nan_as_null) for v in obj]
     if isinstance(obj, np.generic):

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from betenet.errors import InputError
 from betenet.evaluation.metrics import PROPERTY_LABELS, TABLE_DIGITS, table_markdown
-from betenet.evaluation.reports import ensemble_split_predictions, evaluation_report, write_json
+from betenet.evaluation.predictions import ensemble_split_predictions
+from betenet.evaluation.reports import evaluation_report, write_json
 from betenet.evaluation.screening import DEFAULT_THRESHOLD_K, confusion
 from betenet.inference import load_ensemble
 from betenet.physics.properties import PROPERTIES

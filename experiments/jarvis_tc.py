@@ -33,8 +33,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The issue's physics goal: ranges of lambda and omega_log (K) of typical metals.
-PHYSICS_RANGES = {"lambda": (0.05, 3.0), "omega_log_K": (30.0, 800.0)}
 #: Baselines: name -> (table label, GBM target or None for the median, with pretrained site features).
 BASELINES = {
     "median": ("median of training Tc", None, False),
@@ -176,9 +174,9 @@ def network_record(summary: dict, phonon_wlog: dict[str, float], target: Path) -
 
 
 def physics_record(lam: np.ndarray, wlog: np.ndarray, phonon_wlog: np.ndarray) -> dict:
-    lo, hi = PHYSICS_RANGES["lambda"]
-    wlo, whi = PHYSICS_RANGES["omega_log_K"]
-    inside = (lam >= lo) & (lam <= hi) & (wlog >= wlo) & (wlog <= whi)
+    from betenet.physics.properties import CONVENTIONAL_RANGES, in_ranges
+
+    inside = in_ranges({"lambda": lam, "omega_log_K": wlog}, CONVENTIONAL_RANGES)
     ph = phonon_wlog[np.isfinite(phonon_wlog)]
     return {"fraction_in_ranges": float(inside.mean()), "lambda_median": float(np.median(lam)),
             "lambda_p5_p95": [float(np.percentile(lam, 5)), float(np.percentile(lam, 95))],
@@ -198,9 +196,9 @@ class Baselines:
 
     def __init__(self, data: Path, mu_star: float, feature_model: str = "sevennet"):
         from betenet.data.sources.directory import load_directory
-        from betenet.models.gbm_baseline import features
+        from betenet.models.gbm_baseline import entry_features
         from betenet.phonons import PhononSettings, fill_site_dos
-        from betenet.physics.properties import properties
+        from betenet.physics.properties import phonon_moments
 
         self.mu_star = mu_star
         source = load_directory(data)
@@ -220,13 +218,11 @@ class Baselines:
         for e in entries:
             if e.phdos_coarse_site is None:
                 continue
-            total = e.phdos_coarse_site.sum(axis=0)
-            self.x[e.id] = features(e.structure, e.phdos_coarse_freq_meV, total, e.extra.get("min_phonon_freq_meV"))
+            self.x[e.id] = entry_features(e)
             if e.id in site.features:
-                self.x_pt[e.id] = features(e.structure, e.phdos_coarse_freq_meV, total,
-                                           e.extra.get("min_phonon_freq_meV"), site.features[e.id])
-            f = e.phdos_coarse_freq_meV
-            self.phonon_wlog[e.id] = float(properties(f[f > 0], np.clip(total[f > 0], 0, None))["omega_log_K"])
+                self.x_pt[e.id] = entry_features(e, site.features[e.id])
+            self.phonon_wlog[e.id] = float(phonon_moments(e.phdos_coarse_freq_meV,
+                                                          e.phdos_coarse_site.sum(axis=0))["omega_log_K"])
 
     def run(self, name: str, split: dict) -> dict:
         from betenet.evaluation.metrics import regression_metrics
@@ -313,7 +309,7 @@ def known_spectra(ensemble_dir: Path, data: Path, qe_al: Path, out: Path) -> dic
     from betenet.data.spectra import bin_spectrum
     from betenet.dft.settings import qe_example_al
     from betenet.evaluation import figures
-    from betenet.evaluation.reports import phonon_dos_of
+    from betenet.evaluation.predictions import phonon_dos_of
     from betenet.inference import load_ensemble
     from betenet.inference.inputs import build_rows
     from betenet.physics.a2f_files import read_a2f

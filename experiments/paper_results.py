@@ -32,8 +32,9 @@ from matplotlib.figure import Figure
 from betenet.errors import InputError
 from betenet.evaluation import figures
 from betenet.evaluation.metrics import best_worst, normalised_error, per_element_error, property_table, table_markdown
-from betenet.evaluation.reports import (DEMO_TAG, baseline_split_predictions, ensemble_split_predictions,
-                                        evaluation_report, screening_report, write_json)
+from betenet.evaluation.predictions import DEMO_TAG, baseline_split_predictions, ensemble_split_predictions
+from betenet.evaluation.reports import evaluation_report, write_json
+from betenet.evaluation.screening_report import screening_report
 from betenet.evaluation.screening import DEFAULT_THRESHOLD_K
 from betenet.physics.properties import MOMENTS
 from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT

@@ -11,7 +11,8 @@ import pytest
 
 from betenet.cli import main
 from betenet.errors import InputError
-from betenet.evaluation.reports import SplitPredictions, ensemble_split_predictions, uncertainty_summary
+from betenet.evaluation.predictions import SplitPredictions, ensemble_split_predictions
+from betenet.evaluation.reports import uncertainty_summary
 from betenet.inference.calibration import (A2F, CALIBRATION_FILE, Calibration, ensemble_scale, fit_model_error,
                                            out_of_bag, out_of_bag_statistics, read_calibration, require_members,
                                            write_calibration)

@@ -15,7 +15,14 @@ PACKAGE = Path(betenet.__file__).parent
 
 #: Package (or module) → layer; the longest matching prefix decides.
 LAYERS = {
-    "betenet": 0,             # errors, runtime, files, validation: support for every layer
+    "betenet": 0,             # the package itself (betenet/__init__.py: its version)
+    "betenet.errors": 0,      # support modules for every layer, each listed by name
+    "betenet.runtime": 0,
+    "betenet.files": 0,
+    "betenet.validation": 0,
+    "betenet.locks": 0,
+    "betenet.progress": 0,
+    "betenet.conf": 0,        # the shipped YAML (conf/, installed as betenet.conf) and its folder
     "betenet.physics": 1,     # units, a2F properties, Eliashberg, k/q grids
     "betenet.data": 2,        # structures, spectra, graphs, sources, splits, the data module
     "betenet.phonons": 2,     # site PhDOS from ML potentials (a data source of the node attributes)
@@ -25,18 +32,23 @@ LAYERS = {
     "betenet.models": 3,      # network, losses, LightningModule, baselines
     "betenet.training": 4,    # one member: run folder, tempering, checkpoints, sweeps
     "betenet.inference": 5,   # ensembles of trained members, predictions
-    "betenet.evaluation": 5,  # metrics, screening, reports, landscapes
+    "betenet.evaluation": 5,  # metrics, predictions, reports, screening, landscapes
     "betenet.cli": 6,         # the `betenet` command
     "betenet.train": 6,       # the Hydra training entry (`python -m betenet.train`)
 }
 
 
 def layer_of(module: str) -> int:
-    parts = module.split(".")
-    for n in range(len(parts), 0, -1):
+    """The layer of the longest listed prefix of ``module``; the package's own entry covers only itself, so a new
+    top-level module or package has no layer until it is listed."""
+    parts = [p for p in module.split(".") if not p.startswith("__")]  # betenet.__version__ is the package's
+    module = ".".join(parts)
+    for n in range(len(parts), 1, -1):
         prefix = ".".join(parts[:n])
         if prefix in LAYERS:
             return LAYERS[prefix]
+    if module == "betenet":
+        return LAYERS["betenet"]
     raise KeyError(module)
 
 
@@ -82,6 +94,13 @@ def test_every_module_has_a_layer():
     assert not missing, f"add these to LAYERS (and README's table): {missing}"
 
 
+def test_an_unlisted_package_has_no_layer():
+    """The test above can fail: a new top-level package or module is not covered by the package's entry."""
+    for name in ("betenet.newpackage", "betenet.newpackage.module", "betenet.newmodule"):
+        assert not _has_layer(name)
+    assert _has_layer("betenet") and _has_layer("betenet.data.graphs")
+
+
 def _has_layer(module: str) -> bool:
     try:
         layer_of(module)
@@ -102,8 +121,7 @@ def test_no_import_from_a_higher_layer():
 
 
 def test_support_modules_import_nothing_above_them():
-    # the top-level support modules (errors, runtime, files) are layer 0 through the "betenet" entry
-    for name in ("errors", "runtime", "files"):
+    for name in [m.rpartition(".")[2] for m, layer in LAYERS.items() if layer == 0 and m != "betenet"]:
         path = PACKAGE / f"{name}.py"
         if path.exists():
             assert all(layer_of(t) == 0 for _, t in imports_of(path)), name
@@ -136,3 +154,54 @@ def test_readme_layout_names_every_package_and_module():
     assert shipped <= listed, f"missing from README's layout: {sorted(shipped - listed)}"
     unknown = sorted(listed - shipped - top_level)
     assert not unknown, f"in README's layout but not in betenet/: {unknown}"
+
+
+def _import_graph(level: int | None = None) -> dict[str, set[str]]:
+    """module → the betenet modules it imports (``level`` 2: packages ``betenet.<x>`` instead of modules)."""
+    modules = {module_name(p) for p in all_modules()}
+    edges: dict[str, set[str]] = {}
+    for path in all_modules():
+        here = module_name(path)
+        for _, target in imports_of(path):
+            while target not in modules and "." in target:  # ``from pkg import name``: the module holding it
+                target = target.rpartition(".")[0]
+            a, b = (".".join(m.split(".")[:level]) for m in (here, target)) if level else (here, target)
+            if a != b and not a.startswith(b + "."):  # a package's own __init__ is not a loop
+                edges.setdefault(a, set()).add(b)
+    return edges
+
+
+def _cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``edges`` (as a path), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node):
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        state[node] = 2
+        stack.pop()
+        return None
+
+    for node in sorted(edges):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+@pytest.mark.parametrize("level", [None, 2], ids=["modules", "packages"])
+def test_no_import_loop(level):
+    """Every import counts, also one inside a function: a loop between modules, or between the packages of one
+    layer (data ↔ phonons), makes either impossible to understand, test or move without the other."""
+    cycle = _cycle(_import_graph(level))
+    assert cycle is None, "import loop: " + " → ".join(cycle)
+
+
+def test_a_loop_is_found():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": {"c"}}) is None

@@ -7,12 +7,20 @@ import numpy as np
 import pytest
 import torch
 
+from types import SimpleNamespace
+
 from betenet.models.losses import BetenetLoss, curvature, property_matrix, wasserstein_1d
 from betenet.physics.eliashberg import mcmillan_lambda_for_tc_torch, mcmillan_tc_torch
 from betenet.physics.properties import PROPERTIES, a2f_properties
 from betenet.physics.units import BIN_CENTRES_MEV, BinGrid
 
 OMEGA = torch.as_tensor(BIN_CENTRES_MEV, dtype=torch.float64)
+
+
+def graphs(y, reported=None, weight=None, phonon_omega_log_K=None):
+    """What the loss reads of a batch of graphs: attributes, the absent ones left out (as in a PyG Batch)."""
+    given = dict(y=y, reported=reported, weight=weight, phonon_omega_log_K=phonon_omega_log_K)
+    return SimpleNamespace(**{k: v for k, v in given.items() if v is not None})
 
 
 def spectra(n=4, seed=0):
@@ -24,7 +32,7 @@ def test_mse_masks_missing_targets_and_uses_weights():
     pred, y = spectra(3, 0), spectra(3, 1)
     y_masked = y.clone()
     y_masked[1] = float("nan")
-    loss, parts = BetenetLoss()(pred, y_masked, weight=torch.tensor([1.0, 5.0, 3.0]))
+    loss, parts = BetenetLoss()(pred, graphs(y_masked, weight=torch.tensor([1.0, 5.0, 3.0])))
     per = ((pred - y) ** 2).mean(-1)
     expected = (1 * per[0] + 3 * per[2]) / 4
     assert loss.item() == pytest.approx(expected.item()) and set(parts) == {"mse"}
@@ -57,7 +65,7 @@ def test_property_term_masks_unknown_labels_and_has_gradient():
     labels[0, PROPERTIES.index("lambda")] = 1.0
     nan_y = torch.full_like(pred, float("nan"))
     loss_fn = BetenetLoss(mse=0.0, properties={"lambda": 1.0})
-    loss, parts = loss_fn(pred, nan_y, labels)
+    loss, parts = loss_fn(pred, graphs(nan_y, labels))
     lam0 = property_matrix(pred.detach(), OMEGA, 0.1)[0, 0]
     assert loss.item() == pytest.approx(((lam0 - 1.0) ** 2).item())
     loss.backward()
@@ -84,7 +92,7 @@ def test_tc_only_label_gets_a_gradient_below_the_threshold():
     labels = torch.full((1, 4), float("nan"), dtype=torch.float64)
     labels[0, 3] = 10.0
     assert property_matrix(weak.detach(), OMEGA, 0.1)[0, 3].item() == 0.0
-    loss, _ = BetenetLoss(mse=0.0, properties={"tc_K": 1.0})(weak, torch.full_like(weak, float("nan")), labels)
+    loss, _ = BetenetLoss(mse=0.0, properties={"tc_K": 1.0})(weak, graphs(torch.full_like(weak, float("nan")), labels))
     loss.backward()
     assert loss.item() > 0 and weak.grad.abs().sum() > 0
     assert (weak.grad <= 0).all()  # descending raises a2F, i.e. lambda
@@ -94,7 +102,7 @@ def test_unknown_property_and_all_off_rejected():
     with pytest.raises(ValueError):
         BetenetLoss(properties={"gap": 1.0})
     with pytest.raises(ValueError):
-        BetenetLoss(mse=0.0)(spectra(1), spectra(1))
+        BetenetLoss(mse=0.0)(spectra(1), graphs(spectra(1)))
 
 
 def test_reference_is_the_binned_target_where_there_is_one():
@@ -112,7 +120,7 @@ def test_reference_is_the_binned_target_where_there_is_one():
     # predicting the target exactly: every property term is zero
     pred = torch.where(torch.isfinite(y), y, torch.zeros_like(y))
     loss_fn = BetenetLoss(mse=1.0, properties={k: 1.0 for k in PROPERTIES}, mu_star=0.13)
-    _, parts = loss_fn(pred[:2], y[:2], reported[:2])
+    _, parts = loss_fn(pred[:2], graphs(y[:2], reported[:2]))
     assert all(v.item() == 0.0 for v in parts.values())
 
 
@@ -122,7 +130,7 @@ def test_wider_grid_loss():
     loss_fn = BetenetLoss(mse=0.0, properties={"lambda": 1.0}, grid=grid)
     reported = torch.full((2, 4), float("nan"), dtype=torch.float64)
     reported[:, 0] = 0.5
-    loss, _ = loss_fn(pred, torch.full_like(pred, float("nan")), reported)
+    loss, _ = loss_fn(pred, graphs(torch.full_like(pred, float("nan")), reported))
     lam = np.array([a2f_properties(grid.centres, p.numpy())["lambda"] for p in pred])
     assert loss.item() == pytest.approx(np.mean((lam - 0.5) ** 2))
 
@@ -135,9 +143,78 @@ def test_omega_log_prior_pulls_towards_the_phonon_omega_log():
     ref[1] *= 2.0  # this one's phonons are twice as stiff
     ref[2] = float("nan")  # no reference
     loss_fn = BetenetLoss(mse=0.0, omega_log_prior=1.0)
-    loss, parts = loss_fn(pred, torch.full_like(pred, float("nan")), None, None, ref)
+    loss, parts = loss_fn(pred, graphs(torch.full_like(pred, float("nan")), phonon_omega_log_K=ref))
     assert loss.item() == pytest.approx(math.log(2.0) ** 2 / 2)
     loss.backward()
     assert pred.grad[2].abs().sum() == 0 and pred.grad[1].abs().sum() > 0
     # descending the prior moves weight of entry 1 towards higher frequencies
     assert (pred.grad[1, 25:] < 0).any()
+
+
+def test_lambda_prior_penalises_only_outside_the_range():
+    """weight * (relu(lambda - hi) + relu(lo - lambda))^2, mean over entries; zero inside [lo, hi]."""
+    pred = spectra(3, 5)
+    lam = property_matrix(pred, OMEGA, 0.1)[:, 0]
+    lo, hi = float(lam.min()) + 1e-6, float(lam.max()) - 1e-6  # the smallest below, the largest above
+    loss, parts = BetenetLoss(mse=0.0, lambda_prior=2.0, lambda_range=(lo, hi))(pred, graphs(spectra(3, 6)))
+    expected = 2.0 * ((lo - lam.min()) ** 2 + (lam.max() - hi) ** 2) / 3
+    assert set(parts) == {"lambda_prior"} and loss.item() == pytest.approx(expected.item(), rel=1e-9)
+    inside, _ = BetenetLoss(mse=0.0, lambda_prior=2.0, lambda_range=(0.0, 1e9))(pred, graphs(spectra(3, 6)))
+    assert inside.item() == 0.0
+
+
+def test_log_tc_error_is_relative_above_one_kelvin():
+    """tc_error=log: (ln(1 + Tc/1 K) - ln(1 + Tc_ref/1 K))^2, so a factor 2 at 20 K costs what it costs at 40 K."""
+    pred = spectra(1, 7) * 8.0
+    tc = property_matrix(pred, OMEGA, 0.1)[0, 3].item()
+    assert tc > 5.0
+    labels = torch.full((1, 4), float("nan"), dtype=torch.float64)
+    labels[0, 3] = 2.0 * tc
+    loss_fn = BetenetLoss(mse=0.0, properties={"tc_K": 1.0}, tc_error="log")
+    loss, _ = loss_fn(pred, graphs(torch.full_like(pred, float("nan")), labels))
+    assert loss.item() == pytest.approx((math.log1p(tc) - math.log1p(2 * tc)) ** 2, rel=1e-9)
+    no_a2f = graphs(torch.full_like(pred, float("nan")), labels)
+    squared, _ = BetenetLoss(mse=0.0, properties={"tc_K": 1.0})(pred, no_a2f)
+    assert squared.item() == pytest.approx((tc / 10.0) ** 2, rel=1e-9)
+    with pytest.raises(ValueError, match="tc_error"):
+        BetenetLoss(tc_error="cubic")
+
+
+def test_every_term_has_a_config_entry():
+    """A term's weight is a config key (conf/model/betenet.yaml), so +-less overrides compose."""
+    from betenet.config import compose
+    from betenet.models.losses import TERMS
+
+    loss = compose([]).model.loss
+    from betenet.models.losses import DEFAULT_PROPERTY_SCALES
+
+    assert set(TERMS) | {"properties", "property_scales", "lambda_range", "tc_error"} <= set(loss)
+    assert dict(loss.property_scales) == DEFAULT_PROPERTY_SCALES  # the config states the code's defaults
+    assert tuple(loss.lambda_range) == BetenetLoss.lambda_range
+    assert compose(["model.loss.property_scales.tc_K=5", "data.num_workers=1"]).model.loss.property_scales.tc_K == 5
+
+
+class HalfLoss(BetenetLoss):
+    """A loss swapped in by config alone (``model.loss._target_``), as an ablation would."""
+
+    def __call__(self, pred, batch, weighted=True):
+        loss, parts = super().__call__(pred, batch, weighted)
+        return 0.5 * loss, parts
+
+
+def test_loss_and_network_classes_come_from_config():
+    from betenet.errors import InputError
+    from betenet.models.module import build_loss, build_network
+    from betenet.models.readout import AtomReadout
+
+    loss = build_loss({"_target_": f"{__name__}.HalfLoss", "mse": 1.0}, mu_star=0.1)
+    pred, y = spectra(2, 0), spectra(2, 1)
+    assert isinstance(loss, HalfLoss)
+    assert loss(pred, graphs(y))[0].item() == pytest.approx(0.5 * BetenetLoss()(pred, graphs(y))[0].item())
+    net = build_network({"_target_": "betenet.models.readout.AtomReadout", "in_dim": 120, "attr_dim": 120,
+                         "out_dim": 51, "head": "spectrum"})
+    assert isinstance(net, AtomReadout)
+    with pytest.raises(InputError, match="_target_"):
+        build_loss({"_target_": "betenet.models.losses.NoSuchLoss"})
+    with pytest.raises(InputError, match="takes no"):
+        build_loss({"no_such_weight": 1.0})

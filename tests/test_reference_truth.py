@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from betenet.data.datamodule import BetenetDataModule
-from betenet.evaluation.reports import ensemble_split_predictions, evaluation_report, screening_report
+from betenet.evaluation.predictions import ensemble_split_predictions
+from betenet.evaluation.reports import evaluation_report
+from betenet.evaluation.screening_report import screening_report
 from betenet.physics.properties import PROPERTIES, properties
 from betenet.inference.ensemble import Ensemble, Member
 
@@ -78,7 +80,7 @@ def test_tc_only_report_has_median_baseline_physics_and_uncertainty(tmp_path):
     spread ranks the errors."""
     from scipy.stats import spearmanr
 
-    from betenet.evaluation.reports import SplitPredictions
+    from betenet.evaluation.predictions import SplitPredictions
     from betenet.physics.units import BIN_CENTRES_MEV
 
     rng = np.random.default_rng(0)

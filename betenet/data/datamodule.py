@@ -3,7 +3,9 @@
 Graphs are built once per (source, processing settings) and cached under a key hashed from both,
 so a changed source or setting rebuilds. The bootstrap member (`seed`) only decides which cached
 graphs land in train (with duplicate weights) and validation (out-of-bag); the test split is fixed
-by the source's own split or an element-balanced 80/20 split.
+by the source's own split or an element-balanced 80/20 split. The source (its folder, reader and published
+bootstrap) comes from the source registry (:mod:`betenet.data.sources.registry`), the parts of each node's
+vector from the node-attribute registry (:mod:`betenet.data.attributes`).
 
 What a graph carries as truth. ``y`` [1, B] is the binned a2F (``betenet.data.spectra``; a NaN row
 when the entry has none): the reference of every a2F-derived property, which losses and metrics
@@ -31,15 +33,18 @@ from torch.utils.data import DataLoader, Dataset
 from torch_geometric.data import Batch, Data
 
 from betenet import validation
+from betenet.files import cache_root
+from betenet.data.attributes import NodeSettings, active, block_slice, entry_values, get_attribute, registered
+from betenet.data.attributes.site_dos import SITE_DOS_KINDS, SITE_DOS_SOURCES
 from betenet.data.filters import (DEFAULT_NEGATIVE_A2F_TOL, DEFAULT_UNSTABLE_THRESHOLD_MEV, FILTERS, FilterReport,
                                   apply_filters)
 from betenet.data.graphs import graph_stats, structure_to_graph
-from betenet.data.sources.base import Entry, SourceData, beyond_bounds, fingerprint, label_bounds
-from betenet.data.sources.demo import default_cache_dir
-from betenet.data.spectra import RECIPES, bin_site_dos, bin_spectrum, lambda_above_window
+from betenet.data.providers import provider
+from betenet.data.sources.base import Entry, beyond_bounds, fingerprint, label_bounds
+from betenet.data.sources.registry import get_source
+from betenet.data.spectra import RECIPES, bin_spectrum, lambda_above_window
 from betenet.data.splits import (SPLIT_KEYS, BootstrapSplit, bootstrap_member, element_balanced_split, given_split,
-                                 member_from_draw, release_bootstrap)
-from betenet.data.structures import MAX_Z
+                                 member_from_draw)
 from betenet.errors import InputError
 from betenet.physics.properties import PROPERTIES
 from betenet.physics.units import BinGrid
@@ -48,13 +53,10 @@ log = logging.getLogger(__name__)
 
 #: Bump when graph construction changes so old caches are not reused.
 GRAPH_CACHE_VERSION = 3
-#: Node-attribute choice per variant: which site-projected PhDOS (if any) is appended.
-SITE_DOS_KINDS = ("none", "coarse", "fine")
 #: A raw a2F losing more than this share of λ above the binned window is warned about.
 LAMBDA_LOST_WARN = 0.01
-#: Where CPD/FPD PhDOS come from: the dataset's own; an ML potential for every entry; the dataset's
-#: where given and the ML potential's for the rest (betenet.phonons.fill_site_dos).
-SITE_DOS_SOURCES = ("dataset", "mlip", "fill")
+__all__ = ["BetenetDataModule", "BuiltGraphs", "SITE_DOS_KINDS", "SITE_DOS_SOURCES", "entry_to_graph",
+           "graph_elements", "full_batch_loader", "reported_values", "spectrum_settings", "checked_settings"]
 
 
 def checked_settings(seed, split_seed, test_fraction, batch_size, bounds, prefix: str = "") -> tuple:
@@ -65,45 +67,6 @@ def checked_settings(seed, split_seed, test_fraction, batch_size, bounds, prefix
             validation.open_fraction(test_fraction, f"{prefix}test_fraction"),
             None if batch_size is None else validation.batch_size(batch_size, f"{prefix}batch_size"),
             label_bounds(bounds, f"{prefix}label_bounds"))
-
-
-def source_root(source: str, root: str | os.PathLike | None = None, demo_size: int = 300,
-                demo_seed: int = 0, cache_dir: str | os.PathLike | None = None) -> Path:
-    """The folder a source reads from; the demo set is generated (once, cached) on first use."""
-    if source == "demo":
-        from betenet.data.sources.demo import load_demo_dataset
-
-        return load_demo_dataset(cache_dir, n=demo_size, seed=demo_seed)
-    if source not in ("directory", "release", "bee_net"):
-        raise InputError(source, "unknown data source; use demo, directory, release or bee_net")
-    if root is None:
-        raise InputError(source, "data.root must be set for this source")
-    if not Path(root).is_dir():
-        raise InputError(root, "dataset folder not found")
-    return Path(root)
-
-
-def read_source(source: str, root: Path, options: dict | None = None) -> SourceData:
-    """Entries, splits and metadata of a source folder (`release` layout, BEE-NET's database or the
-    directory format); ``options`` (``data.source_options``) go to the bee_net reader (``smearing``)."""
-    from betenet.data.sources.bee_net import load_bee_net
-    from betenet.data.sources.directory import load_directory
-    from betenet.data.sources.release import load_release
-
-    if source == "bee_net":
-        return load_bee_net(root, **dict(options or {}))
-    return load_release(root) if source == "release" else load_directory(root)
-
-
-def source_bootstrap(source: str, indices: Path, k: int, metadata: dict) -> tuple[list[str], list[str] | None]:
-    """Member ``k`` of a source's published bootstrap: its draw (ids, with repeats) and validation
-    ids (None: the out-of-bag rest of the training split)."""
-    if source == "bee_net":
-        from betenet.data.sources.bee_net import bee_net_bootstrap
-
-        return bee_net_bootstrap(indices, k, metadata)
-    member = release_bootstrap(indices, k)
-    return [str(i) for i in member.drawn], [str(i) for i in member.val_ids]
 
 
 def reported_values(entry: Entry) -> np.ndarray:
@@ -122,28 +85,25 @@ def spectrum_settings(spectrum: dict | None) -> tuple[BinGrid, str]:
 
 def entry_to_graph(entry: Entry, site_dos_kind: str = "none", r_max: float = 4.0,
                    self_loops: bool = True, allow_isolated: bool = False, spectrum: dict | None = None,
-                   features=None) -> Data:
+                   features=None, node_attributes=(), prepared: dict | None = None) -> Data:
     """One dataset entry → graph with binned target ``y`` (NaN row when absent) and ``reported`` [1, 4].
 
     ``spectrum`` (``data.spectrum``: recipe, start_meV, step_meV, n_bins) sets how a2F and site
     PhDOS are binned (``betenet.data.spectra``); ``features`` [n_atoms, F] are the entry's pretrained
-    site features (:mod:`betenet.pretrained`), or None."""
+    site features (:mod:`betenet.pretrained`), or None; ``node_attributes`` names the other registered
+    node attributes the graph carries (``data.node_attributes``, :mod:`betenet.data.attributes`), whose values
+    are read from the entry unless ``prepared`` holds them (name → values, the data module's prepare step)."""
     if site_dos_kind not in SITE_DOS_KINDS:
         raise ValueError(f"site_dos must be one of {SITE_DOS_KINDS}, got {site_dos_kind!r}")
     grid, recipe = spectrum_settings(spectrum)
     y = None
     if entry.a2f is not None:
         y = bin_spectrum(entry.a2f_freq_meV, entry.a2f, name=f"{entry.id} a2F", grid=grid, recipe=recipe)
-    site_dos = None
-    if site_dos_kind != "none":
-        freq = getattr(entry, f"phdos_{site_dos_kind}_freq_meV")
-        dos = getattr(entry, f"phdos_{site_dos_kind}_site")
-        if dos is None:
-            raise InputError(entry.id, f"no {site_dos_kind} site-projected phonon DOS (needed by this variant)")
-        site_dos = bin_site_dos(freq, dos, name=f"{entry.id} {site_dos_kind} site PhDOS", grid=grid, recipe=recipe)
-    graph = structure_to_graph(entry.structure, r_max=r_max, self_loops=self_loops, site_dos=site_dos,
-                               y=y, id=entry.id, allow_isolated=allow_isolated, n_bins=grid.n_bins,
-                               features=features)
+    features_dim = 0 if features is None else int(np.shape(features)[-1])
+    settings = NodeSettings.of(site_dos_kind, grid, recipe, features_dim, node_attributes)
+    values = entry_values(entry, settings, {**dict(prepared or {}), "features": features})
+    graph = structure_to_graph(entry.structure, r_max=r_max, self_loops=self_loops, y=y, id=entry.id,
+                               allow_isolated=allow_isolated, n_bins=grid.n_bins, attributes=values)
     if y is None:
         graph.y = torch.full((1, grid.n_bins), float("nan"))
     graph.reported = torch.as_tensor(reported_values(entry), dtype=torch.float32).view(1, -1)
@@ -154,7 +114,7 @@ def graph_elements(graph: Data) -> set[str]:
     """Element symbols of a graph, read from the one-hot(Z) block of its node attributes."""
     from pymatgen.core.periodic_table import Element
 
-    numbers = graph.attr[:, :MAX_Z].argmax(dim=1) + 1
+    numbers = graph.attr[:, block_slice("element")].argmax(dim=1) + 1
     return {Element.from_Z(int(k)).symbol for k in torch.unique(numbers)}
 
 
@@ -196,20 +156,20 @@ class BetenetDataModule(pl.LightningDataModule):
                  r_max: float = 4.0, self_loops: bool = True, allow_isolated: bool = False, seed: int = 0,
                  bootstrap: str = "weighted",
                  test_fraction: float = 0.2, split_seed: int = 0, batch_size: int | None = None,
-                 cache_dir: str | None = None, demo_size: int = 300, demo_seed: int = 0,
+                 cache_dir: str | None = None, demo_size: int | None = None, demo_seed: int | None = None,
                  num_workers: int = 0, filters: tuple[str, ...] | list[str] | None = FILTERS,
                  unstable_threshold_meV: float = DEFAULT_UNSTABLE_THRESHOLD_MEV,
                  negative_a2f_tol: float = DEFAULT_NEGATIVE_A2F_TOL, spectrum: dict | None = None,
                  splits_file: str | None = None, site_dos_source: str = "dataset", phonons: dict | None = None,
                  phonon_reference: bool = False, features: dict | None = None,
-                 source_options: dict | None = None, label_bounds: dict | None = None):
+                 source_options: dict | None = None, label_bounds: dict | None = None,
+                 node_attributes: tuple[str, ...] | list[str] | None = None):
         super().__init__()
-        from betenet.pretrained import FeatureSettings
-
         seed, split_seed, test_fraction, batch_size, self.label_bounds = checked_settings(
             seed, split_seed, test_fraction, batch_size, label_bounds)  # label_bounds: label -> upper bound or None
 
-        self.features = FeatureSettings.from_mapping(features)
+        self.data_source = get_source(source)  # the registry's: root, reader, published bootstrap
+        self.features = provider("pretrained").FeatureSettings.from_mapping(features)
         self.features_cache = (features or {}).get("cache_dir")
         if bootstrap not in ("weighted", "unique", "release", "release_unique"):
             raise ValueError("bootstrap must be weighted, unique, release or release_unique")
@@ -218,21 +178,39 @@ class BetenetDataModule(pl.LightningDataModule):
         self.site_dos_source, self.phonons = site_dos_source, dict(phonons or {})
         self.phonon_reference = bool(phonon_reference)
         self.source, self.root, self.site_dos = source, root, site_dos
-        self.source_options = dict(source_options or {})  # reader options, e.g. bee_net's smearing
+        self.source_options = self.data_source.check_options(source_options)  # reader options: bee_net's smearing
         self.allow_isolated = allow_isolated
         self.r_max, self.self_loops, self.seed, self.bootstrap = r_max, self_loops, seed, bootstrap
         self.test_fraction, self.split_seed, self.batch_size = test_fraction, split_seed, batch_size
-        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.cache_dir = Path(cache_dir) if cache_dir else cache_root()
         self.demo_size, self.demo_seed, self.num_workers = demo_size, demo_seed, num_workers
         self.filters = tuple(filters or ())
         self.unstable_threshold_meV, self.negative_a2f_tol = unstable_threshold_meV, negative_a2f_tol
         self.splits_file = splits_file
         self.grid, self.recipe = spectrum_settings(spectrum)
         self.spectrum = {"recipe": self.recipe, **self.grid.as_dict()}
+        self.node_attributes = tuple(str(a) for a in (node_attributes or ()))
+        active(self.node_settings)  # refuses an unknown data.node_attributes now, not after reading the source
         self.filter_report: FilterReport | None = None
         self.built: BuiltGraphs | None = None
         self.split_ids: dict[str, list[str]] = {}
         self.member: BootstrapSplit | None = None
+
+    # ---- the source and the node attributes (their registries) ------------------------------
+    @property
+    def source_settings(self) -> dict:
+        """What the source's ``root`` and ``fingerprint`` read: the data settings of its registry entry."""
+        return {"source": self.source, "root": self.root, "cache_dir": self.cache_dir, "demo_size": self.demo_size,
+                "demo_seed": self.demo_seed, "source_options": self.source_options}
+
+    def source_root(self) -> Path:
+        """The folder the source reads (the demo set is generated, once, on first use)."""
+        return self.data_source.root(self.source_settings)
+
+    @property
+    def node_settings(self) -> NodeSettings:
+        """What decides the graphs' node vectors (:mod:`betenet.data.attributes`)."""
+        return NodeSettings.of(self.site_dos, self.grid, self.recipe, self.features.dim, self.node_attributes)
 
     # ---- building and caching -------------------------------------------------------------
     def cache_key(self, root: Path) -> str:
@@ -241,7 +219,7 @@ class BetenetDataModule(pl.LightningDataModule):
                         spectrum=self.spectrum, filters=list(self.filters),
                         unstable_threshold_meV=self.unstable_threshold_meV, negative_a2f_tol=self.negative_a2f_tol,
                         label_bounds=self.label_bounds, root=str(root.resolve()), fingerprint=fingerprint(root))
-        if self._computes_site_dos or self.phonon_reference:
+        if self.computes_site_dos or self.phonon_reference:
             settings["site_dos_source"] = self.site_dos_source
             settings["phonons"] = self.phonon_settings().key()
             settings["phonon_reference"] = self.phonon_reference
@@ -249,31 +227,31 @@ class BetenetDataModule(pl.LightningDataModule):
             settings["features"] = self.features.key()
         if self.source_options:
             settings["source_options"] = self.source_options
+        if self.node_attributes:
+            settings["node_attributes"] = {a: get_attribute(a).version for a in self.node_attributes}
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def build_graphs(self) -> BuiltGraphs:
         """Graphs of every usable entry, from the on-disk cache when source and settings are unchanged."""
-        root = source_root(self.source, self.root, self.demo_size, self.demo_seed, self.cache_dir)
+        root = self.source_root()
         path = self.cache_dir / "graphs" / f"{self.cache_key(root)}.pt"
         if path.exists():
             log.info("graphs loaded from cache %s", path)
             built = BuiltGraphs(**torch.load(path, weights_only=False))
             self._warn_window(built)
             return built
-        data = read_source(self.source, root, self.source_options)
-        missing = (data.metadata.get("site_dos_missing") or {}).get(self.site_dos)
-        if missing and not self._computes_site_dos:  # a PhDOS kind the source never has
-            raise InputError(f"variant with site_dos={self.site_dos}", missing)
+        data = self.data_source.read_folder(root, self.source_options)
         graphs, rejected = {}, list(data.rejected)
         entries = self.apply_filters(self.apply_label_bounds(data.entries, rejected), rejected)
-        data.metadata["site_dos_provenance"] = self._fill_site_dos(entries, rejected, data.metadata)
+        prepared = self.prepare_attributes(entries, rejected, data.metadata)
         phonon_wlog = self._phonon_omega_log(entries) if self.phonon_reference else {}
-        features = self._site_features(entries, rejected, data.metadata)
         lost = {}
         for entry in entries:
+            given = {name: values.get(entry.id) for name, values in prepared.items()}
             try:
                 graphs[entry.id] = entry_to_graph(entry, self.site_dos, self.r_max, self.self_loops,
-                                                  self.allow_isolated, self.spectrum, features.get(entry.id))
+                                                  self.allow_isolated, self.spectrum, given.pop("features", None),
+                                                  self.node_attributes, given)
             except InputError as err:
                 rejected.append((entry.id, err.reason))
                 continue
@@ -300,65 +278,46 @@ class BetenetDataModule(pl.LightningDataModule):
                         "represented (widen data.spectrum: step_meV / n_bins)", entry_id, 100 * share,
                         self.grid.top_meV)
 
-    # ---- site PhDOS from an ML potential (site_dos_source = mlip | fill) ----------------------
+    # ---- node attributes computed ahead: site PhDOS of an ML potential, pretrained features -----
+    def prepare_attributes(self, entries: list[Entry], rejected: list[tuple[str, str]], metadata: dict) -> dict:
+        """Run the ``prepare`` step of every registered node attribute that has one, highest position first
+        (site PhDOS, then features): ``{attribute: {entry id: values}}``; entries they cannot do are
+        removed from ``entries`` and rejected with the reason (:mod:`betenet.data.attributes`)."""
+        prepared = {}
+        for attribute in reversed(registered()):
+            if attribute.prepare is not None:
+                values = attribute.prepare(self, entries, rejected, metadata)
+                if values is not None:
+                    prepared[attribute.name] = values
+        return prepared
+
     @property
-    def _computes_site_dos(self) -> bool:
+    def computes_site_dos(self) -> bool:
+        """Whether the nodes' site PhDOS come (in part) from an ML potential (``site_dos_source`` mlip or fill)."""
         return self.site_dos != "none" and self.site_dos_source != "dataset"
 
     def phonon_settings(self):
-        from betenet.phonons import PhononSettings
+        """The ``phonons`` settings as the ``phonons`` provider reads them (:mod:`betenet.data.providers`)."""
+        return provider("phonons").PhononSettings.from_mapping(self.phonons)
 
-        return PhononSettings.from_mapping(self.phonons)
-
-    def _fill_site_dos(self, entries: list[Entry], rejected: list[tuple[str, str]], metadata: dict) -> dict:
-        """Compute the missing (``fill``) or all (``mlip``) site PhDOS, cached under
-        ``phonons.cache_dir`` (default ``<cache_dir>/phonons``); failures are rejected. Returns the
-        provenance recorded with the graphs."""
-        from betenet.phonons import dataset_provenance, fill_site_dos, mlip_provenance
-
-        if self.site_dos == "none":
-            return {"source": "none", "kind": "none"}
-        if not self._computes_site_dos:
-            return dataset_provenance(self.site_dos, metadata)
-        settings = self.phonon_settings()
-        cache = self.phonons.get("cache_dir") or self.cache_dir / "phonons"
-        report = fill_site_dos(entries, self.site_dos, settings, cache, replace=self.site_dos_source == "mlip",
-                               metadata=metadata, progress=True)
-        rejected.extend((i, f"{self.site_dos} PhDOS from {settings.potential}: {r}") for i, r in report.failed.items())
-        failed = set(report.failed)
-        entries[:] = [e for e in entries if e.id not in failed]
-        provenance = mlip_provenance(self.site_dos, settings)
-        provenance.update(source=self.site_dos_source, n_mlip=len(report.filled), n_dataset=len(report.kept))
-        return provenance
+    @property
+    def phonon_cache_dir(self) -> Path:
+        """Where computed site PhDOS are cached: ``phonons.cache_dir``, else ``<cache_dir>/phonons``."""
+        return Path(self.phonons.get("cache_dir") or self.cache_dir / "phonons")
 
     @property
     def feature_cache_dir(self) -> Path:
         """Where pretrained site features are cached: ``features.cache_dir``, else ``<cache_dir>/features``."""
         return Path(self.features_cache) if self.features_cache else self.cache_dir / "features"
 
-    def _site_features(self, entries: list[Entry], rejected: list[tuple[str, str]], metadata: dict) -> dict:
-        """Pretrained site features of every entry (``features.model``; cached under
-        ``features.cache_dir``, default ``<cache_dir>/features``); an entry the model cannot do (an
-        element it does not cover) is rejected with the reason. Records the recipe in ``metadata``."""
-        from betenet.pretrained import features_for_entries
-
-        if not self.features.enabled:
-            return {}
-        report = features_for_entries(entries, self.features, self.feature_cache_dir, progress=True)
-        rejected.extend((i, f"features from {self.features.model}: {r}") for i, r in report.failed.items())
-        entries[:] = [e for e in entries if e.id not in report.failed]
-        metadata["features_provenance"] = {**self.features.key(), "dim": self.features.dim, **report.summary()}
-        return report.features
-
     def _phonon_omega_log(self, entries: list[Entry]) -> dict[str, float]:
         """ω_log (K) of each entry's coarse phonon DOS (a2F moments of the total DOS g), from the
         entry's own PhDOS or the ML potential's (cached): the reference of the loss's
         ``omega_log_prior``, for heads that do not read the PhDOS (CSO). Entries without one get none."""
-        from betenet.phonons import fill_site_dos
         from betenet.physics.properties import properties
 
-        cache = self.phonons.get("cache_dir") or self.cache_dir / "phonons"
-        report = fill_site_dos(entries, "coarse", self.phonon_settings(), cache, progress=True)
+        report = provider("phonons").fill_site_dos(entries, "coarse", self.phonon_settings(), self.phonon_cache_dir,
+                                                   progress=True)
         for entry_id, reason in report.failed.items():
             log.warning("%s: no phonon omega_log reference (%s)", entry_id, reason)
         out = {}
@@ -452,7 +411,7 @@ class BetenetDataModule(pl.LightningDataModule):
             if indices is None:
                 raise InputError(self.source, "bootstrap=release needs a release-format source with indices/")
             mode = "unique" if self.bootstrap == "release_unique" else "weighted"
-            drawn, val = source_bootstrap(self.source, indices, self.seed, self.built.metadata)
+            drawn, val = self.data_source.bootstrap(indices, self.seed, self.built.metadata)
             keep = set(self.built.graphs)
             drawn = [i for i in drawn if i in keep]
             if val is None:  # no validation file: the out-of-bag rest of the training split
@@ -488,6 +447,19 @@ class BetenetDataModule(pl.LightningDataModule):
         """Mean number of edges per atom of the training graphs (the network's neighbour normalisation)."""
         train = [self.built.graphs[i] for i in self.split_ids["train"]]
         return float(graph_stats(train)["num_neighbors"])
+
+    # ---- what evaluation reads -------------------------------------------------------------
+    @property
+    def fitting_ids(self) -> list[str]:
+        """The entries the members were fitted on: the bootstrap training ids, then their out-of-bag rest."""
+        return list(dict.fromkeys(self.split_ids["train"] + self.split_ids["val"]))
+
+    def source_entries(self, ids=None) -> list[Entry]:
+        """The source's entries as its reader gives them (structures and raw columns, before graphs): all of
+        them, or those whose id is in ``ids``."""
+        entries = self.data_source.read_folder(self.source_root(), self.source_options).entries
+        wanted = None if ids is None else set(ids)
+        return [e for e in entries if wanted is None or e.id in wanted]
 
     # ---- loaders --------------------------------------------------------------------------
     def graphs_for(self, split: str) -> list[Data]:

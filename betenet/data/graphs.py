@@ -10,7 +10,8 @@ self-edge i→i with zero vector per atom when ``self_loops`` (as the release, w
 i.e. from the source atom to the destination atom's periodic image ``edge_shift`` (integer cell
 offsets). Edges are sorted by (src, dst, shift), so the graph is deterministic.
 
-Node encodings (as the release's ``build_data``), with one-hot index Z − 1 over 118 elements:
+Node encodings (as the release's ``build_data``): the blocks of the registered node attributes
+(:mod:`betenet.data.attributes`, where each is registered with its width), in column order:
 
 * CSO: ``x`` = one-hot(Z) × atomic mass (amu) [n, 118]; ``attr`` = one-hot(Z) [n, 118].
 * CPD/FPD (``site_dos`` [n, 51] given): ``attr`` = [one-hot(Z), site PhDOS] [n, 169] and
@@ -19,31 +20,24 @@ Node encodings (as the release's ``build_data``), with one-hot index Z − 1 ove
 * Pretrained site features (``features`` [n, F] given, :mod:`betenet.pretrained`) sit between the
   one-hot block and the PhDOS in both: ``attr`` = [one-hot(Z), features, site PhDOS] and ``x`` =
   [one-hot(Z) × mass, features, ones], so the PhDOS stay the last columns (the coupling head reads them there).
-
-Masses are ASE's ``ase.data.atomic_masses`` (what the release used via ``ase.Atom(Z).mass``); for the
-64 elements of the BETE-NET data they agree with pymatgen's to within 0.1 %.
+* Any other registered attribute (``attributes={name: [n, w]}``) goes where its ``position`` puts it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from ase.data import atomic_masses
 from pymatgen.core import Structure
 from torch_geometric.data import Data
 
+from betenet.data.attributes import node_vectors
 from betenet.data.spectra import validate_binned
-from betenet.data.structures import MAX_Z, validate_structure
+from betenet.data.structures import validate_structure
 from betenet.errors import InputError
 from betenet.physics.units import N_BINS
 
-#: Atomic mass (amu) indexed by Z − 1 for Z = 1..118.
-ATOMIC_MASS_AMU = np.asarray(atomic_masses[1 : MAX_Z + 1], dtype=float)
 #: Default neighbour cutoff (Å), paper Methods.
 R_MAX_DEFAULT = 4.0
-#: Two atoms closer than this (Å) are taken as a broken structure (shortest real bond, H2: 0.74 Å).
-MIN_DISTANCE = 0.5
-
 
 def structure_to_graph(
     structure: Structure,
@@ -57,27 +51,27 @@ def structure_to_graph(
     dtype: torch.dtype | None = None,
     n_bins: int = N_BINS,
     features=None,
+    attributes=None,
 ) -> Data:
     """Return the graph of ``structure`` as a ``torch_geometric.data.Data``.
 
     Attributes: ``pos`` [n,3], ``lattice`` [1,3,3], ``edge_index`` [2,E] (long), ``edge_shift``
     [E,3], ``edge_vec`` [E,3], ``x`` (node inputs), ``attr`` (node attributes; see module doc),
     ``y`` [1, n_bins] when given, ``id`` and ``formula`` (reduced). ``site_dos`` and ``y`` must already be
-    binned (51 bins, ≥ 0).
+    binned (``n_bins`` bins, ≥ 0); ``attributes`` maps other registered node attributes to their values.
 
     An atom with no neighbour within ``r_max`` other than itself raises ``InputError`` unless
     ``allow_isolated`` (then it keeps only its self-edge, as the release did for e.g. bcc Cs at 4 Å).
-    Atoms closer than ``MIN_DISTANCE`` raise ``InputError``. ``dtype`` defaults to torch's default.
+    Atoms closer than half the sum of their covalent radii raise ``InputError``
+    (:mod:`betenet.data.plausibility`). ``dtype`` defaults to torch's default.
     """
     label = "structure" if id is None else str(id)
     if r_max <= 0:
         raise ValueError(f"r_max must be positive, got {r_max}")
     dtype = dtype or torch.get_default_dtype()
-    validate_structure(structure, label)  # non-empty, ordered, real elements, 3-D cell
+    validate_structure(structure, label)  # non-empty, ordered, real elements, 3-D cell, no overlapping atoms
     n = len(structure)
-    numbers = np.array([site.specie.Z for site in structure], dtype=int)
 
-    _check_overlaps(structure, label)
     src, dst, shift = _neighbours(structure, r_max)
     lonely = np.flatnonzero(np.bincount(src, minlength=n) == 0)
     if lonely.size and not allow_isolated:
@@ -98,19 +92,9 @@ def structure_to_graph(
     lattice = np.array(structure.lattice.matrix, dtype=float)
     edge_vec = pos[dst] - pos[src] + shift @ lattice
 
-    onehot = np.eye(MAX_Z)[numbers - 1]
-    x = onehot * ATOMIC_MASS_AMU[numbers - 1][:, None]
-    attr = onehot
-    if features is not None:
-        feats = np.asarray(features, dtype=float)
-        if feats.ndim != 2 or feats.shape[0] != n or not np.isfinite(feats).all():
-            raise InputError(label, f"pretrained features must be a finite [{n}, F] array, got shape {feats.shape}")
-        x = np.concatenate([x, feats], axis=1)
-        attr = np.concatenate([attr, feats], axis=1)
-    if site_dos is not None:
-        dos = validate_binned(site_dos, f"{label} site_dos", rows=n, n_bins=n_bins)
-        x = np.concatenate([x, np.ones_like(dos)], axis=1)
-        attr = np.concatenate([attr, dos], axis=1)
+    given = dict(attributes or {})
+    given.update({k: v for k, v in (("features", features), ("site_dos", site_dos)) if v is not None})
+    x, attr = node_vectors(structure, given, label, n_bins)
 
     data = Data(
         pos=torch.as_tensor(pos, dtype=dtype),
@@ -160,19 +144,3 @@ def _neighbours(structure: Structure, r_max: float) -> tuple[np.ndarray, np.ndar
     src, dst, images, _ = structure.get_neighbor_list(r_max, exclude_self=True)
     shift = np.rint(np.asarray(images, dtype=float).reshape(-1, 3)).astype(int)
     return np.asarray(src, dtype=int), np.asarray(dst, dtype=int), shift
-
-
-def _check_overlaps(structure: Structure, label: str) -> None:
-    src, dst, images, dist = structure.get_neighbor_list(MIN_DISTANCE, exclude_self=False)
-    images = np.asarray(images).reshape(-1, 3)
-    other = (np.asarray(src) != np.asarray(dst)) | np.any(images != 0, axis=1)
-    if np.any(other):
-        k = int(np.flatnonzero(other)[0])
-        i, j, d = int(src[k]), int(dst[k]), float(dist[k])
-        if i == j:
-            raise InputError(label, f"atom {i} ({structure[i].specie.symbol}) is {d:.3f} Å from its own periodic "
-                                    f"image (below {MIN_DISTANCE} Å): the cell is too small")
-        names = f"atoms {i} ({structure[i].specie.symbol}) and {j} ({structure[j].specie.symbol})"
-        if d < 1e-3:
-            raise InputError(label, f"{names} are on the same site; one site holds one atom")
-        raise InputError(label, f"{names} are {d:.3f} Å apart (below {MIN_DISTANCE} Å)")

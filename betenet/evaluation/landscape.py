@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from betenet.errors import InputError
+from betenet.training.run_dir import REGIME_CHECKPOINTS
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ __all__ = [
     "landscape_figure",
 ]
 
-REGIMES = ("classical", "critical", "modern")
+REGIMES = REGIME_CHECKPOINTS  # the regimes with a checkpoint (betenet.training.run_dir)
 
 
 def _filter_axis(module: torch.nn.Module) -> int:
@@ -118,8 +119,7 @@ def training_loss(batch) -> Callable[[torch.nn.Module], float]:
     def loss_fn(module) -> float:
         b = batch.clone()
         pred = module(b)
-        loss, _ = module.loss_fn(pred, b.y, b.get("reported"), b.weight if "weight" in b else None,
-                                 b.get("phonon_omega_log_K"))
+        loss, _ = module.loss_fn(pred, b)
         return float(loss)
 
     return loss_fn
@@ -181,41 +181,70 @@ def member_landscapes(run_dir, regimes: Iterable[str] = REGIMES, steps: int = 21
 
 def landscape_figure(result: Mapping, path, log_scale: bool = True) -> Path:
     """One row per regime: the loss surface (3-D) and its contour map, the unperturbed weights at
-    (0, 0) marked and the grid minimum crossed. ``log_scale`` plots log10 of the loss."""
+    (0, 0) marked and the grid minimum crossed. ``log_scale`` plots log10 of the loss. All rows share
+    one colour scale and one vertical range, so the regimes compare (one colour bar); a surface that
+    is flat, holds NaN, or no landscape at all is drawn without error (the figure says so)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    lands = result["landscapes"]
-    if not lands:
-        raise ValueError("result has no landscapes")
-    a = np.asarray(result["alphas"], dtype=float)
-    b = np.asarray(result["betas"], dtype=float)
+    lands = dict(result.get("landscapes") or {})
+    a = np.asarray(result.get("alphas", []), dtype=float)
+    b = np.asarray(result.get("betas", []), dtype=float)
     aa, bb = np.meshgrid(a, b, indexing="ij")
-    fig = Figure(figsize=(9.0, 3.6 * len(lands)))
-    for row, (regime, rec) in enumerate(lands.items()):
-        z = np.asarray(rec["losses"], dtype=float)
-        zlabel = "loss"
+    zlabel = "log10 training loss" if log_scale else "training loss"
+    surfaces = {}
+    for regime, rec in lands.items():
+        z = np.asarray(rec.get("losses", []), dtype=float)
+        if z.shape != aa.shape:
+            z = np.full(aa.shape, np.nan)
         if log_scale:
-            z = np.log10(np.clip(z, np.finfo(float).tiny, None))
-            zlabel = "log10 loss"
+            with np.errstate(invalid="ignore", divide="ignore"):
+                z = np.log10(np.where(z > 0, z, np.nan))
+        surfaces[regime] = z
+    finite = np.concatenate([z[np.isfinite(z)] for z in surfaces.values()]) if surfaces else np.zeros(0)
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    levels = np.linspace(lo, hi, 21)
+    rows = max(1, len(lands))
+    fig = Figure(figsize=(10.8, 3.7 * rows + 0.4), layout="constrained")
+    run_name = Path(str(result.get("run", ""))).name
+    if not lands:
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "no landscape to draw", transform=ax.transAxes, ha="center", va="center")
+        ax.set_axis_off()
+    contour = None
+    for row, (regime, rec) in enumerate(lands.items()):
+        z = surfaces[regime]
+        masked = np.ma.masked_invalid(z)
         title = regime + (f" (epoch {rec['epoch']})" if rec.get("epoch") is not None else "")
-        ax3 = fig.add_subplot(len(lands), 2, 2 * row + 1, projection="3d")
-        ax3.plot_surface(aa, bb, z, cmap="viridis", linewidth=0, antialiased=True)
+        ax3 = fig.add_subplot(rows, 2, 2 * row + 1, projection="3d")
+        if masked.count() and a.size > 1 and b.size > 1:
+            ax3.plot_surface(aa, bb, masked.filled(np.nan), cmap="viridis", vmin=lo, vmax=hi, linewidth=0,
+                             antialiased=True)
+        ax3.set_zlim(lo, hi)
         ax3.set_xlabel("α")
         ax3.set_ylabel("β")
-        ax3.set_zlabel(zlabel)
+        ax3.set_zlabel("log10 loss" if log_scale else "loss")
         ax3.set_title(title)
-        ax = fig.add_subplot(len(lands), 2, 2 * row + 2)
-        cs = ax.contourf(aa, bb, z, levels=20, cmap="viridis")
-        fig.colorbar(cs, ax=ax, label=zlabel)
+        ax = fig.add_subplot(rows, 2, 2 * row + 2)
+        if masked.count() and a.size > 1 and b.size > 1:
+            contour = ax.contourf(aa, bb, np.clip(masked, lo, hi), levels=levels, cmap="viridis", vmin=lo, vmax=hi)
+        else:
+            ax.text(0.5, 0.5, "no finite loss", transform=ax.transAxes, ha="center", va="center")
         ax.plot(0, 0, "wo", ms=6, mec="k", label="trained weights")
-        ax.plot(rec["minimum"]["alpha"], rec["minimum"]["beta"], "rx", ms=8, label="grid minimum")
+        minimum = rec.get("minimum") or {}
+        if minimum.get("alpha") is not None and minimum.get("beta") is not None:
+            ax.plot(minimum["alpha"], minimum["beta"], "rx", ms=8, label="grid minimum")
         ax.set_xlabel("α (filter-normalised direction 1)")
         ax.set_ylabel("β (direction 2)")
         ax.set_aspect("equal")
         ax.legend(fontsize=7, loc="upper right")
         ax.set_title(f"{title}: training loss")
-    fig.suptitle(f"loss landscape: {Path(result['run']).name}")
-    fig.tight_layout()
+    if contour is not None:
+        fig.colorbar(contour, ax=fig.axes, label=f"{zlabel} (one scale for every regime)", shrink=0.8,
+                     ticks=MaxNLocator(8))
+    fig.suptitle(f"loss landscape: {run_name}" if run_name else "loss landscape")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

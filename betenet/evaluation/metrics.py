@@ -71,17 +71,16 @@ def regression_metrics(y_true, y_pred) -> dict:
     t, p = _pair(y_true, y_pred)
     keep = np.isfinite(t) & np.isfinite(p)
     t, p = t[keep], p[keep]
+    from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
+
     n = int(t.size)
     if n == 0:
         return dict(r2=float("nan"), mae=float("nan"), rmse=float("nan"), n=0)
-    res = p - t
-    ss_res = float(np.sum(res * res))
-    if np.ptp(t) == 0.0:  # constant truth: SS_tot = 0 exactly (not a rounding residue of the mean)
-        r2 = 1.0 if ss_res == 0.0 else 0.0
+    if np.ptp(t) == 0.0:  # constant truth (also one pair): exact, not r2_score's rounding residue of the mean
+        r2 = float(np.array_equal(t, p))
     else:
-        dev = t - t.mean()
-        r2 = 1.0 - ss_res / float(np.sum(dev * dev))
-    return dict(r2=r2, mae=float(np.mean(np.abs(res))), rmse=float(np.sqrt(ss_res / n)), n=n)
+        r2 = float(r2_score(t, p))
+    return dict(r2=r2, mae=float(mean_absolute_error(t, p)), rmse=float(root_mean_squared_error(t, p)), n=n)
 
 
 def property_table(true: Mapping[str, Iterable], pred: Mapping[str, Iterable]) -> dict[str, dict]:

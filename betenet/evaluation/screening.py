@@ -73,25 +73,23 @@ def _clean(tc_true, tc_pred) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _curve(positive: np.ndarray, score: np.ndarray, n_positive: int, n: int) -> PRCurve:
-    """PR curve of flagging ``score >= t`` for every distinct score ``t``; recall over ``n_positive``."""
+    """PR curve of flagging ``score >= t`` for every distinct score ``t`` (scikit-learn's
+    ``precision_recall_curve``); recall over ``n_positive`` (≥ the positives among ``score``: a two-stage
+    flow counts those stage 1 discarded too)."""
+    from sklearn.metrics import precision_recall_curve
+
     if n_positive == 0:
         raise ValueError("no positives (no reference T_c at or above the threshold): recall is undefined")
-    order = np.argsort(score, kind="stable")
-    s = score[order]
-    pos = positive[order].astype(np.int64)
-    # flagged(t) = materials with score >= t = the tail of the ascending order from the first s == t
-    tail_tp = np.concatenate([np.cumsum(pos[::-1])[::-1], [0]])  # tail_tp[j] = sum(pos[j:])
-    thresholds = np.unique(s)
-    first = np.searchsorted(s, thresholds, side="left")
-    tp = tail_tp[first]
-    flagged = s.size - first
-    return PRCurve(
-        thresholds=thresholds,
-        precision=tp / flagged,
-        recall=tp / n_positive,
-        n_positive=int(n_positive),
-        n=int(n),
-    )
+    found = int(np.sum(positive))
+    if found == 0:  # every positive was discarded before: precision 0 at every threshold
+        thresholds = np.unique(score)
+        zeros = np.zeros(thresholds.size)
+        return PRCurve(thresholds=thresholds, precision=zeros, recall=zeros.copy(), n_positive=int(n_positive),
+                       n=int(n))
+    precision, recall, thresholds = precision_recall_curve(positive.astype(bool), score)
+    # scikit-learn appends the (precision 1, recall 0) end point with no threshold
+    return PRCurve(thresholds=thresholds, precision=precision[:-1], recall=recall[:-1] * found / n_positive,
+                   n_positive=int(n_positive), n=int(n))
 
 
 def precision_recall(tc_true, tc_pred, threshold_K: float = DEFAULT_THRESHOLD_K) -> PRCurve:
@@ -170,18 +168,15 @@ def confusion(
     t, p = _clean(tc_true, tc_pred)
     if t.size == 0:
         raise ValueError("no material with finite tc_true and tc_pred")
+    from sklearn.metrics import confusion_matrix
+
     actual = t >= threshold_K
     flagged = p >= decision_K
     n, n_pos, k = t.size, int(actual.sum()), int(flagged.sum())
+    tn, fp, fn, tp = (int(c) for c in confusion_matrix(actual, flagged, labels=[False, True]).ravel())
     r_tp = k * n_pos / n
     r_fp = k * (n - n_pos) / n
-    return dict(
-        tp=int(np.sum(actual & flagged)),
-        fp=int(np.sum(~actual & flagged)),
-        fn=int(np.sum(actual & ~flagged)),
-        tn=int(np.sum(~actual & ~flagged)),
-        random=dict(tp=r_tp, fp=r_fp, fn=n_pos - r_tp, tn=(n - n_pos) - r_fp),
-    )
+    return dict(tp=tp, fp=fp, fn=fn, tn=tn, random=dict(tp=r_tp, fp=r_fp, fn=n_pos - r_tp, tn=(n - n_pos) - r_fp))
 
 
 def two_stage(

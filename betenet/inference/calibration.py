@@ -170,7 +170,7 @@ def out_of_bag_statistics(member_a2f, mask, omega_meV, mu_star: float) -> dict:
     """The ensemble statistics (:func:`~betenet.inference.ensemble.combine_members`) of each entry's
     out-of-bag members: ``member_a2f`` [M, N, B], ``mask`` [M, N]. Returns ``dict(k [N], a2f_mean,
     a2f_std [N, B], properties, properties_std)``, NaN where k < 2."""
-    from betenet.inference.ensemble import combine_members
+    from betenet.inference.combine import combine_members
 
     preds, mask = np.asarray(member_a2f, dtype=np.float64), np.asarray(mask, dtype=bool)
     n, b = preds.shape[1:]
@@ -233,7 +233,7 @@ class Calibration:
     def apply(self, stats: dict, n_members: int) -> tuple[dict, dict]:
         """``stats`` of :func:`~betenet.inference.ensemble.combine_members` with every std scaled
         (Eliashberg T_c by T_c's scale; unfitted keys unchanged), and the note predictions carry."""
-        from betenet.inference.ensemble import ELIASHBERG_KEY
+        from betenet.inference.combine import ELIASHBERG_KEY
 
         scales = self.scales(n_members)
         of = lambda key: scales.get("tc_K" if key == ELIASHBERG_KEY else key)  # noqa: E731
@@ -301,7 +301,7 @@ def calibrate_ensemble(ensemble, datamodule, mu_star: float | None = None, cover
     """Fit the calibration of ``ensemble`` on the out-of-bag predictions of its training pool in
     ``datamodule`` (module docstring); ``mu_star`` of T_c (default: the members' own). Raises
     ``InputError`` with fewer than 2 members (with a bootstrap record) or no key fitted."""
-    from betenet.evaluation.reports import reference_or_reported
+    from betenet.evaluation.predictions import reference_or_reported
     from betenet.training.run_dir import RunDir
 
     mu = validation.mu_star(ensemble.mu_star if mu_star is None else mu_star)

@@ -31,11 +31,11 @@ from __future__ import annotations
 import numpy as np
 
 from betenet.errors import InputError
-from betenet.physics.properties import allen_dynes_lambda, allen_dynes_tc, properties
+from betenet.physics.properties import allen_dynes_lambda, allen_dynes_tc, phonon_moments
 from betenet.physics.units import MU_STAR_DEFAULT
 
 __all__ = ["ELEMENT_PROPERTIES", "FEATURE_NAMES", "GBM_SETTINGS", "phonon_features", "composition_features",
-           "features", "feature_names", "pretrained_features", "GBMBaseline", "TARGETS"]
+           "features", "entry_features", "feature_names", "pretrained_features", "GBMBaseline", "TARGETS"]
 
 #: Elemental properties averaged over the composition (pymatgen ``Element`` attributes).
 ELEMENT_PROPERTIES = ("atomic_mass", "Z", "X", "atomic_radius", "group", "row", "mendeleev_no")
@@ -83,7 +83,7 @@ def phonon_features(freq_meV, total_dos, min_freq_meV: float | None = None) -> n
     if pos.sum() < 2 or g[pos].sum() <= 0:
         raise InputError("phonon DOS", "no states at positive frequency")
     f, g = f[pos], g[pos]
-    moments = properties(f, g)
+    moments = phonon_moments(f, g)
     dw = np.gradient(f)
     states = g * dw
     cum = np.cumsum(states) / states.sum()
@@ -112,6 +112,15 @@ def features(structure, freq_meV, total_dos, min_freq_meV: float | None = None, 
     if site_features is not None:
         parts.append(pretrained_features(site_features))
     return np.concatenate(parts)
+
+
+def entry_features(entry, site_features=None) -> np.ndarray | None:
+    """:func:`features` of a data entry from its structure and coarse site PhDOS (summed over the sites), with
+    ``site_features`` when given; None when the entry has no coarse PhDOS."""
+    if entry.phdos_coarse_site is None:
+        return None
+    return features(entry.structure, entry.phdos_coarse_freq_meV, entry.phdos_coarse_site.sum(axis=0),
+                    entry.extra.get("min_phonon_freq_meV"), site_features)
 
 
 class GBMBaseline:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from betenet.physics.eliashberg import mcmillan_lambda_for_tc_torch
-from betenet.physics.properties import PROPERTIES, properties_torch
+from betenet.physics.properties import PROPERTIES, TYPICAL_RANGES, properties_torch
 from betenet.physics.units import MU_STAR_DEFAULT, PAPER_GRID, BinGrid
 
 #: Scale of each property's error inside the loss (the error is divided by it before squaring).
@@ -66,7 +66,7 @@ class BetenetLoss:
     mu_star: float = MU_STAR_DEFAULT
     grid: BinGrid = PAPER_GRID
     lambda_prior: float = 0.0
-    lambda_range: tuple[float, float] = (0.05, 3.0)
+    lambda_range: tuple[float, float] = TYPICAL_RANGES["lambda"]
     omega_log_prior: float = 0.0
     tc_error: str = "squared"
 
@@ -101,52 +101,99 @@ class BetenetLoss:
         other = torch.full_like(from_y, float("nan")) if reported is None else reported.to(from_y.dtype)
         return torch.where(has_y[:, None], from_y, other)
 
-    def __call__(self, pred: torch.Tensor, y: torch.Tensor, reported: torch.Tensor | None = None,
-                 weight: torch.Tensor | None = None,
-                 phonon_omega_log_K: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """pred, y: [N, B] (y rows of NaN where no a2F target); reported: [N, 4] (:data:`PROPERTIES`
-        order) scalars the dataset gives, NaN = unknown; phonon_omega_log_K: [N] ω_log of each structure's
-        phonon DOS (NaN = unknown), the reference of ``omega_log_prior``: (ln ω_log^pred − ln ω_log^ph)²,
-        with the prediction's ω_log floored at 1 K."""
-        n = pred.shape[0]
-        weight = torch.ones(n, dtype=pred.dtype, device=pred.device) if weight is None else weight.to(pred.dtype)
+    # ---- the terms: one method each, ``term(pred, batch, weight, cache) -> per-batch value`` -----------
+    # A new term is a method here plus its weight (a field above and a key in conf/model); every input it
+    # needs per graph comes from the batch (an attribute of each graph, collated by PyG).
+    def _properties(self, pred: torch.Tensor, cache: dict) -> torch.Tensor:
+        if "props" not in cache:
+            cache["props"] = property_matrix(pred, self.omega(pred), self.mu_star)
+        return cache["props"]
+
+    def _target(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        y = batch.y
         has_y = torch.isfinite(y).all(-1)
-        y0 = torch.where(has_y[:, None], y, torch.zeros_like(y))
+        return torch.where(has_y[:, None], y, torch.zeros_like(y)), has_y
+
+    def term_mse(self, pred, batch, weight, cache):
+        y0, has_y = self._target(batch)
+        return _weighted_mean(((pred - y0) ** 2).mean(-1), has_y, weight)
+
+    def term_wasserstein(self, pred, batch, weight, cache):
+        y0, has_y = self._target(batch)
+        return _weighted_mean(wasserstein_1d(pred, y0), has_y, weight)
+
+    def term_curvature(self, pred, batch, weight, cache):
+        everyone = torch.ones(pred.shape[0], dtype=torch.bool, device=pred.device)
+        return _weighted_mean(curvature(pred), everyone, weight)
+
+    def term_lambda_prior(self, pred, batch, weight, cache):
+        lo, hi = self.lambda_range
+        lam = self._properties(pred, cache)[:, 0]
+        outside = torch.relu(lam - hi) + torch.relu(lo - lam)
+        return _weighted_mean(outside**2, torch.ones_like(lam, dtype=torch.bool), weight)
+
+    def term_omega_log_prior(self, pred, batch, weight, cache):
+        ref = _field(batch, "phonon_omega_log_K")
+        if ref is None:
+            return None
+        ref = ref.to(pred.dtype).view(-1)
+        known = torch.isfinite(ref) & (ref > 0)
+        wlog = self._properties(pred, cache)[:, 1].clamp(min=1.0)
+        log_ratio = torch.log(wlog) - torch.log(torch.where(known, ref, torch.ones_like(ref)))
+        return _weighted_mean(log_ratio**2, known, weight)
+
+    def property_term(self, name: str, pred, batch, weight, cache):
+        """Error of property ``name`` of the predicted a2F against its reference (:meth:`reference`)."""
+        j = PROPERTIES.index(name)
+        props = self._properties(pred, cache)
+        labels = self.reference(batch.y, _field(batch, "reported"))
+        known = torch.isfinite(labels[:, j])
+        target = torch.where(known, labels[:, j], torch.zeros_like(labels[:, j]))
+        if name == "tc_K" and self.tc_error == "log":
+            scale = self.property_scales.get("tc_log_K", 1.0)
+            err = (torch.log1p(props[:, j] / scale) - torch.log1p(target / scale)) ** 2
+        else:
+            err = ((props[:, j] - target) / self.property_scales[name]) ** 2
+        if name == "tc_K":
+            err = err + self.tc_threshold_guide(props, target)
+        return _weighted_mean(err, known, weight)
+
+    def __call__(self, pred: torch.Tensor, batch,
+                 weighted: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of ``pred`` [N, B] on ``batch``: the graphs' batch (a PyG ``Batch``, or any object with these
+        attributes): ``y`` [N, B] binned a2F targets (rows of NaN where none); optionally ``reported`` [N, 4]
+        (:data:`PROPERTIES` order) scalars the dataset gives (NaN = unknown), ``weight`` [N] bootstrap duplicate
+        counts (used when ``weighted``), ``phonon_omega_log_K`` [N] ω_log of each structure's phonon DOS (NaN =
+        unknown; the reference of ``omega_log_prior``: (ln ω_log^pred − ln ω_log^ph)², the prediction's ω_log
+        floored at 1 K). Returns the weighted sum and its parts (each already multiplied by its weight)."""
+        n = pred.shape[0]
+        weight = _field(batch, "weight") if weighted else None
+        if weight is None:
+            weight = torch.ones(n, dtype=pred.dtype, device=pred.device)
+        weight = weight.to(pred.dtype).view(-1)
+        cache: dict = {}
         parts: dict[str, torch.Tensor] = {}
-        if self.mse:
-            parts["mse"] = self.mse * _weighted_mean(((pred - y0) ** 2).mean(-1), has_y, weight)
-        if self.wasserstein:
-            parts["wasserstein"] = self.wasserstein * _weighted_mean(wasserstein_1d(pred, y0), has_y, weight)
-        if self.curvature:
-            parts["curvature"] = self.curvature * _weighted_mean(curvature(pred), torch.ones_like(has_y), weight)
-        active = {k: v for k, v in self.properties.items() if v}
-        if self.lambda_prior or (self.omega_log_prior and phonon_omega_log_K is not None):
-            props = property_matrix(pred, self.omega(pred), self.mu_star)
-        if self.lambda_prior:
-            lo, hi = self.lambda_range
-            lam = props[:, 0]
-            outside = torch.relu(lam - hi) + torch.relu(lo - lam)
-            parts["lambda_prior"] = self.lambda_prior * _weighted_mean(outside**2, torch.ones_like(has_y), weight)
-        if self.omega_log_prior and phonon_omega_log_K is not None:
-            ref = phonon_omega_log_K.to(pred.dtype).view(-1)
-            known = torch.isfinite(ref) & (ref > 0)
-            log_ratio = torch.log(props[:, 1].clamp(min=1.0)) - torch.log(torch.where(known, ref, torch.ones_like(ref)))
-            parts["omega_log_prior"] = self.omega_log_prior * _weighted_mean(log_ratio**2, known, weight)
-        if active:
-            props = property_matrix(pred, self.omega(pred), self.mu_star)
-            labels = self.reference(y, reported)
-            for name, w in active.items():
-                j = PROPERTIES.index(name)
-                known = torch.isfinite(labels[:, j])
-                target = torch.where(known, labels[:, j], torch.zeros_like(labels[:, j]))
-                if name == "tc_K" and self.tc_error == "log":
-                    scale = self.property_scales.get("tc_log_K", 1.0)
-                    err = (torch.log1p(props[:, j] / scale) - torch.log1p(target / scale)) ** 2
-                else:
-                    err = ((props[:, j] - target) / self.property_scales[name]) ** 2
-                if name == "tc_K":
-                    err = err + self.tc_threshold_guide(props, target)
-                parts[name] = w * _weighted_mean(err, known, weight)
+        for name in TERMS:
+            w = getattr(self, name)
+            if w:
+                value = getattr(self, f"term_{name}")(pred, batch, weight, cache)
+                if value is not None:
+                    parts[name] = w * value
+        for name, w in self.properties.items():
+            if w:
+                parts[name] = w * self.property_term(name, pred, batch, weight, cache)
         if not parts:
             raise ValueError("all loss terms are switched off")
         return sum(parts.values()), parts
+
+
+#: The weighted terms besides the property terms, in the order they are summed (``term_<name>`` methods).
+TERMS = ("mse", "wasserstein", "curvature", "lambda_prior", "omega_log_prior")
+
+
+def _field(batch, name: str):
+    """``batch.<name>``, or None where the batch has no such attribute."""
+    try:
+        return getattr(batch, name)
+    except (AttributeError, KeyError):
+        return None

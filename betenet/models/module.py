@@ -2,7 +2,8 @@
 
 Logs per epoch: `train_loss`, `val_loss` (out-of-bag, same loss, unweighted) and validation MAE of
 lambda, omega_log, omega_2 and Allen–Dynes Tc of the predicted a2F against the loss's reference
-(the properties of the binned target a2F, or the dataset's reported value for entries without one).
+(the properties of the binned target a2F, or the dataset's reported value for entries without one);
+testing logs `test_loss` and the same MAEs as `test_mae_<property>`.
 
 ``bins`` (start_meV, step_meV, n_bins) is the binned grid the network predicts on; it is stored
 with the hyper-parameters, so a checkpoint knows its own frequency axis.
@@ -29,18 +30,48 @@ from betenet.physics.units import MU_STAR_DEFAULT, BinGrid
 NETWORKS = {"betenet": BeteNet, "readout": AtomReadout}
 
 
+def _class_of(spec: dict, registry: dict[str, type], key: str, default: str, where: str) -> tuple[type, str]:
+    """The class a config block names: ``_target_`` (a dotted class path, as Hydra spells it: an ablation that
+    swaps a class needs no code edit), else ``key`` in ``registry`` (default ``default``)."""
+    if "_target_" in spec:
+        from hydra.utils import get_class
+
+        target = spec.pop("_target_")
+        spec.pop(key, None)
+        try:
+            return get_class(target), target
+        except Exception as exc:  # noqa: BLE001  (Hydra wraps import errors in its own)
+            raise InputError(f"{where}._target_", f"cannot import {target!r}: {exc}") from None
+    name = spec.pop(key, default)
+    if name not in registry:
+        raise InputError(f"{where}.{key}", f"must be one of {', '.join(registry)}, got {name!r}")
+    return registry[name], name
+
+
+def _construct(cls: type, spec: dict, name: str, where: str):
+    accepted = inspect.signature(cls).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        unknown = sorted(k for k in spec if k not in accepted)
+        if unknown:
+            raise InputError(where, f"{name} takes no {', '.join(unknown)} (settings of another class: "
+                                    f"drop them, or choose that one in the config)")
+    return cls(**spec)
+
+
 def build_network(net: dict[str, Any]) -> torch.nn.Module:
-    """The network of a ``model.net`` config: ``arch`` (default ``betenet``) and its constructor arguments."""
-    net = dict(net)
-    arch = net.pop("arch", "betenet")
-    if arch not in NETWORKS:
-        raise InputError("model.net.arch", f"must be one of {', '.join(NETWORKS)}, got {arch!r}")
-    accepted = inspect.signature(NETWORKS[arch]).parameters
-    unknown = sorted(k for k in net if k not in accepted)
-    if unknown:
-        raise InputError("model.net", f"arch {arch} takes no {', '.join(unknown)} (settings of another network: "
-                                      f"drop them, or choose that network with model/net=...)")
-    return NETWORKS[arch](**net)
+    """The network of a ``model.net`` config: ``arch`` (a name of :data:`NETWORKS`, default ``betenet``) or
+    ``_target_`` (any ``torch.nn.Module`` class path), and its constructor arguments."""
+    spec = dict(net)
+    cls, name = _class_of(spec, NETWORKS, "arch", "betenet", "model.net")
+    return _construct(cls, spec, name, "model.net")
+
+
+def build_loss(loss: dict[str, Any] | None, **fixed) -> BetenetLoss:
+    """The loss of a ``model.loss`` config: :class:`~betenet.models.losses.BetenetLoss`, or the class its
+    ``_target_`` names (e.g. a subclass with a new term), with the config's weights and ``fixed`` (μ*, grid)."""
+    spec = dict(loss or {})
+    cls, name = _class_of(spec, {"betenet": BetenetLoss}, "_name", "betenet", "model.loss")
+    return _construct(cls, {**spec, **fixed}, name, "model.loss")
 
 
 class BetenetModule(pl.LightningModule):
@@ -56,7 +87,7 @@ class BetenetModule(pl.LightningModule):
             raise ValueError(f"net.out_dim={net.get('out_dim')} differs from the {self.grid.n_bins} bins "
                              f"of {self.grid}")
         self.net = build_network(net)
-        self.loss_fn = BetenetLoss(**dict(loss or {}), mu_star=mu_star, grid=self.grid)
+        self.loss_fn = build_loss(loss, mu_star=mu_star, grid=self.grid)
         if dtype == "float64":
             self.net.double()
         elif dtype != "float32":
@@ -80,8 +111,7 @@ class BetenetModule(pl.LightningModule):
 
     def _step(self, batch, weighted: bool):
         pred = self(batch)
-        weight = batch.weight if weighted and "weight" in batch else None
-        loss, parts = self.loss_fn(pred, batch.y, batch.get("reported"), weight, batch.get("phonon_omega_log_K"))
+        loss, parts = self.loss_fn(pred, batch, weighted=weighted)
         return pred, loss, parts
 
     def training_step(self, batch, batch_idx):
@@ -97,17 +127,23 @@ class BetenetModule(pl.LightningModule):
         pred, loss, _ = self._step(batch, weighted=False)
         n = batch.num_graphs
         self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        self._log_property_mae("val", pred, batch)
+
+    def _log_property_mae(self, stage: str, pred: torch.Tensor, batch) -> None:
+        """``<stage>_mae_<property>``: MAE of each property of the predicted a2F against the loss's
+        reference, over the entries where that reference is known (a Tc-only dataset logs Tc only)."""
         props = property_matrix(pred.detach(), self.omega_meV.to(pred.dtype), self.hparams.mu_star)
         reference = self.loss_fn.reference(batch.y, batch.get("reported"))
         for j, name in enumerate(PROPERTIES):
             known = torch.isfinite(reference[:, j])
             if known.any():
                 mae = (props[known, j] - reference[known, j]).abs().mean()
-                self.log(f"val_mae_{name}", mae, on_step=False, on_epoch=True, batch_size=int(known.sum()))
+                self.log(f"{stage}_mae_{name}", mae, on_step=False, on_epoch=True, batch_size=int(known.sum()))
 
     def test_step(self, batch, batch_idx):
         pred, loss, _ = self._step(batch, weighted=False)
         self.log("test_loss", loss, on_step=False, on_epoch=True, batch_size=batch.num_graphs)
+        self._log_property_mae("test", pred, batch)
 
     def predict_step(self, batch, batch_idx):
         return self(batch)

@@ -1,5 +1,6 @@
 """The BETE-NET reference network: an E(3)-equivariant gated point convolution network (e3nn) that maps a
-periodic crystal graph to a non-negative 51-bin spectrum a2F(w), averaged over atoms.
+periodic crystal graph to a non-negative binned spectrum a2F(w) (the grid of ``bins``; the paper's 51 bins by
+default), averaged over atoms.
 
 Architecture (paper Methods + the released ``utils/model.py``, itself Chen et al. 2021's phonon-DOS
 network built on e3nn's ``gate_points_2101``):
@@ -42,6 +43,7 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet, Gate
 from torch_geometric.utils import scatter
 
+from betenet.data.attributes import NodeSettings, node_width
 from betenet.errors import InputError
 from betenet.models.fused import FusedEvaluator, PreparedGraph
 from betenet.models.heads import HEADS, CouplingHead
@@ -50,6 +52,8 @@ from betenet.models.radial import EdgeFeatures, edge_features
 _SCALAR_ACT: Dict[int, Callable] = {1: F.silu, -1: torch.tanh}  # by parity of the scalar
 _GATE_ACT: Dict[int, Callable] = {1: torch.sigmoid, -1: torch.tanh}
 _REDUCTIONS = ("mean", "sum", "none")
+#: Node width without site PhDOS or features: the one-hot(Z) block (betenet/data/attributes/).
+CSO_WIDTH = node_width()
 
 
 def _rename_embed_z(state_dict, prefix, *args) -> None:
@@ -168,8 +172,8 @@ class BeteNet(torch.nn.Module):
 
     def __init__(
         self,
-        in_dim: int = 118,
-        attr_dim: int = 118,
+        in_dim: int = CSO_WIDTH,
+        attr_dim: int = CSO_WIDTH,
         out_dim: int = 51,
         em_dim: int = 64,
         mul: int = 32,
@@ -189,9 +193,10 @@ class BeteNet(torch.nn.Module):
         super().__init__()
         if head not in HEADS:
             raise InputError("head", f"must be one of {HEADS}, got {head!r}")
-        if head == "coupling" and attr_dim < 118 + out_dim:
+        need = node_width(NodeSettings(site_dos="coarse", n_bins=out_dim))  # one-hot(Z) and a site PhDOS
+        if head == "coupling" and attr_dim < need:
             raise InputError("head", f"the coupling head reads each atom's {out_dim}-bin site PhDOS from its "
-                                     f"attributes: use variant cpd or fpd (attr_dim {attr_dim} < {118 + out_dim})")
+                                     f"attributes: use variant cpd or fpd (attr_dim {attr_dim} < {need})")
         if reduce_output not in _REDUCTIONS:
             raise InputError("reduce_output", f"must be one of {_REDUCTIONS}, got {reduce_output!r}")
         if not num_neighbors > 0:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.utils import scatter
 
+from betenet.data.attributes import node_width
 from betenet.errors import InputError
 from betenet.models.heads import HEADS, CouplingHead
 
@@ -39,7 +40,7 @@ class AtomReadout(torch.nn.Module):
             raise InputError("readout", f"depth and hidden must be >= 1, got {depth}, {hidden}")
         self.in_dim, self.attr_dim, self.out_dim, self.head, self.r_max = in_dim, attr_dim, out_dim, head, float(r_max)
         self.width = attr_dim - out_dim if head == "coupling" and not read_phdos else attr_dim
-        if head == "coupling" and attr_dim - out_dim < 118:
+        if head == "coupling" and attr_dim - out_dim < node_width():  # one-hot(Z) before the site PhDOS
             raise InputError("head", f"the coupling head reads each atom's {out_dim}-bin site PhDOS from its "
                                      f"attributes: use variant cpd or fpd (attr_dim {attr_dim})")
         self.coupling = CouplingHead(coupling_basis, out_dim) if head == "coupling" else None

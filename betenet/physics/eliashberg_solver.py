@@ -38,8 +38,8 @@ Conventions and numerical choices
   (99 %) of the positive spectral weight ∫ a2F dω lies, interpolated between grid points. It
   moves continuously with the spectrum, and a tail carrying a fraction f of the weight moves it
   by about f / 1 % of a grid step, so the near-zero tails every predicted spectrum carries do not
-  set the scale (a highest-nonzero-frequency rule jumps to the tail: +25 % in Tc for a 1e-5 tail
-  on Al). The Matsubara (Coulomb) cutoff is ω_c = ``cutoff_factor`` × ω_ph.
+  set the scale (a highest-nonzero-frequency rule would jump to the tail and move Tc with it). The
+  Matsubara (Coulomb) cutoff is ω_c = ``cutoff_factor`` × ω_ph.
 * μ* is the Coulomb pseudopotential at the phonon scale ω_ph (the usual value quoted with
   Allen–Dynes/McMillan, default 0.10). It is rescaled to the cutoff with the standard
   Morel–Anderson / Bogoliubov–Tolmachev renormalisation (Allen & Mitrović 1982, sec. on μ*)::

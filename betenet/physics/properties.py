@@ -21,13 +21,15 @@ user sees when the choice matters (QE's a2F.dos1 for Al: λ 0.219 as given, 0.34
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from betenet.physics.eliashberg import (allen_dynes_tc_torch, cell_widths_torch, mcmillan_tc_torch,
                                         moments_torch)
-from betenet.physics.units import MU_STAR_DEFAULT
+from betenet.physics.units import CMM1_TO_MEV, LOW_FREQUENCY_MEV, MAX_PHONON_MEV, MU_STAR_DEFAULT
 
 __all__ = [
     "PROPERTIES",
@@ -40,9 +42,13 @@ __all__ = [
     "mcmillan_tc",
     "allen_dynes_lambda",
     "TYPICAL_RANGES",
+    "CONVENTIONAL_RANGES",
+    "in_ranges",
+    "phonon_moments",
     "implausibility",
     "lambda_weights",
     "spectrum_warnings",
+    "weight_edge",
 ]
 
 #: The derived properties of a spectrum, in Table I's column order (T_c added).
@@ -55,8 +61,16 @@ TC_ALLEN_DYNES = "tc_allen_dynes_K"
 #: extremes near λ 3, the softest lattices near ω_log 30 K, hydrides and light-element compounds up to
 #: ~1500 K): a predicted spectrum outside is flagged, not trusted.
 TYPICAL_RANGES = {"lambda": (0.05, 3.0), "omega_log_K": (30.0, 1500.0)}
+#: The same for conventional metals without hydrogen or other light-element stiff lattices (ω_log up to
+#: 800 K): the "in range" share evaluate reports beside the flag-free share, and the studies' physics goal.
+CONVENTIONAL_RANGES = {"lambda": TYPICAL_RANGES["lambda"], "omega_log_K": (30.0, 800.0)}
 #: Negative weight below this share of the λ integrand is not worth a warning.
 NEGATIVE_WARN_FRACTION = 1e-3
+#: A share of λ above this from frequencies below :data:`~betenet.physics.units.LOW_FREQUENCY_MEV` is
+#: warned about (weight at ω → 0 makes λ as large as one likes: a2F 0.5 at 1e-12 meV gives λ ~ 1e12).
+LOW_FREQUENCY_WARN_FRACTION = 0.1
+#: Where a spectrum's weight ends: the highest frequency at which it reaches this fraction of its peak.
+EDGE_FRACTION = 1e-2
 
 
 def properties_torch(omega_meV: Tensor, a2f: Tensor, mu_star: Tensor | float = MU_STAR_DEFAULT) -> dict[str, Tensor]:
@@ -98,6 +112,16 @@ def properties(omega_meV, a2f, mu_star=MU_STAR_DEFAULT) -> dict:
     return {k: _out(v) for k, v in props.items()}
 
 
+def phonon_moments(freq_meV, dos) -> dict:
+    """ω_log and ω_2 (K) of a phonon DOS g(ω) [..., F] taken as an a2F, as Allen & Dynes used the phonon DOS:
+    :func:`properties` of g on its positive frequencies, negative values clipped to 0 (imaginary modes and
+    interpolation undershoot carry no weight). ``dict(omega_log_K, omega_2_K)``; NaN with no state above 0."""
+    f = np.asarray(freq_meV, dtype=np.float64)
+    g = np.clip(np.asarray(dos, dtype=np.float64), 0.0, None)[..., f > 0]
+    props = properties(f[f > 0], g)
+    return {k: props[k] for k in ("omega_log_K", "omega_2_K")}
+
+
 def a2f_properties(omega_meV, a2f, mu_star=MU_STAR_DEFAULT) -> dict[str, float]:
     """:data:`PROPERTIES` of one spectrum as Python floats."""
     if np.ndim(a2f) != 1:
@@ -127,14 +151,24 @@ def lambda_weights(omega_meV) -> np.ndarray:
     return np.where(om > 0, 2.0 * w / np.where(om > 0, om, 1.0), 0.0)
 
 
+def weight_edge(omega_meV, values) -> float:
+    """Where a spectrum's weight ends: the highest frequency at which ``values`` reaches
+    :data:`EDGE_FRACTION` of its peak (-inf when nothing is positive)."""
+    omega, values = np.asarray(omega_meV, dtype=float), np.asarray(values, dtype=float)
+    peak = float(values.max()) if values.size else 0.0
+    return float(omega[values >= EDGE_FRACTION * peak].max()) if peak > 0 else -np.inf
+
+
 def spectrum_warnings(omega_meV, a2f) -> tuple[list[str], dict]:
     """What a user should know before trusting the properties of one raw spectrum.
 
     Returns ``(warnings, facts)``: ``facts`` holds ``negative_lambda_fraction`` (share of the
     absolute λ integrand carried by negative a2F values), ``lambda_as_given`` and
     ``lambda_negatives_zeroed``; ``warnings`` one sentence per problem: negative weight above
-    :data:`NEGATIVE_WARN_FRACTION`, rows at negative frequency (left out of every integral), a
-    single row (no integration cell).
+    :data:`NEGATIVE_WARN_FRACTION`, more than :data:`LOW_FREQUENCY_WARN_FRACTION` of λ from below
+    ``LOW_FREQUENCY_MEV`` (weight at ω → 0), weight above ``MAX_PHONON_MEV`` (no phonon is that high:
+    another unit), rows at negative frequency (left out of every integral), a single row (no
+    integration cell). The properties themselves stay exact.
     """
     omega = np.asarray(omega_meV, dtype=float)
     spec = np.asarray(a2f, dtype=float)
@@ -143,7 +177,7 @@ def spectrum_warnings(omega_meV, a2f) -> tuple[list[str], dict]:
     total_abs = float(np.abs(contrib).sum())
     negative = float(-contrib[contrib < 0].sum())
     facts = {
-        "negative_lambda_fraction": negative / total_abs if total_abs > 0 else 0.0,
+        "negative_lambda_fraction": negative / total_abs + 0.0 if total_abs > 0 else 0.0,  # + 0.0: no -0
         "lambda_as_given": float(contrib.sum()),
         "lambda_negatives_zeroed": float(contrib[contrib > 0].sum()),
     }
@@ -152,6 +186,18 @@ def spectrum_warnings(omega_meV, a2f) -> tuple[list[str], dict]:
         out.append(f"negative a2F values carry {100 * facts['negative_lambda_fraction']:.1f} % of the lambda "
                    f"integrand; every property integrates them as given (lambda {facts['lambda_as_given']:.4g}; "
                    f"with negative values set to 0 it would be {facts['lambda_negatives_zeroed']:.4g})")
+    positive = facts["lambda_negatives_zeroed"]
+    low = float(contrib[(omega > 0) & (omega < LOW_FREQUENCY_MEV) & (contrib > 0)].sum())
+    if positive > 0 and low > LOW_FREQUENCY_WARN_FRACTION * positive:
+        lowest = float(omega[(omega > 0) & (contrib > 0)].min())
+        out.append(f"{100 * low / positive:.3g} % of lambda comes from frequencies below {LOW_FREQUENCY_MEV:g} meV "
+                   f"(the lowest with weight: {lowest:.3g} meV), where a real a2F vanishes as omega^2: weight at "
+                   "omega -> 0 makes lambda as large as one likes, so lambda, omega_log and Tc say nothing physical")
+    edge = weight_edge(omega, spec)
+    if edge > MAX_PHONON_MEV:
+        out.append(f"a2F has weight up to {edge:,.0f} meV, above any phonon (the highest vibration of any "
+                   f"material, the H2 stretch, is ~516 meV): are the frequencies in meV? (1 meV = "
+                   f"{1 / CMM1_TO_MEV:.3f} cm^-1); lambda, omega_log and Tc say nothing physical")
     below = omega[omega < 0]
     if below.size:
         out.append(f"{below.size} row(s) at negative frequency ({below.min():g} to {below.max():g} meV) are left "
@@ -184,6 +230,17 @@ def allen_dynes_lambda(tc_K, omega_log_K, omega_2_K, mu_star=MU_STAR_DEFAULT, la
     lam = np.where(tc > 0, 0.5 * (lo + hi), lam_c)
     out = np.where(reachable, lam, np.nan)
     return float(out) if out.ndim == 0 else out
+
+
+def in_ranges(values: Mapping[str, np.ndarray], ranges: Mapping[str, tuple[float, float]]) -> np.ndarray:
+    """Per entry, whether every property of ``ranges`` (e.g. :data:`TYPICAL_RANGES`) lies inside its closed
+    range; NaN is outside."""
+    inside = None
+    for k, (lo, hi) in ranges.items():
+        v = np.asarray(values[k], dtype=float)
+        ok = (v >= lo) & (v <= hi)
+        inside = ok if inside is None else inside & ok
+    return inside
 
 
 def implausibility(lam: float, omega_log_K: float) -> str | None:

@@ -11,17 +11,25 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.constants import c, e, h, physical_constants
 
-#: 1 meV expressed in kelvin (k_B = 0.08617333 meV/K).
-MEV_TO_K = 11.604518
+#: 1 meV expressed in kelvin (1 meV / k_B; scipy.constants, CODATA).
+MEV_TO_K = physical_constants["electron volt-kelvin relationship"][0] * 1e-3
 #: 1 Rydberg expressed in meV.
-RY_TO_MEV = 13605.693
+RY_TO_MEV = physical_constants["Rydberg constant times hc in eV"][0] * 1e3
 #: 1 THz (h*nu) expressed in meV.
-THZ_TO_MEV = 4.135667696
-#: 1 cm^-1 expressed in meV.
-CMM1_TO_MEV = 0.1239841984
-#: 1 bohr expressed in Å (CODATA 2018).
-BOHR_TO_A = 0.529177210903
+THZ_TO_MEV = h * 1e12 / e * 1e3
+#: 1 cm^-1 (h*c*nu~) expressed in meV.
+CMM1_TO_MEV = h * c * 100.0 / e * 1e3
+#: 1 bohr expressed in Å.
+BOHR_TO_A = physical_constants["Bohr radius"][0] * 1e10
+
+#: No phonon lies above this (meV): the highest vibration of any material, the stretch of the H2
+#: molecule, is 4161 cm^-1 ≈ 516 meV; weight above it means another frequency unit.
+MAX_PHONON_MEV = 600.0
+#: Below this frequency (meV) a2F vanishes as omega^2 (acoustic phonons), so a real spectrum takes a
+#: negligible share of lambda from there (QE's fcc Al: none below 1 meV).
+LOW_FREQUENCY_MEV = 1.0
 
 #: Default Coulomb pseudopotential.
 MU_STAR_DEFAULT = 0.10

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from betenet.files import atomic_path
-from betenet.phonons.cache import structure_hash
+from betenet.files import atomic_path, cache_root
+from betenet.data.structures import structure_hash
 from betenet.pretrained.settings import FeatureSettings
 
 log = logging.getLogger(__name__)
@@ -24,9 +24,8 @@ CACHE_VERSION = 1
 
 
 def default_cache_dir() -> Path:
-    from betenet.phonons.cache import default_cache_dir as phonon_cache
-
-    return phonon_cache().parent / "features"
+    """``features/`` of :func:`betenet.files.cache_root`."""
+    return cache_root() / "features"
 
 
 def feature_key(structure, settings: FeatureSettings) -> str:

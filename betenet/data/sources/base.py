@@ -20,8 +20,10 @@ import numpy as np
 from pymatgen.core import Structure
 
 from betenet import validation
+from betenet.data.plausibility import check_spectrum_values
+from betenet.data.structures import structure_hash
 from betenet.errors import InputError
-from betenet.physics.properties import PROPERTIES
+from betenet.physics.properties import PROPERTIES, lambda_weights
 
 #: Scalar labels a source may give (missing = absent, never invented): the physical properties.
 LABEL_KEYS = PROPERTIES
@@ -34,6 +36,8 @@ SPECTRUM_FIELDS = (
     ("phdos_fine_freq_meV", "phdos_fine_site", True),
 )
 SPECTRUM_KEYS = tuple(k for f, v, _ in SPECTRUM_FIELDS for k in (f, v))
+#: A labels row may record which structure its spectra were computed for (see :func:`check_recorded_hash`).
+IDENTITY_KEYS = ("structure_hash",)
 #: Upper bounds of the scalar labels (``data.label_bounds``; K, dimensionless): an entry above one is
 #: rejected, since a typo or a unit slip would otherwise train (one Tc of 1e9 K gives a loss of 1e9).
 #: Raise a bound for data beyond it, or set it to null to lift it.
@@ -192,12 +196,33 @@ def label_bounds(bounds=None, setting: str = "label_bounds") -> dict[str, float 
 
 def beyond_bounds(entry: Entry, bounds: dict[str, float | None], setting: str = "label_bounds") -> str | None:
     """Why ``entry`` is rejected: its first label above its bound in ``bounds`` (see
-    :func:`label_bounds`), naming the setting that raises it; None when every label is within."""
+    :func:`label_bounds`), naming the setting that raises it; None when every label is within. An entry
+    with an a2F but no ``lambda`` label has its λ bounded all the same (the a2F's, as given), since that
+    is the λ it trains to (an a2F scaled by 1e6 is a λ of millions)."""
     for key, bound in bounds.items():
-        value = entry.labels.get(key)
+        value, origin = entry.labels.get(key), ""
+        if key == "lambda" and value is None and entry.a2f is not None:
+            value, origin = a2f_lambda(entry), " (of its a2F)"
         if bound is not None and value is not None and value > bound:
-            return f"{key} {value:g} above the bound {bound:g} (raise {setting}.{key} if it is real)"
+            return f"{key} {value:g}{origin} above the bound {bound:g} (raise {setting}.{key} if it is real)"
     return None
+
+
+def a2f_lambda(entry: Entry) -> float:
+    """λ = 2 ∫ a2F(ω)/ω dω of an entry's raw a2F as given (over ω > 0)."""
+    return float(lambda_weights(entry.a2f_freq_meV) @ entry.a2f)
+
+
+def check_recorded_hash(entry_id: str, structure: Structure, recorded) -> None:
+    """Refuse a labels row whose recorded ``structure_hash`` is not ``structure``'s: its spectra were
+    computed for another structure (a labels file of another dataset whose ids collide with these)."""
+    if recorded is None or str(recorded).strip() == "":
+        return
+    own = structure_hash(structure)
+    if str(recorded).strip().lower() != own:
+        raise InputError(entry_id, f"structure_hash {str(recorded)[:12]}... of its labels row is not that of its "
+                                   f"structure ({own[:12]}...): the spectra were computed for another structure "
+                                   "(a labels file of another dataset?)")
 
 
 def build_entry(
@@ -209,7 +234,12 @@ def build_entry(
 ) -> Entry:
     """Make a checked :class:`Entry` from a dict holding any of :data:`SPECTRUM_KEYS`,
     :data:`LABEL_KEYS` and :data:`EXTRA_SCALAR_KEYS` (``None`` = absent). A spectrum needs both its
-    frequency and its values; site-projected spectra need one row per site of ``structure``."""
+    frequency and its values; site-projected spectra need one row per site of ``structure``, and every
+    spectrum must be physically possible for it (:func:`~betenet.data.plausibility.check_spectrum_values`:
+    meV, a site PhDOS not negative and of a sane normalisation). A ``structure_hash`` in ``values``
+    (:func:`~betenet.data.structures.structure_hash` of the structure the spectra were computed for)
+    must be ``structure``'s."""
+    check_recorded_hash(entry_id, structure, values.get("structure_hash"))
     entry = Entry(id=entry_id, structure=structure, formula=formula, extra=dict(extra or {}))
     for freq_key, val_key, per_site in SPECTRUM_FIELDS:
         freq, vals = values.get(freq_key), values.get(val_key)
@@ -222,6 +252,7 @@ def build_entry(
             entry_id, freq_key, freq, val_key, vals, per_site=per_site,
             n_sites=len(structure) if per_site else None,
         )
+        check_spectrum_values(entry_id, freq_key, f, val_key, v, structure, per_site)
         setattr(entry, freq_key, f)
         setattr(entry, val_key, v)
     for key in LABEL_KEYS:

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from betenet.data.sources.base import Entry, SourceData, build_entry, check_spectrum, fingerprint
+from betenet.data.sources.registry import DataSource, register_source
 from betenet.data.sources.release import read_table, release_id, structure_with_formula
 from betenet.data.splits import read_release_ids
 from betenet.errors import InputError
@@ -265,3 +266,14 @@ def load_bee_net(root: str | Path, smearing: str = "sigma_2") -> SourceData:
     log.info("%s: %d entries, %d rejected", root, len(entries), len(rejected))
     return SourceData(entries=entries, splits=splits, rejected=rejected, metadata=metadata,
                       bootstrap_dir=indices_dir if indices_dir.is_dir() else None)
+
+
+def _is_bee_net(root: Path) -> int:
+    """2 for a folder with BEE-NET's ``database.json`` (:func:`looks_like_bee_net`): more surely than the
+    release's claim on any ``database.json``; else 0."""
+    return 2 if (Path(root) / DATABASE_FILE).is_file() and looks_like_bee_net(root) else 0
+
+
+register_source(DataSource(name="bee_net", read=load_bee_net, detect=_is_bee_net, bootstrap=bee_net_bootstrap,
+                           options=("smearing",),
+                           description="BEE-NET's Alexandria a2F database: database.json + structures/ + indices/"))

@@ -13,7 +13,7 @@ Generation (``build_demo_dataset``), for each of ``n`` crystals drawn with ``num
    if any mode other than the three acoustic ones at Γ is below ``FLOPPY_FRACTION`` (6 %) of the
    median frequency (a nearly floppy spring network);
 3. both DOS are computed on the same Γ-centred ``DOS_MESH`` (8×8×8, time-reversal halved; the
-   paper interpolates to 20×20×20 — 8³ keeps the whole set well under two minutes), Gaussian
+   paper interpolates to 20×20×20 — 8³ keeps generation cheap), Gaussian
    broadening ``SIGMA_MEV`` = 1 meV on a 0.1 meV grid from 0 to max(w) + 6σ; each site's projected
    DOS integrates to 3 (total 3n);
 4. a2F(w) = (1/n) Σ_s [η_s / (2 M_s)] (g_s(w)/3) / w: g_s the fine site DOS without the three
@@ -52,6 +52,7 @@ import numpy as np
 from pymatgen.core import Structure
 from pymatgen.io.cif import CifWriter
 
+from betenet.files import cache_root
 from betenet.data.element_tables import COUPLING, MASS_AMU, RADIUS_A
 from betenet.data.phonons import (
     HBAR_OMEGA_UNIT_MEV,
@@ -63,10 +64,15 @@ from betenet.data.phonons import (
 )
 from betenet.data.prototypes import Prototype, check_geometry, decorate, prototypes
 from betenet.data.sources.base import Entry, build_entry
+from betenet.data.sources.directory import load_directory
+from betenet.data.sources.registry import DataSource, register_source
 from betenet.physics.properties import a2f_properties
 
 log = logging.getLogger(__name__)
 
+#: The set's size and seed where ``data.demo_size`` / ``data.demo_seed`` are not given.
+DEMO_SIZE = 300
+DEMO_SEED = 0
 #: Bump whenever generated values change: it is part of the cache key.
 GENERATOR_VERSION = "2"
 GENERATOR_NAME = "betenet demo"
@@ -243,7 +249,7 @@ def _make_entry(index: int, proto: Prototype, structure: Structure, spectra: dic
     )
 
 
-def build_demo_dataset(n: int = 300, seed: int = 0) -> list[DemoEntry]:
+def build_demo_dataset(n: int = DEMO_SIZE, seed: int = DEMO_SEED) -> list[DemoEntry]:
     """Generate ``n`` synthetic crystals deterministically from ``seed`` (module doc).
 
     Draws are sequential, so the first k entries of a build do not depend on ``n``.
@@ -274,12 +280,6 @@ def dataset_key(n: int, seed: int) -> str:
     """Cache key: hash of the generator name, version, n and seed."""
     spec = {"generator": GENERATOR_NAME, "version": GENERATOR_VERSION, "n": n, "seed": seed}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def default_cache_dir() -> Path:
-    """``$BETENET_CACHE`` if set, else ``~/.cache/betenet``."""
-    env = os.environ.get("BETENET_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "betenet"
 
 
 def _metadata(entries: list[DemoEntry], n: int, seed: int) -> dict:
@@ -343,10 +343,10 @@ def _is_complete(root: Path, key: str) -> bool:
         return False
 
 
-def load_demo_dataset(cache_dir: str | Path | None = None, n: int = 300, seed: int = 0) -> Path:
+def load_demo_dataset(cache_dir: str | Path | None = None, n: int = DEMO_SIZE, seed: int = DEMO_SEED) -> Path:
     """The root directory of the demo set (``<cache_dir>/demo-<hash>``), built and written on first
-    use and reused afterwards. ``cache_dir`` defaults to :func:`default_cache_dir`."""
-    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    use and reused afterwards. ``cache_dir`` defaults to :func:`betenet.files.cache_root`."""
+    base = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
     key = dataset_key(n, seed)
     root = base / f"demo-{key}"
     if _is_complete(root, key):
@@ -354,3 +354,28 @@ def load_demo_dataset(cache_dir: str | Path | None = None, n: int = 300, seed: i
     if root.exists():
         raise FileExistsError(f"{root}: exists but is not a complete demo set for n={n}, seed={seed}; remove it")
     return write_demo_dataset(build_demo_dataset(n, seed), root, n, seed)
+
+
+# --------------------------------------------------------------------------------------------
+# the source: generated into the cache, read as a directory-format folder
+# --------------------------------------------------------------------------------------------
+def _size_and_seed(settings) -> tuple[int, int]:
+    size, seed = settings.get("demo_size"), settings.get("demo_seed")
+    return int(DEMO_SIZE if size is None else size), int(DEMO_SEED if seed is None else seed)
+
+
+def demo_root(settings) -> Path:
+    """The demo set of ``data.demo_size`` / ``data.demo_seed`` under ``data.cache_dir``, generated on first use."""
+    n, seed = _size_and_seed(settings)
+    return load_demo_dataset(settings.get("cache_dir"), n=n, seed=seed)
+
+
+def demo_fingerprint(settings) -> str:
+    """``demo:<key>``: the generator's key (its content follows from version, size and seed)."""
+    return "demo:" + dataset_key(*_size_and_seed(settings))
+
+
+register_source(DataSource(
+    name="demo", read=load_directory, root=demo_root, fingerprint=demo_fingerprint,
+    settings=("demo_size", "demo_seed"), needs_root=False,
+    description="synthetic demo set (spring-model phonons), generated and cached on first use"))

@@ -17,6 +17,12 @@ Label columns (every one optional, per row; an empty CSV cell or JSON null = abs
   (and ``"[[...], [...]]"`` for the per-site columns).
 - scalars: ``lambda``, ``omega_log_K``, ``omega_2_K``, ``tc_K``, ``min_phonon_freq_meV``.
 - ``formula``: shown instead of the structure's own formula; must agree with the structure.
+- ``structure_hash``: :func:`betenet.data.structures.structure_hash` of the structure the row's spectra
+  were computed for; a row whose structure file has another hash is rejected (a labels file of another
+  dataset whose ids collide with these).
+
+Every spectrum must be physically possible for its structure (meV, a site PhDOS that is not negative
+and integrates to about 3 per site: :mod:`betenet.data.plausibility`).
 
 A structure without a labels row loads unlabelled (for prediction). A labels row without a
 structure, an unreadable structure, or a bad row (NaN in a spectrum, lengths that disagree, a
@@ -37,21 +43,23 @@ from pymatgen.core import Composition
 
 from betenet.data.sources.base import (
     EXTRA_SCALAR_KEYS,
+    IDENTITY_KEYS,
     LABEL_KEYS,
     SPECTRUM_KEYS,
     SourceData,
     build_entry,
     fingerprint,
 )
+from betenet.data.sources.registry import DataSource, register_source
 from betenet.data.splits import SPLIT_KEYS, given_split
-from betenet.data.structures import STRUCTURE_SUFFIXES, load_structure
+from betenet.data.structures import STRUCTURE_SUFFIXES, load_structure, structure_mismatch
 from betenet.errors import InputError
 from betenet.files import natural_key
 
 log = logging.getLogger(__name__)
 
 #: Every column a labels table may have.
-COLUMNS = ("id", "formula") + SPECTRUM_KEYS + LABEL_KEYS + EXTRA_SCALAR_KEYS
+COLUMNS = ("id", "formula") + SPECTRUM_KEYS + LABEL_KEYS + EXTRA_SCALAR_KEYS + IDENTITY_KEYS
 
 
 def _scan_structures(structures_dir: Path, rejected: list) -> dict[str, Path]:
@@ -287,3 +295,34 @@ def read_labels_table(path) -> dict[str, dict]:
             rec = decode_csv_record(ident, rec)
         table[ident] = rec
     return table
+
+
+def labelled_structure(labels_path, entry_id: str) -> Path | None:
+    """The structure file that the row ``entry_id`` of a dataset folder's labels file belongs to
+    (``structures/<id>.<suffix>`` beside it); None when the folder holds none."""
+    folder = Path(labels_path).parent / "structures"
+    return next((folder / f"{entry_id}{suffix}" for suffix in STRUCTURE_SUFFIXES
+                 if (folder / f"{entry_id}{suffix}").is_file()), None)
+
+
+def check_labels_structure(entry_id: str, structure, labels_path, source=None) -> None:
+    """Refuse to give ``structure`` (read from ``source``, if a file) the row ``entry_id`` of
+    ``labels_path`` when the labels' own dataset folder holds another structure under that id
+    (:func:`~betenet.data.structures.structure_mismatch`): its spectra belong to that one, and
+    per-site rows of a same-sized cell would otherwise be taken silently."""
+    own = labelled_structure(labels_path, entry_id)
+    if own is None or (isinstance(source, (str, Path)) and Path(source).resolve() == own.resolve()):
+        return
+    why = structure_mismatch(structure, load_structure(own, name=str(own)))
+    if why:
+        raise InputError(entry_id, f"its row in {labels_path} belongs to {own}, another structure ({why}); "
+                                   "ids of two datasets collide: give the labels of these structures")
+
+
+def _no_database(root: Path) -> bool:
+    """A folder without ``database.json`` (the release's and BEE-NET's file) is read as a directory dataset."""
+    return not (Path(root) / "database.json").is_file()
+
+
+register_source(DataSource(name="directory", read=load_directory, detect=_no_database, fallback=True,
+                           description="structures/ + labels.csv|json (+ splits.json, metadata.json)"))

@@ -24,6 +24,7 @@ import pandas as pd
 from pymatgen.core import Composition
 
 from betenet.data.sources.base import Entry, SourceData, build_entry, check_spectrum, fingerprint
+from betenet.data.sources.registry import DataSource, register_source
 from betenet.data.splits import RELEASE_TEST_FULL, RELEASE_TRAIN_FULL, release_split
 from betenet.data.structures import load_structure
 from betenet.errors import InputError
@@ -187,3 +188,12 @@ def load_release(root: str | Path) -> SourceData:
         metadata=metadata,
         bootstrap_dir=indices_dir if indices_dir.is_dir() else None,
     )
+
+
+def _has_database(root: Path) -> bool:
+    """A folder with ``database.json`` (BEE-NET's layout, which has one too, claims its folders more surely)."""
+    return (Path(root) / DATABASE_FILE).is_file()
+
+
+register_source(DataSource(name="release", read=load_release, detect=_has_database, config="betenet_release",
+                           description="the published BETE-NET release: database.json + structures/ + indices/"))
