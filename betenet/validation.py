@@ -13,7 +13,8 @@ import numbers
 
 from betenet.errors import InputError
 
-__all__ = ["MU_STAR_MAX", "SEED_MAX", "batch_size", "mu_star", "seed", "open_fraction", "positive_number"]
+__all__ = ["MU_STAR_MAX", "SEED_MAX", "batch_size", "mu_star", "seed", "open_fraction", "positive_number",
+           "non_negative_number", "positive_integer"]
 
 #: Largest accepted μ*: measured values lie around 0.08–0.20, and above 1/ln 10 ≈ 0.43 the
 #: Eliashberg solver cannot rescale μ* to its Matsubara cutoff (10 ω_ph).
@@ -76,3 +77,19 @@ def positive_number(value, setting: str) -> float:
     if x <= 0:
         raise InputError(setting, f"must be above 0, got {x:g}")
     return x
+
+
+def non_negative_number(value, setting: str) -> float:
+    """A finite number of at least 0 (e.g. a tolerance or a threshold)."""
+    x = _number(value, setting)
+    if x < 0:
+        raise InputError(setting, f"must be at least 0, got {x:g}")
+    return x
+
+
+def positive_integer(value, setting: str) -> int:
+    """A whole number of at least 1 (e.g. a count of processes or smearings)."""
+    n = _integer(value, setting)
+    if n < 1:
+        raise InputError(setting, f"must be at least 1, got {n}")
+    return n

@@ -55,7 +55,7 @@ def test_bad_input_raises_input_error(al_cif, tmp_path):
         args.func(args)
     args = parse("dft", "inputs", str(al_cif), "--out", str(tmp_path / "m"), "--set", "grids.q_density=-1",
                  "--set", "relax.enabled=false")
-    with pytest.raises(InputError, match="positive finite"):
+    with pytest.raises(InputError, match="^grids.q_density: must be above 0, got -1"):
         args.func(args)
     args = parse("dft", "run", str(tmp_path))
     with pytest.raises(InputError, match="not a DFT material folder"):

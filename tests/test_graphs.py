@@ -106,7 +106,7 @@ def test_graphs_batch_together():
 
 
 def test_isolated_atom_and_overlaps():
-    lone = Structure(Lattice.cubic(20.0), ["Al"], [[0, 0, 0]])
+    lone = Structure(Lattice.cubic(9.0), ["Al"], [[0, 0, 0]])  # 9 Å from its images, 729 Å^3 (limit 1000)
     with pytest.raises(InputError, match=r"atom 0 \(Al\) has no neighbour within 4.0 Å") as err:
         structure_to_graph(lone, R_MAX, id="lonely")
     assert err.value.subject == "lonely"
@@ -121,7 +121,7 @@ def test_isolated_atom_and_overlaps():
 
 
 def test_isolated_atoms_are_listed():
-    lone = Structure(Lattice.cubic(20.0), ["Al", "Al"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    lone = Structure(Lattice.cubic(10.0), ["Al", "Al"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     assert isolated_atoms(structure_to_graph(lone, R_MAX, allow_isolated=True)) == [0, 1]
     assert isolated_atoms(structure_to_graph(nacl(), R_MAX)) == []
     # the refusal names the data setting (predict does not refuse: it warns)

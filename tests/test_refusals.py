@@ -16,11 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from ase import Atoms
 from ase.build import bulk
 
-from betenet.cli import main
+from _cli import refused, run
 from betenet.errors import InputError
 from betenet.training.run_dir import RunDir
 
@@ -32,25 +31,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
     """A sweep folder holding one untrained demo_tiny CSO member (``seed_0``) with its config."""
-    import hydra
-    from omegaconf import OmegaConf, open_dict
+    from _demo_ensemble import untrained_member
 
-    from betenet.config import compose
-    from betenet.training.checkpoints import save_member_checkpoint
-
-    root = tmp_path_factory.mktemp("ensemble")
-    cfg = compose(["experiment=demo_tiny", "data.demo_size=12", f"paths.cache_dir={root / 'cache'}"])
-    with open_dict(cfg):
-        cfg.model.net.num_neighbors = 8.0
-    module = hydra.utils.instantiate(cfg.model)
-    run = RunDir(root / "sweep" / "seed_0")
-    run.checkpoint_dir.mkdir(parents=True)
-    plain = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-             for k in ("seed", "variant", "data", "model", "features")}
-    run.file(run.CONFIG).write_text(yaml.safe_dump(plain))
-    run.write_member({"seed": 0}, ["Nb"])
-    save_member_checkpoint(run.final, module.state_dict(), dict(module.hparams), {"train_elements": ["Nb"]})
-    return root / "sweep"
+    return untrained_member(tmp_path_factory.mktemp("ensemble"))
 
 
 @pytest.fixture(scope="module")
@@ -60,18 +43,6 @@ def cif(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("inputs") / "nb.cif"
     AseAtomsAdaptor.get_structure(bulk("Nb", "bcc", a=3.3)).to(filename=str(path))
     return path
-
-
-def run(capsys, *argv):
-    code = main([*map(str, argv)])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def refused(code: int, err: str, subject: str) -> bool:
-    """Exit status 2 and one line on stderr that starts its reason with ``subject``."""
-    lines = err.strip().splitlines()
-    return code == 2 and len(lines) == 1 and f"error: {subject}: " in lines[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,6 +158,18 @@ def test_a_flat_ase_cell_fails_its_own_row_only(sweep):
     table = load_ensemble(sweep).predict_structures([bulk("Nb", "bcc", a=3.3), flat, bulk("Nb", "bcc", a=3.4)])
     assert list(table["status"]) == ["ok", "lattice is singular (cell volume 0 Å^3)", "ok"]
     assert math.isnan(table.loc[1, "lambda"]) and math.isfinite(table.loc[2, "lambda"])
+
+
+def test_atoms_too_close_fail_their_own_row(sweep):
+    """Atoms 0.3 Å apart were predicted like any crystal (the graph refused only below 0.5 Å, whatever the
+    elements); the shared plausibility check names them and the batch goes on."""
+    from betenet.inference import load_ensemble
+
+    close = Atoms("Nb2", positions=[[0, 0, 0], [0.3, 0, 0]], cell=[3.3, 3.3, 3.3], pbc=True)
+    table = load_ensemble(sweep).predict_structures([bulk("Nb", "bcc", a=3.3), close])
+    assert table.loc[0, "status"] == "ok"
+    assert table.loc[1, "status"] == ("atoms 0 (Nb) and 1 (Nb) are 0.300 Å apart (below 0.5 x the sum of their "
+                                      "covalent radii, 1.64 Å)")
 
 
 def test_repeated_ids_are_refused(sweep):

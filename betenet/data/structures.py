@@ -2,18 +2,22 @@
 expand command-line inputs (files, folders, globs) into structure files.
 
 ``load_structure`` returns an ordered, fully periodic pymatgen ``Structure`` whose sites are all
-real elements (1 ≤ Z ≤ 118). Anything else raises ``InputError(name, reason)`` naming the input.
-Supported files: CIF (``.cif``, read by pymatgen with the cell and coordinates as written: no reduction to
-a primitive cell, no snapping of coordinates to "ideal" fractions), VASP POSCAR/CONTCAR/``.vasp``
-(pymatgen), extended XYZ (``.xyz``/``.extxyz``, read by ASE); other suffixes are tried with
-``ase.io.read``. pymatgen's CIF-parsing warnings are silenced; when parsing fails they are appended to
-the error's reason. :func:`gather_inputs` turns files, folders and glob patterns into one
-``(id, path, reason)`` item per structure file.
+real elements (1 ≤ Z ≤ 118) and which is physically possible (:mod:`betenet.data.plausibility`).
+Anything else raises ``InputError(name, reason)`` naming the input. Supported files: CIF (``.cif``,
+read by pymatgen with the cell and coordinates as written: no reduction to a primitive cell, no
+snapping of coordinates to "ideal" fractions), VASP POSCAR/CONTCAR/``.vasp`` (pymatgen), extended
+XYZ (``.xyz``/``.extxyz``, read by ASE); other suffixes are tried with ``ase.io.read``. pymatgen's
+CIF-parsing warnings are silenced; when parsing fails they are appended to the error's reason.
+:func:`gather_inputs` turns files, folders and glob patterns into one ``(id, path, reason)`` item per
+structure file. :func:`structure_hash` and :func:`structure_mismatch` tell whether two structures are
+the same (the one a labels row was computed for and the one it is given with).
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import warnings
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from pymatgen.core import Element, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.io.cif import CifParser
 
+from betenet.data.plausibility import check_structure
 from betenet.errors import InputError
 from betenet.files import natural_key
 
@@ -56,7 +61,9 @@ def load_structure(src, name: str | None = None) -> Structure:
 
 
 def validate_structure(structure: Structure, name: str) -> None:
-    """Raise ``InputError`` unless the structure is non-empty, finite, ordered, periodic and all-element."""
+    """Raise ``InputError`` unless the structure is non-empty, finite, ordered, periodic and all-element,
+    and physically possible (:func:`betenet.data.plausibility.check_structure`: no atoms closer than half
+    the sum of their covalent radii, a volume per atom between 0.5 and 1000 Å^3)."""
     if len(structure) == 0:
         raise InputError(name, "structure has no atoms")
     if not np.all(np.isfinite(structure.lattice.matrix)):
@@ -80,12 +87,53 @@ def validate_structure(structure: Structure, name: str) -> None:
         if not 1 <= el.Z <= MAX_Z:
             raise InputError(name, f"site {k} has atomic number {el.Z}, outside 1..{MAX_Z}")
     _check_volume(structure.lattice.volume, name)
+    check_structure(structure, name)  # physically possible: distances, volume per atom
 
 
 def _check_volume(volume: float, name: str) -> None:
     """Raise ``InputError`` for a cell of zero (or non-finite) volume: its lattice has no inverse."""
     if not np.isfinite(volume) or abs(volume) <= 1e-6:
         raise InputError(name, f"lattice is singular (cell volume {volume:.3g} Å^3)")
+
+
+# --------------------------------------------------------------------------------------------
+# identity: is this the structure a labels row was computed for?
+# --------------------------------------------------------------------------------------------
+_HASH_DIGITS = 6
+#: Tolerances of :func:`structure_mismatch`: relative on the lattice lengths, degrees on its angles.
+_LENGTH_RTOL, _ANGLE_TOL_DEG = 1e-3, 1e-2
+
+
+def structure_hash(structure: Structure) -> str:
+    """SHA-256 of a structure's species, lattice and fractional coordinates, in site order (lattice rounded
+    to 1e-6 Å, fractional coordinates wrapped into [0, 1) and rounded to 1e-6): the per-site rows of a
+    site PhDOS follow that order, so a reordered structure is another hash."""
+    lattice = np.round(np.asarray(structure.lattice.matrix, dtype=float), _HASH_DIGITS) + 0.0
+    frac = np.round(np.mod(structure.frac_coords, 1.0), _HASH_DIGITS) % 1.0 + 0.0  # + 0.0: no -0.0
+    text = json.dumps({"species": [site.specie.symbol for site in structure], "lattice": lattice.tolist(),
+                       "frac": frac.tolist()})
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def structure_mismatch(given: Structure, recorded: Structure) -> str | None:
+    """Why ``given`` is not ``recorded`` (e.g. the structure a labels row's spectra were computed for):
+    another number of sites, another element on a site (site order matters: per-site rows follow it), or
+    another cell (lengths beyond 1e-3 relative, angles beyond 0.01°); None when they agree. Positions
+    are not compared: PhDOS computed after relaxing the positions in a fixed cell belong to both."""
+    if len(given) != len(recorded):
+        return f"{len(given)} sites here, {len(recorded)} there"
+    for k, (a, b) in enumerate(zip(given, recorded)):
+        if a.specie.symbol != b.specie.symbol:
+            return (f"site {k} is {a.specie.symbol} here, {b.specie.symbol} there ({given.composition.reduced_formula}"
+                    f" vs {recorded.composition.reduced_formula})")
+    if not (np.allclose(given.lattice.abc, recorded.lattice.abc, rtol=_LENGTH_RTOL, atol=0)
+            and np.allclose(given.lattice.angles, recorded.lattice.angles, rtol=0, atol=_ANGLE_TOL_DEG)):
+        return f"another cell ({_cell_text(given)} here, {_cell_text(recorded)} there)"
+    return None
+
+
+def _cell_text(structure: Structure) -> str:
+    return "a b c " + " ".join(f"{x:.4g}" for x in structure.lattice.abc) + " Å"
 
 
 def _from_atoms(atoms, name: str) -> Structure:

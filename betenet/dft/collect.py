@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
-from betenet.data.structures import load_structure
+from betenet.data.structures import load_structure, structure_hash
 from betenet.dft.filters import apply_dft_filters
 from betenet.dft.parsers import (
     ElectronDOS,
@@ -115,6 +115,7 @@ def collect_material(workdir) -> Collected:
         "phdos_fine_site": fine.site,
         **_labels(a2f.omega_meV, a2f.a2f),
         "min_phonon_freq_meV": ph.min_frequency_meV,
+        "structure_hash": structure_hash(structure),  # the structure these spectra belong to
     }
     details = {
         "id": wf.id,

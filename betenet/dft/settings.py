@@ -22,7 +22,8 @@ from typing import Any, Optional
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from betenet.config import CONF_DIR
+from betenet import validation
+from betenet.conf import CONF_DIR
 from betenet.errors import InputError
 
 DFT_CONF_DIR = CONF_DIR / "dft"
@@ -247,8 +248,32 @@ def _check_grid(value, what: str, label: str) -> None:
         raise InputError(label, f"{what} must be three integers >= 1, got {list(value)}")
 
 
+def _check_numbers(s: DFTSettings) -> None:
+    """Every number of the profile in its range, before anything runs (a negative q density would
+    otherwise be found only after the relaxation): ``InputError`` naming the setting as ``--set`` spells it."""
+    positive = {"symprec": s.symprec, "relax.k_density": s.relax.k_density, "grids.k_density": s.grids.k_density,
+                "grids.q_density": s.grids.q_density, "edos.k_density": s.edos.k_density,
+                "collect.a2f_smearing_Ry": s.collect.a2f_smearing_Ry,
+                "collect.edos_window_meV": s.collect.edos_window_meV,
+                "collect.edos_average_meV": s.collect.edos_average_meV,
+                **{f"masses.{element}": mass for element, mass in s.masses.items()}}
+    if "el_ph_sigma" in s.ph.inputph:
+        positive["ph.inputph.el_ph_sigma"] = s.ph.inputph["el_ph_sigma"]
+    for setting, value in positive.items():
+        validation.positive_number(value, setting)
+    for setting, value in {"collect.unstable_threshold_meV": s.collect.unstable_threshold_meV,
+                           "collect.negative_a2f_tol": s.collect.negative_a2f_tol,
+                           "collect.gap_threshold_eV": s.collect.gap_threshold_eV}.items():
+        validation.non_negative_number(value, setting)
+    validation.positive_integer(s.run.np, "run.np")
+    if "el_ph_nsigma" in s.ph.inputph:
+        validation.positive_integer(s.ph.inputph["el_ph_nsigma"], "ph.inputph.el_ph_nsigma")
+
+
 def validate_settings(s: DFTSettings, label: str) -> None:
-    """Reject settings that cannot make a consistent chain (reserved keys, grids, DOS step, smearing)."""
+    """Reject settings that cannot make a consistent chain (numbers out of range, reserved keys, grids,
+    DOS step, smearing)."""
+    _check_numbers(s)
     if s.cell not in CELL_CHOICES:
         raise InputError(label, f"cell must be one of {CELL_CHOICES}, got {s.cell!r}")
     blocks = {
@@ -291,8 +316,6 @@ def validate_settings(s: DFTSettings, label: str) -> None:
     if not (1 <= n <= nsigma and abs(n * sigma - s.collect.a2f_smearing_Ry) < 1e-9):
         raise InputError(label, f"collect.a2f_smearing_Ry = {s.collect.a2f_smearing_Ry} is not one of the "
                                 f"el-ph smearings {sigma:g} x (1..{nsigma}) Ry")
-    if s.run.np < 1:
-        raise InputError(label, f"run.np must be >= 1, got {s.run.np}")
 
 
 def el_ph_smearings(s: DFTSettings) -> tuple[float, int]:
