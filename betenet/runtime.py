@@ -71,13 +71,21 @@ def configure(threads: Optional[int] = None, keep_memory: bool = True,
     return report
 
 
+#: ``extra=`` of a betenet log record meant for the run's log file only (what stdout already shows, e.g.
+#: the closing summary of a member).
+FILE_ONLY = {"console": False}
+
+
 class ConsoleFilter(logging.Filter):
-    """The console handler's filter (conf/config.yaml, ``hydra.job_logging``): betenet's own records, and any
-    record at ERROR or above. Third-party information and warnings (Lightning's hardware lines and tips,
-    deprecations captured from ``warnings``) go to the run's log file only."""
+    """The console handler's filter (conf/config.yaml, ``hydra.job_logging``): betenet's own records (but not
+    those logged with ``extra=FILE_ONLY``), and any record at ERROR or above. Third-party information and
+    warnings (Lightning's hardware lines and tips, deprecations captured from ``warnings``) go to the run's
+    log file only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.name.startswith("betenet") or record.levelno >= logging.ERROR
+        if record.levelno >= logging.ERROR:
+            return True
+        return record.name.startswith("betenet") and getattr(record, "console", True)
 
 
 def quiet_third_parties() -> None:

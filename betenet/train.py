@@ -4,6 +4,8 @@ The repository's ``train.py`` calls the same :func:`main`; the configuration is 
 ``betenet.conf`` (betenet/config.py), so the command works from any folder once betenet is installed.
 """
 
+from __future__ import annotations
+
 import sys
 
 import hydra
@@ -19,13 +21,15 @@ register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path=f"pkg://{CONF_PACKAGE}", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> dict | None:
+    """Train the member; returns its outcome (complete, failed or refused: what a sweep counts,
+    betenet/training/sweep.py)."""
     from betenet.runtime import quiet_third_parties
     from betenet.training.run import train_member_safely
 
     quiet_third_parties()
     try:
-        train_member_safely(cfg, in_sweep=HydraConfig.get().mode == RunMode.MULTIRUN)
+        return train_member_safely(cfg, in_sweep=HydraConfig.get().mode == RunMode.MULTIRUN)
     except InputError as err:  # bad input, a busy run folder, another member in it: one line, exit 2
         print(f"train.py: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -7,6 +7,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Nothing a test runs reaches W&B's servers, even on a machine logged in to W&B (`wandb login`): every test,
+# and every process a test starts, logs offline (or not at all where a test disables W&B).
+if os.environ.get("WANDB_MODE") != "disabled":
+    os.environ["WANDB_MODE"] = "offline"
+
 
 def shared_root() -> Path | None:
     env = os.environ.get("BETENET_SHARED")

@@ -76,13 +76,33 @@ def test_launcher_plugins_resolve(tmp_path):
     assert cfg.hydra.launcher.partition == "gpu" and cfg.hydra.launcher.gpus_per_node == 2
 
 
-def test_wandb_offline_without_key(monkeypatch):
+def test_wandb_offline_without_key(monkeypatch, tmp_path):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     cfg = compose_cfg([])
     assert cfg.logger.wandb.offline is True
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     assert compose_cfg([]).logger.wandb.offline is False
+
+
+def test_wandb_is_online_after_wandb_login(monkeypatch, tmp_path):
+    """`wandb login` writes the key into the netrc file (no WANDB_API_KEY): that is logged in, so online;
+    another host's entry is not; WANDB_MODE=offline still decides. Nothing is sent: only the file is read."""
+    from betenet.config import wandb_logged_in, wandb_offline
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_BASE_URL", raising=False)
+    netrc = tmp_path / "netrc"
+    monkeypatch.setenv("NETRC", str(netrc))
+    netrc.write_text(f"machine example.org\n  login user\n  password {'b' * 40}\n")
+    assert not wandb_logged_in() and wandb_offline()
+    netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {'a' * 40}\n")
+    assert wandb_logged_in() and not wandb_offline()
+    assert compose_cfg([]).logger.wandb.offline is False
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert wandb_offline()
 
 
 def test_members_side_by_side_with_one_thread_each(tmp_path):

@@ -27,9 +27,14 @@ def test_a_member_prints_a_few_lines_and_logs_the_rest(tmp_path):
     for chatter in ("Validation", "Epoch 0", "GPU available", "litlogger", "LeafSpec", "wandb: Run data",
                     "Run summary", "wandb sync"):
         assert chatter not in text, chatter
-    assert "epoch 50: out-of-bag loss" in text and "member 0 (cso) done" in text
+    assert "epoch 50: out-of-bag loss" in text and "member 0 (cso) done: kept the weights of epoch" in text
+    for closing in ("regime reached: ", "why: ", "MAE ", "out-of-bag ", "test: not run (test_after_fit=false)"):
+        assert closing in text, closing
+    assert "final weights:" not in text  # said once, by the closing summary (train.log keeps the log line)
+    assert "anonymous" not in text
     log = (tmp_path / "run" / "train.log").read_text()
     assert "GPU available" in log  # third-party information is kept in the log file
+    assert "final weights:" in log and "closing summary" in log
 
 
 def test_progress_refuses_a_zero_interval():

@@ -203,8 +203,6 @@ def test_only_run_dir_spells_the_run_folder_layout():
 # finding run folders
 # --------------------------------------------------------------------------------------------
 def test_run_folders_are_found_at_any_depth(tmp_path):
-    from betenet.training.sweep import summarise_sweep
-
     sweep = tmp_path / "sweep"
     done = RunDir(sweep / "cso" / "seed_10")
     done.final.parent.mkdir(parents=True)
@@ -217,5 +215,5 @@ def test_run_folders_are_found_at_any_depth(tmp_path):
     assert [r.path for r in RunDir.find(sweep)] == [sweep / "cso" / "seed_2", sweep / "cso" / "seed_10",
                                                     sweep / "fpd" / "a" / "seed_0"]
     assert RunDir.find(done.path) == [done] and RunDir.find(tmp_path / "missing") == []
-    assert summarise_sweep(sweep) == {"complete": ["cso/seed_10"], "failed": ["cso/seed_2"],
-                                      "incomplete": ["fpd/a/seed_0"]}
+    assert {r.path.relative_to(sweep).as_posix(): r.status() for r in RunDir.find(sweep)} == {
+        "cso/seed_10": "complete", "cso/seed_2": "failed", "fpd/a/seed_0": "incomplete"}

@@ -92,6 +92,19 @@ def test_demo_member_trains_and_writes_its_outputs(cache, tmp_path):
     assert "test" in info and info["final_regime"] in ("modern", "best")
     boot = rd.read_bootstrap()
     assert abs(sum(boot["train_weights"]) - len(boot["train_ids"]) - len(boot["val_ids"])) < 1e-9
+    # the closing summary, printed and kept in member.json, in physical units
+    result = rd.read_member_result()
+    assert result["kept_epoch"] == info["kept_epoch"]
+    assert result["regime_reached"] in ("classical", "critical", "modern")
+    assert {"lambda", "omega_log_K", "tc_K"} <= set(result["out_of_bag"]["mae"]) <= set(result["test"]["mae"])
+    assert result["test"]["entries"] == len(boot["test_ids"])
+    assert result["out_of_bag"]["entries"] == len(boot["val_ids"])
+    assert info["test"]["test_mae_tc_K"] == pytest.approx(result["test"]["mae"]["tc_K"])
+    out = res.stdout
+    assert f"member 0 (cso) done: kept the weights of epoch {result['kept_epoch']}, " in out
+    assert "regime reached: " in out and "why: " in out
+    test_row = next(line for line in out.splitlines() if line.startswith("  test "))
+    assert f"{result['test']['mae']['tc_K']:.3g}" in test_row and f"({len(boot['test_ids'])} entries)" in test_row
 
 
 def test_the_installed_entry_trains_from_any_folder(cache, tmp_path):
@@ -151,13 +164,39 @@ def test_two_member_sweep_with_submitit_local(cache, tmp_path):
 
 def test_failed_member_does_not_stop_the_sweep(cache, tmp_path):
     # job 1 uses a 0.5 Å cutoff: every atom is isolated, no entry is usable, the member fails;
-    # its failure is recorded and job 0 still completes
-    train(COMMON + [f"paths.cache_dir={cache}", "trainer.max_epochs=3", "data.r_max=4.0,0.5",
-                    "hydra.sweep.subdir=job${hydra:job.num}", f"hydra.sweep.dir={tmp_path / 'sweep'}", "-m"],
-          cwd=tmp_path)
+    # its failure is recorded, job 0 still completes, and the command says so and exits 1
+    res = train(COMMON + [f"paths.cache_dir={cache}", "trainer.max_epochs=3", "data.r_max=4.0,0.5",
+                          "hydra.sweep.subdir=job${hydra:job.num}", f"hydra.sweep.dir={tmp_path / 'sweep'}", "-m"],
+                cwd=tmp_path, check=False)
+    assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
     summary = json.loads((tmp_path / "sweep" / "sweep_summary.json").read_text())
     assert summary["complete"] == ["job0"] and summary["failed"] == ["job1"]
     assert "no usable entries" in RunDir(tmp_path / "sweep" / "job1").failure()
+    assert f"sweep {tmp_path / 'sweep'}: 1 complete, 1 failed/refused (1 failed)" in res.stdout
+    failed = next(line for line in res.stdout.splitlines() if line.lstrip().startswith("failed"))
+    assert "job1 (data.r_max=0.5)" in failed and "no usable entries" in failed
+
+
+def test_a_refused_member_is_counted_and_the_sweep_exits_non_zero(cache, tmp_path):
+    """Two seeds per variant into one folder per variant: seed 1 finds seed 0's folder and is refused.
+    The summary counts it (not what lies on disk), says why, groups by variant, and the command exits 1."""
+    sweep = tmp_path / "sweep"
+    res = train(COMMON + [f"paths.cache_dir={cache}", "trainer.max_epochs=2", "variant=cso,cpd", "seed=0,1",
+                          f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${variant.name}", "-m"],
+                cwd=tmp_path, check=False)
+    assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
+    summary = json.loads((sweep / "sweep_summary.json").read_text())
+    assert summary["counts"] == {"complete": 2, "failed": 0, "refused": 2, "incomplete": 0}
+    assert summary["complete"] == ["cso", "cpd"] and summary["refused"] == ["cso", "cpd"]
+    for variant in ("cso", "cpd"):
+        assert summary["by_variant"][variant]["counts"] == {"complete": 1, "failed": 0, "refused": 1, "incomplete": 0}
+    refused = [j for j in summary["jobs"] if j["state"] == "refused"]
+    assert [j["seed"] for j in refused] == [1, 1] and all("holds another member" in j["reason"] for j in refused)
+    out = res.stdout
+    assert f"sweep {sweep}: 2 complete, 2 failed/refused (2 refused)" in out
+    assert "  cpd: 1 complete, 1 refused" in out and "  cso: 1 complete, 1 refused" in out
+    assert "refused    cso (variant=cso seed=1): " in out
+    assert (sweep / "double_descent_overlay.png").stat().st_size > 0
 
 
 def test_mixed_supervision_with_only_tc_labels(cache, tmp_path):
@@ -171,11 +210,16 @@ def test_mixed_supervision_with_only_tc_labels(cache, tmp_path):
     rows = [{"id": e.id, "tc_K": e.labels["tc_K"]} for e in entries]
     (data / "labels.json").write_text(json.dumps(rows))
     run = tmp_path / "run"
-    train(ON_DIRECTORY + [f"paths.cache_dir={tmp_path / 'c'}", "data=directory", f"data.root={data}",
-                    "model.loss.mse=0", "model.loss.properties.tc_K=1.0", "trainer.max_epochs=25",
-                    f"hydra.run.dir={run}"], cwd=tmp_path)
+    res = train(ON_DIRECTORY + [f"paths.cache_dir={tmp_path / 'c'}", "data=directory", f"data.root={data}",
+                                "model.loss.mse=0", "model.loss.properties.tc_K=1.0", "trainer.max_epochs=25",
+                                "test_after_fit=true", f"hydra.run.dir={run}"], cwd=tmp_path)
     metrics = read_metrics(run)
     assert "val_mae_tc_K" in metrics[0] and "val_mae_lambda" not in metrics[0]
+    # the closing summary reports Tc only: λ and ω_log were never known
+    result = RunDir(run).read_member_result()
+    assert set(result["out_of_bag"]["mae"]) == set(result["test"]["mae"]) == {"tc_K"}
+    header = next(line for line in res.stdout.splitlines() if line.startswith("  MAE "))
+    assert header.split() == ["MAE", "Tc", "(K)"]
     losses = [float(r["train_loss"]) for r in metrics]
     assert all(torch.isfinite(torch.tensor(losses)))
     assert min(losses[-5:]) < losses[0], "Tc-only supervision did not reduce the training loss"
@@ -214,6 +258,37 @@ def test_wandb_logs_offline_and_a_resumed_member_keeps_its_run_id(cache, tmp_pat
         assert summary[f"regime/{regime}_val_loss_smoothed"] == pytest.approx(rec["value"])
     assert summary["double_descent/_type"] == "images/separated"
     assert list((offline[-1] / "files" / "media" / "images").glob("double_descent_*.png"))
+    # the whole resolved config, so runs filter by any setting
+    config = record["config"]
+    assert config["seed"] == 0 and config["variant"]["name"] == "cso" and config["name"] == "demo"
+    assert config["data"]["demo_size"] == DEMO_N and "root" in config["data"] and "bootstrap" in config["data"]
+    assert config["trainer"]["max_epochs"] == 4 and config["callbacks"]["tempering"]["patience"] == 300
+    assert list(record["run"].tags) == ["variant:cso", "experiment:demo", "features:none"]
+    assert record["run"].run_group == "demo-cso" and record["run"].job_type == "member"
+    # the summary holds the kept weights' values, not the last epoch's
+    result = run.read_member_result()
+    kept_row = next(r for r in read_metrics(run.path) if int(r["epoch"]) == result["kept_epoch"])
+    assert summary["kept_epoch"] == result["kept_epoch"] == regimes["kept_epoch"]
+    assert summary["val_loss"] == pytest.approx(float(kept_row["val_loss"]))
+    assert summary["val_mae_tc_K"] == pytest.approx(float(kept_row["val_mae_tc_K"]))
+    assert summary["regime_reached"] == result["regime_reached"]
+    # the final checkpoint and its records as an artifact
+    assert (f"demo-cso-seed0-{run.final.stem}", "model",
+            sorted([run.final.name, RunDir.CONFIG, RunDir.REGIMES, RunDir.MEMBER])) in \
+        [(name, kind, sorted(paths)) for name, kind, paths in record["artifacts"]]
+
+
+def test_the_checkpoint_artifact_can_be_left_out(cache, tmp_path):
+    run = RunDir(tmp_path / "run")
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"} | {"WANDB_SILENT": "true"}
+    res = subprocess.run([sys.executable, str(ROOT / "train.py"), "experiment=demo_tiny", "logger=wandb",
+                          f"data.demo_size={DEMO_N}", f"paths.cache_dir={cache}", "trainer.max_epochs=2",
+                          "logger.wandb.checkpoint_artifact=false", f"hydra.run.dir={run.path}"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (offline,) = (run.path / "wandb").glob("offline-run-*")
+    record = recorded(offline)
+    assert record["artifacts"] == [] and record["summary"]["kept_epoch"] == run.read_regimes()["kept_epoch"]
 
 
 def test_a_nested_sweep_is_summarised_and_each_wandb_group_gets_its_overlay(cache, tmp_path):
@@ -227,9 +302,12 @@ def test_a_nested_sweep_is_summarised_and_each_wandb_group_gets_its_overlay(cach
                           "hydra.sweep.subdir=${variant.name}/seed_${seed}", "-m"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "2 complete, 0 failed" in res.stdout
+    assert "2 complete, 0 failed/refused" in res.stdout
     summary = json.loads((sweep / "sweep_summary.json").read_text())
-    assert summary == {"complete": ["cpd/seed_0", "cso/seed_0"], "failed": [], "incomplete": []}
+    assert summary["counts"] == {"complete": 2, "failed": 0, "refused": 0, "incomplete": 0}
+    assert summary["complete"] == ["cso/seed_0", "cpd/seed_0"]
+    assert {v: t["complete"] for v, t in summary["by_variant"].items()} == {"cpd": ["cpd/seed_0"],
+                                                                            "cso": ["cso/seed_0"]}
     groups = {}
     for folder in (sweep / "wandb").glob("offline-run-*"):
         record = recorded(folder)
@@ -263,7 +341,9 @@ def test_a_run_folder_resumes_or_completes_only_its_own_member(cache, tmp_path):
     assert res.returncode == 2 and "already complete" not in res.stdout
     assert "seed: 0 in the folder, 5 requested" in res.stderr and 'variant.name: "cso" in the folder' in res.stderr
     assert snapshot(run.path) == before
-    assert "member already complete" in train(args + ["seed=0"], cwd=tmp_path).stdout
+    res = train(args + ["seed=0"], cwd=tmp_path)
+    assert "member already complete" in res.stdout
+    assert "regime reached: " in res.stdout and "out-of-bag " in res.stdout  # what it reached, shown again
 
 
 def truncate(path: Path) -> None:

@@ -11,6 +11,8 @@ truncated by a full disk) is moved aside with a warning: the member trains again
 checkpoint when that one loads, else from the start. Then: the data module, the network/LightningModule,
 callbacks, loggers and trainer are instantiated from the config; the resolved config, the member's
 bootstrap ids, the rejected entries and the member record are written; the final weights are tested.
+At the end a closing summary (betenet/training/closing.py: the regime reached, the epoch kept and why,
+out-of-bag and test MAE of λ, ω_log and Tc) is printed and kept in the member record.
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ import traceback
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from betenet import validation
 from betenet.config import register_resolvers
-from betenet.runtime import configure
+from betenet.runtime import FILE_ONLY, configure
 from betenet.training.run_dir import MemberMismatch, RunDir, RunDirBusy, member_fingerprint
 from betenet.training.tempering import TemperedTraining
+from betenet.training.closing import closing_lines, closing_summary, read_metrics_rows
 from betenet.training.wandb_records import finish as finish_wandb
-from betenet.training.wandb_records import log_dataset
+from betenet.training.wandb_records import log_dataset, log_member_close, log_run_config, member_tags
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +82,17 @@ def _instantiate_callbacks(cfg: DictConfig, run: RunDir) -> list:
 
 
 def _instantiate_loggers(cfg: DictConfig, run: RunDir, wandb_id: str) -> list:
-    """The configured loggers; a W&B logger resumes the member's own run id (kept in member.json)."""
+    """The configured loggers; a W&B logger resumes the member's own run id (kept in member.json) and,
+    unless the config names its own, gets the member's tags (variant, experiment, features)."""
     out = []
     for c in (cfg.get("logger") or {}).values():
         if c is None or "_target_" not in c:
             continue
-        extra = dict(id=wandb_id, resume="allow") if str(c._target_).endswith("WandbLogger") else {}
+        extra = {}
+        if str(c._target_).endswith("WandbLogger"):
+            extra = dict(id=wandb_id, resume="allow")
+            if c.get("tags") is None:
+                extra["tags"] = member_tags(cfg)
         out.append(hydra.utils.instantiate(c, **extra))
     return out
 
@@ -102,7 +110,10 @@ def _train_locked(cfg: DictConfig, run: RunDir) -> dict:
     if run.is_complete():
         log.info("member already complete: %s", run.final)
         print(f"member already complete; outputs in {run.path}")
-        return run.read_regimes()
+        result = run.read_member_result()
+        if result:  # what it reached, as printed when it finished
+            print("\n".join(closing_lines(result, _member_name(cfg), run.path)[1:-1]))
+        return (run.read_regimes() or {}) | {"reused": True}
 
     run.write_hydra_snapshot(cfg)
     runtime = cfg.get("runtime") or {}
@@ -134,6 +145,7 @@ def _train_locked(cfg: DictConfig, run: RunDir) -> dict:
         tempering.member_info = {"member": fingerprint, "train_elements": elements}
     loggers = _instantiate_loggers(cfg, run, wandb_id)
     try:
+        log_run_config(loggers, OmegaConf.to_container(cfg, resolve=True))
         log_dataset(loggers, statistics)
         summary = _fit(cfg, run, datamodule, model, callbacks, tempering, loggers)
     except BaseException:
@@ -156,14 +168,30 @@ def _fit(cfg: DictConfig, run: RunDir, datamodule, model, callbacks: list, tempe
     summary = run.read_regimes()
     if summary is None:
         raise RuntimeError(f"training ended without {run.REGIMES} (is the tempering callback configured?)")
-    if cfg.get("test_after_fit", True) and datamodule.split_ids.get("test"):
-        result = trainer.test(model, datamodule=datamodule, verbose=False)
-        summary["test"] = result[0] if result else {}
+    test_ids = datamodule.split_ids.get("test") or []
+    test_note = None
+    if not cfg.get("test_after_fit", True):
+        test_note = "not run (test_after_fit=false)"
+    elif not test_ids:
+        test_note = "not run: the data has no test split"
+    else:
+        tested = trainer.test(model, datamodule=datamodule, verbose=False)
+        summary["test"] = tested[0] if tested else {}
         run.write_regimes(summary)
+    result = closing_summary(summary, read_metrics_rows(run.metrics), n_out_of_bag=len(datamodule.member.val_ids),
+                             n_test=len(test_ids), test_note=test_note)
+    run.write_member_result(result)
+    log_member_close(loggers, result, [run.final, run.file(run.CONFIG), run.file(run.REGIMES),
+                                       run.file(run.MEMBER)])
     run.clear_failed()
-    print(f"member {cfg.seed} ({cfg.variant.name}) done: final weights = {summary['final_regime']}; "
-          f"outputs in {run.path}")
+    lines = closing_lines(result, _member_name(cfg), run.path)
+    log.info("closing summary\n%s", "\n".join(lines), extra=FILE_ONLY)
+    print("\n".join(lines), flush=True)
     return summary
+
+
+def _member_name(cfg: DictConfig) -> str:
+    return f"member {cfg.seed} ({cfg.variant.name})"
 
 
 def train_member(cfg: DictConfig) -> dict:
@@ -175,19 +203,24 @@ def train_member(cfg: DictConfig) -> dict:
         return _train_locked(cfg, run)
 
 
-def train_member_safely(cfg: DictConfig, in_sweep: bool) -> dict | None:
+#: What became of a member of a sweep (:func:`train_member_safely`; counted by betenet/training/sweep.py).
+COMPLETE, FAILED, REFUSED = "complete", "failed", "refused"
+
+
+def train_member_safely(cfg: DictConfig, in_sweep: bool) -> dict:
     """In a sweep a failing member is recorded in FAILED.txt and the sweep goes on; alone it raises.
 
     A folder that is busy or holds another member is never written to: in a sweep that member is
-    reported and skipped. A setting out of range stops the sweep (it is the command's, see
-    :func:`check_settings`)."""
+    refused (reported and skipped). A setting out of range stops the sweep (it is the command's, see
+    :func:`check_settings`). Returns the member's outcome, which the sweep counts:
+    ``{"state": complete|failed|refused, "reason": why (None when complete), "summary": regimes record}``."""
     register_resolvers()
     check_settings(cfg)
     run = run_dir_of(cfg)
     try:
         with run.lock():
             try:
-                return _train_locked(cfg, run)
+                return {"state": COMPLETE, "reason": None, "summary": _train_locked(cfg, run)}
             except MemberMismatch:
                 raise
             except Exception:
@@ -195,10 +228,10 @@ def train_member_safely(cfg: DictConfig, in_sweep: bool) -> dict | None:
                     raise
                 run.write_failed(traceback.format_exc())
                 log.error("member seed=%s failed; see %s", cfg.seed, run.file(run.FAILED))
-                return None
+                return {"state": FAILED, "reason": run.failure(), "summary": None}
     except (RunDirBusy, MemberMismatch) as err:
         if not in_sweep:
             raise
         log.error("member seed=%s not trained: %s", cfg.seed, err)
-        return None
+        return {"state": REFUSED, "reason": str(err), "summary": None}
 

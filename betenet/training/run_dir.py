@@ -5,7 +5,8 @@ Layout (everything else asks :class:`RunDir` for these paths)::
 
     <run>/member.json             which member the folder holds: its fingerprint (seed, variant, data
                                   settings and the data's own fingerprint, model and loss settings),
-                                  the elements of its training set and its W&B run id
+                                  the elements of its training set, its W&B run id and, once trained,
+                                  its closing summary (``result``: betenet/training/closing.py)
     <run>/config_resolved.yaml    the resolved config
     <run>/bootstrap.json          the member's train (with weights), validation and test ids
     <run>/rejected.json           entries the data source left out, each with its reason
@@ -53,8 +54,6 @@ REGIME_CHECKPOINTS = ("classical", "critical", "modern")
 #: Data settings that do not change which member a folder holds: where caches live, loader workers,
 #: and where the data lies (its content is the data fingerprint, so a moved dataset is the same data).
 _DATA_NOT_IDENTITY = ("_target_", "cache_dir", "num_workers", "root")
-#: Settings of the demo generator: part of a member only when its source is the demo set.
-_DEMO_ONLY = ("demo_size", "demo_seed")
 #: Network settings that do not change the member: ``fused`` is the same function computed faster.
 _NET_NOT_IDENTITY = ("fused",)
 #: Checkpoint key holding the member fingerprint (Lightning's last.ckpt and betenet's own checkpoints).
@@ -83,30 +82,34 @@ def _plain(cfg, keys=("seed", "variant", "data", "model")) -> dict:
 
 
 def data_fingerprint(data: Mapping) -> str:
-    """The fingerprint of a data config's source: the demo set's generator key (its content follows
-    from generator version, size and seed), else the source folder's file fingerprint (names and
-    contents; ``betenet.data.sources.base.fingerprint``)."""
-    from betenet.data.sources.base import fingerprint
+    """The fingerprint of a data config's source, as its registry entry computes it
+    (:mod:`betenet.data.sources.registry`): the demo set's generator key (its content follows from
+    generator version, size and seed), else the source folder's file fingerprint (names and contents)."""
+    from betenet.data.sources import get_source
 
-    if data.get("source") == "demo":
-        from betenet.data.sources.demo import dataset_key
+    return get_source(data.get("source")).fingerprint(data)
 
-        return "demo:" + dataset_key(int(data.get("demo_size", 300)), int(data.get("demo_seed", 0)))
-    root = data.get("root")
-    if root is None or not Path(root).exists():
-        raise InputError(root if root is not None else "data.root", "dataset folder not found")
-    return fingerprint(Path(root))
+
+def _other_sources_settings(source) -> tuple[str, ...]:
+    """The data settings that belong to registered sources other than ``source`` (the demo's size and
+    seed, for any source but the demo)."""
+    from betenet.data.sources import find_source, source_names
+
+    own = set(getattr(find_source(source), "settings", ()))
+    return tuple(sorted({k for name in source_names() for k in find_source(name).settings} - own))
 
 
 def _member_data(data: Mapping) -> dict:
-    """The data settings that define a member (``_DATA_NOT_IDENTITY`` and, for a source other than
-    the demo set, the demo generator's settings left out; ``label_bounds`` only when not the default,
-    so that folders trained before the setting existed keep their member)."""
+    """The data settings that define a member (``_DATA_NOT_IDENTITY`` and the settings of other sources
+    left out; ``label_bounds`` only when not the default, ``node_attributes`` only when some are named,
+    so that folders trained before these settings existed keep their member)."""
     from betenet.data.sources.base import LABEL_BOUNDS
 
-    drop = _DATA_NOT_IDENTITY + (() if data.get("source") == "demo" else _DEMO_ONLY)
+    drop = _DATA_NOT_IDENTITY + _other_sources_settings(data.get("source"))
     if data.get("label_bounds") in (None, LABEL_BOUNDS):
         drop += ("label_bounds",)
+    if not data.get("node_attributes"):
+        drop += ("node_attributes",)
     return {k: v for k, v in data.items() if k not in drop}
 
 
@@ -478,6 +481,18 @@ class RunDir:
                   "wandb_run_id": wandb_run_id}
         self._write_json(self.MEMBER, record)
         return record
+
+    def write_member_result(self, result: dict) -> dict:
+        """Add the member's closing summary (``betenet.training.closing``) to ``member.json`` as
+        ``result``; the fingerprint and the rest of the record are kept."""
+        record = self.read_member() or {}
+        record["result"] = result
+        self._write_json(self.MEMBER, record)
+        return record
+
+    def read_member_result(self) -> dict | None:
+        """The closing summary kept in ``member.json`` (None before the member finished)."""
+        return (self.read_member() or {}).get("result")
 
     def wandb_run_id(self) -> str:
         """The member's W&B run id, kept in ``member.json`` so a resumed run logs to the same run."""

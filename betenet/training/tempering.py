@@ -10,8 +10,9 @@ smooths the validation loss with an exponential moving average and moves through
   modern checkpoint, and training stops after `patience` epochs without a new modern minimum
   (5000 in the paper) or at `trainer.max_epochs` (1e5 in the paper).
 
-The member's final weights are the modern minimum; if no second descent came, the best epoch seen,
-with the reason recorded. The full history and every regime's weights live in the callback state,
+The member's final weights are the modern minimum; if no second descent came, the best out-of-bag
+epoch (lowest unsmoothed validation loss), with the reason recorded (the vocabulary of these epochs:
+`betenet.training.closing`). The full history and every regime's weights live in the callback state,
 so a killed run resumed from `last.ckpt` ends exactly as an uninterrupted one, with its complete
 `metrics.csv`. At the end it writes the regime and final checkpoints, `regimes.json`, `metrics.csv`
 and the double-descent figure into the run folder (file names: `betenet.training.run_dir.RunDir`),
@@ -32,13 +33,13 @@ import pytorch_lightning as pl
 import torch
 
 from betenet.files import to_jsonable
+from betenet.runtime import FILE_ONLY
 from betenet.training.checkpoints import save_member_checkpoint
 from betenet.training.run_dir import CHECKPOINT_KEY, RunDir
 from betenet.training.wandb_records import log_member_result
 
 log = logging.getLogger(__name__)
 
-REGIMES = ("classical", "critical", "modern")
 #: Columns written to metrics.csv first; any other logged epoch metric follows.
 BASE_COLUMNS = ("epoch", "train_loss", "val_loss", "val_loss_smoothed", "regime")
 
@@ -125,14 +126,22 @@ class TemperedTraining(pl.Callback):
             trainer.should_stop = True
 
     def final_choice(self) -> tuple[str, dict, str]:
-        """(regime name, state_dict, reason) of the member's final weights."""
+        """(regime name, state_dict, reason) of the member's final weights: ``modern`` (the modern
+        minimum) or ``best`` (the best out-of-bag epoch; vocabulary: betenet/training/closing.py)."""
         if "modern" in self.states:
-            return "modern", self.states["modern"], "modern (second-descent) minimum"
+            return "modern", self.states["modern"], (f"modern minimum at epoch {self.best['modern']['epoch']} "
+                                                     "(lowest smoothed out-of-bag loss of the second descent)")
         if self.overall_state is None:
             raise RuntimeError("no validation epoch finished; nothing to choose final weights from")
-        reached = "critical regime reached but no second descent" if "critical" in self.states \
-            else "no rise after the first minimum"
-        return "best", self.overall_state, f"{reached}: using the best validation epoch {self.overall['epoch']}"
+        reached = "no second descent after the critical peak" if "critical" in self.states \
+            else "no rise after the classical minimum, so no second descent"
+        return "best", self.overall_state, f"{reached}: kept the best out-of-bag epoch {self.overall['epoch']}"
+
+    def kept_epoch(self) -> int | None:
+        """The epoch of the final weights (see :meth:`final_choice`)."""
+        if "modern" in self.best:
+            return self.best["modern"]["epoch"]
+        return self.overall["epoch"] if self.overall else None
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not self.history:
@@ -144,7 +153,7 @@ class TemperedTraining(pl.Callback):
         resumed trainer had no epoch left to run, so Lightning skipped ``on_train_end``)."""
         regime, state, reason = self.final_choice()
         hparams = to_jsonable(dict(pl_module.hparams))
-        info = self.summary() | {"final_regime": regime, "final_reason": reason}
+        info = self.summary() | {"final_regime": regime, "final_reason": reason, "kept_epoch": self.kept_epoch()}
         saved = info | to_jsonable(self.member_info)
         for name, st in self.states.items():
             save_member_checkpoint(self.run.checkpoint(name), st, hparams, saved | {"regime": name})
@@ -152,11 +161,12 @@ class TemperedTraining(pl.Callback):
         pl_module.load_state_dict(state)
         self.run.write_regimes(info)
         self.write_metrics_csv()
-        log.info("final weights: %s", reason)
+        log.info("final weights: %s", reason, extra=FILE_ONLY)  # the closing summary says it on the console
         if self.plot:
             from betenet.training.plots import plot_double_descent
 
-            plot_double_descent(self.history, self.best, self.run.figure)
+            plot_double_descent(self.history, self.best, self.run.figure, kept=info["kept_epoch"],
+                                best_epoch=info["best_epoch"], stop_reason=info["stop_reason"])
         for logger in trainer.loggers:
             flat = {f"regime/{k}_epoch": v["epoch"] for k, v in self.best.items()}
             logger.log_metrics(flat, step=trainer.global_step)
