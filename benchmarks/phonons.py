@@ -11,16 +11,27 @@ first ``--limit`` ids of ``indices/idx_train_full.txt`` whose file exists and pa
 in this process with the default potential (no cache): median and spread of seconds per structure
 (model loaded once, before), peak resident memory, and how many show imaginary modes beyond 1 meV.
 
+``compare`` (issue 23): the same selection through today's one-by-one path (``speed``'s loop, each
+displaced supercell its own forward pass through the ASE calculator, ``batch_edges=0``) and through
+``betenet phonons``' path (:func:`betenet.phonons.batch.run_batch`: ``--jobs`` worker processes with one
+torch thread each, displaced supercells batched, largest first, no cache), one after the other in one
+run: seconds per structure (median; for the new path also wall time / structures, worker start and model
+loads included), the ratio of the totals, and the largest difference of any site-PhDOS bin between
+the two paths (the new path's values as written to labels.json, rounded to 1e-8).
+
     python benchmarks/phonons.py al --potentials sevenn,chgnet
     python benchmarks/phonons.py speed --data ../shared/data/betenet --limit 50
+    python benchmarks/phonons.py compare --data ../shared/data/betenet --limit 50 --jobs 2
 
-Last line: ``mean_rel_err_<potential>=...`` (al) or ``median_seconds_per_structure=<float>`` (speed).
+Last line: ``mean_rel_err_<potential>=...`` (al), ``median_seconds_per_structure=<float>`` (speed) or
+``ratio=<float> max_abs_bin_diff=<float>`` (compare).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 import warnings
@@ -124,6 +135,72 @@ def cmd_speed(args) -> None:
     print(f"median_seconds_per_structure={statistics.median(secs):.3f}")
 
 
+def cmd_compare(args) -> None:
+    import dataclasses
+    import os
+    import tempfile
+
+    from betenet.phonons.batch import run_batch
+
+    files = selection(args.data, args.limit)
+    settings = PhononSettings(potential=args.potential)
+    structures = {p.stem: load_structure(p) for p in files}
+    print(f"structures={len(files)} ({files[0].stem} .. {files[-1].stem}), atoms per cell median "
+          f"{statistics.median(len(s) for s in structures.values())}, max {max(len(s) for s in structures.values())}; "
+          f"supercell={settings.supercell} mesh={settings.mesh}")
+
+    # today's path: one process, one structure after another, one forward pass per displaced supercell
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    calc = make_calculator(args.potential)
+    load_s = time.perf_counter() - t0
+    one_by_one = dataclasses.replace(settings, batch_edges=0)
+    old, old_secs = {}, []
+    t_old = time.perf_counter()
+    for name, s in structures.items():
+        t = time.perf_counter()
+        try:
+            old[name] = site_phdos(s, "coarse", one_by_one, calc, name=name).site_dos
+        except InputError as err:
+            print(f"  {name}: failed on today's path ({err})")
+        old_secs.append(time.perf_counter() - t)
+    old_total = time.perf_counter() - t_old
+    del calc
+
+    # the new path: betenet phonons with --jobs workers (batched supercells, largest first), no cache
+    load1 = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        summary = run_batch(files, Path(tmp) / "out", settings, cache_dir=False, jobs=args.jobs,
+                            echo=lambda _: None)
+        new_total = time.perf_counter() - t
+        report = json.loads((Path(tmp) / "out" / "phonons_report.json").read_text())
+        new = {r["id"]: np.asarray(r["phdos_coarse_site"])
+               for r in json.loads((Path(tmp) / "out" / "labels.json").read_text())}
+    new_secs = [r["seconds"] for r in report["rows"] if r["status"] == "computed"]
+    diffs = [float(np.abs(new[k] - old[k]).max()) if new[k].shape == old[k].shape else math.inf
+             for k in old if k in new]
+    max_diff = max(diffs) if diffs else math.nan
+    ratio = old_total / new_total
+    print(f"today's path (1 process, {torch_threads()} torch threads, one forward pass per displaced supercell; "
+          f"load {load0:.2f} at start): median {statistics.median(old_secs):.2f} s/structure, total {old_total:.1f} s "
+          f"(+{load_s:.1f} s model load)")
+    print(f"betenet phonons --jobs {args.jobs} (1 thread per worker, batched; load {load1:.2f} at start): "
+          f"median {statistics.median(new_secs):.2f} s/structure within a worker, wall {new_total:.1f} s = "
+          f"{new_total / len(files):.2f} s/structure (worker start and model loads included); "
+          f"{summary['computed']} computed, {summary['failed']} failed")
+    print(f"same structures on both paths: {len(diffs)}; max |difference| of a site-PhDOS bin: {max_diff:.3g} "
+          f"states/meV (largest bin value {max(float(v.max()) for v in old.values()):.3g})")
+    print(f"memory of this process: {json.dumps({k: round(v) for k, v in memory_mb().items()})}")
+    print(f"ratio={ratio:.2f} max_abs_bin_diff={max_diff:.3g}")
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -138,6 +215,12 @@ def main() -> None:
     p.add_argument("--potential", default="sevenn")
     p.add_argument("--rows", default=None, help="write the per-structure rows to this JSON file")
     p.set_defaults(func=cmd_speed)
+    p = sub.add_parser("compare", help="today's one-by-one path against betenet phonons --jobs N, same structures")
+    p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "betenet")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--potential", default="sevenn")
+    p.add_argument("--jobs", type=int, default=2)
+    p.set_defaults(func=cmd_compare)
     for p in sub.choices.values():
         add_runtime_args(p)
     args = ap.parse_args()

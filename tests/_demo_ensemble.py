@@ -87,3 +87,28 @@ def demo_ensembles() -> DemoEnsembles:
             _prune(base, root)
         os.utime(root)  # marks it as in use
     return DemoEnsembles(root, root / "cache")
+
+
+def untrained_member(root: Path, overrides=()) -> Path:
+    """A sweep folder under ``root`` with one untrained ``experiment=demo_tiny`` member (``seed_0``: its config,
+    member record and final checkpoint; trained on "Nb" as far as the record says), for tests that need a loadable
+    member, not a good one. ``overrides`` go to the config (e.g. ``variant=cpd``)."""
+    import hydra
+    import yaml
+    from omegaconf import OmegaConf, open_dict
+
+    from betenet.config import compose
+    from betenet.training.checkpoints import save_member_checkpoint
+
+    cfg = compose(["experiment=demo_tiny", *overrides, "data.demo_size=12", f"paths.cache_dir={root / 'cache'}"])
+    with open_dict(cfg):
+        cfg.model.net.num_neighbors = 8.0
+    module = hydra.utils.instantiate(cfg.model)
+    run = RunDir(root / "sweep" / "seed_0")
+    run.checkpoint_dir.mkdir(parents=True)
+    plain = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+             for k in ("seed", "variant", "data", "model", "features")}
+    run.file(run.CONFIG).write_text(yaml.safe_dump(plain))
+    run.write_member({"seed": 0}, ["Nb"])
+    save_member_checkpoint(run.final, module.state_dict(), dict(module.hparams), {"train_elements": ["Nb"]})
+    return root / "sweep"

@@ -66,8 +66,27 @@ def test_phonons_speed(structures_dir):
     assert last_figure(out, "median_seconds_per_structure") > 0
 
 
+def test_phonons_compare_one_by_one_with_jobs(structures_dir):
+    pytest.importorskip("sevenn", reason="optional extra betenet[phonons] not installed")
+    out = run("phonons.py", "compare", "--data", structures_dir.parent, "--limit", 2, "--jobs", 2, "--threads", 1)
+    assert "structures=2 " in out and "betenet phonons --jobs 2" in out and "same structures on both paths: 2" in out
+    match = re.fullmatch(r"ratio=([0-9.]+) max_abs_bin_diff=([0-9.e+-]+)", out.strip().splitlines()[-1])
+    assert match and float(match.group(1)) > 0, out[-1000:]
+    assert float(match.group(2)) <= 1e-6  # one thread on both paths: the same numbers (rounding of labels.json)
+
+
 def test_features(structures_dir):
     pytest.importorskip("sevenn")
     out = run("features.py", "--data", structures_dir.parent, "--limit", 3, "--threads", 1)
     assert "width=128" in out and "failed 0" in out
     assert last_figure(out, "median_seconds_per_structure") > 0
+
+
+def test_screen_stage1_rate_and_memory(demo, structures_dir, tmp_path):
+    out = run("screen.py", "--ensemble", demo.sweep("cso"), "--structures", structures_dir, "--sizes", 24, 48,
+              "--chunk-size", 8, "--work", tmp_path, "--whole")
+    lines = out.strip().splitlines()
+    assert re.match(r"N=24 members=2 .* screen_rate=[0-9.]+ forward_rate=[0-9.]+ ratio=[0-9.]+ peak_rss_MB=\d+ "
+                    r"whole_rate=", lines[-3]), out[-1000:]
+    assert len(list((tmp_path / "pool_48").iterdir())) == 48
+    assert re.fullmatch(r"rate_ratio=[0-9.]+ memory_ratio=[0-9.]+", lines[-1]), out[-1000:]

@@ -379,16 +379,20 @@ def test_screen_ranks_unlabelled_inputs_then_stage2(demo, tmp_path, capsys):
                        "--ensemble-stage2", demo.sweep("cpd"), "--stage1-threshold", "0.5",
                        "--labels", demo.demo_dir / "labels.json", "--out", out)
     assert code == 0 and res["mode"] == "ranking" and res["failed"] == 1
-    ranked = read_csv(out / "candidates.csv")
+    ranked = read_csv(out / "candidates_stage1.csv")
     tc = [num(r["tc_allen_dynes_K"]) for r in ranked]
     assert tc == sorted(tc, reverse=True) and [int(r["rank"]) for r in ranked] == list(range(1, 11))
     assert all(num(r["tc_allen_dynes_K_std"]) >= 0 for r in ranked)
-    assert read_csv(out / "candidates_failed.csv")[0]["id"] == "empty"
+    dropped = {r["id"]: r for r in read_csv(out / "dropped.csv")}
+    assert dropped["empty"]["dropped_at"] == "stage 1"
     passed = {r["id"] for r in ranked if num(r["tc_allen_dynes_K"]) >= 0.5}
-    assert res["passed_stage1"] == len(passed)
-    if passed:
-        stage2 = read_csv(out / "candidates_stage2.csv")
-        assert {r["id"] for r in stage2} == passed
+    # --stage1-threshold alone: every candidate at or above it goes on, with the PhDOS --labels gives
+    assert res["sent_to_stage2"] == res["phdos_from_labels"] == len(passed) and res["phonons_ok"] == 0
+    stage2 = read_csv(out / "candidates_stage2.csv")  # written, if only with its header, whenever stage 2 ran
+    assert {r["id"] for r in stage2} == passed
+    below = {i for i, r in dropped.items() if r["dropped_at"] == "cut"}
+    assert below == {r["id"] for r in ranked} - passed and all("--stage1-threshold 0.5" in dropped[i]["reason"]
+                                                                for i in below)
 
 
 def test_screen_ranks_a_split_without_reference_tc(demo, tmp_path, capsys):

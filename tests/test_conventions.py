@@ -171,13 +171,13 @@ def test_prediction_and_ranking_csvs_use_6_significant_digits(demo, inputs, tmp_
     assert run(capsys, "predict", "--ensemble", demo.sweep("cso"), *inputs, "--out", out)[0] == 0
     code, _, _ = run(capsys, "screen", "--ensemble", demo.sweep("cso"), *inputs, "--out", tmp_path / "rank")
     assert code == 0
-    for path in (out, tmp_path / "rank" / "candidates.csv"):
+    for path in (out, tmp_path / "rank" / "candidates_stage1.csv"):
         rows = read_csv(path)
         numbers = [v for r in rows for k, v in r.items() if k not in ("id", "formula", "status", "warnings", "rank")
                    and v != ""]
         assert numbers and all(significant_digits(v) <= 6 for v in numbers), path
         assert max(significant_digits(v) for v in numbers) > 3, path  # precision kept, not truncated to nothing
-    from betenet.evaluation.reports import write_ranking
+    from betenet.evaluation.screening_report import write_ranking
 
     write_ranking(tmp_path / "r.csv", ["a", "b"], ["Nb", "Al"], [1 / 3, 1e-113], [2 / 3, 0.0])
     assert [(r[TC], r[f"{TC}_std"]) for r in read_csv(tmp_path / "r.csv")] == [("0.333333", "0.666667"),
@@ -194,11 +194,11 @@ def test_predict_and_screen_name_the_tc_alike(demo, inputs, tmp_path, capsys):
                           "--json")
     assert code == 0
     predicted = {r["id"]: r for r in read_csv(out)}
-    ranked = read_csv(tmp_path / "rank" / "candidates.csv")
+    ranked = read_csv(tmp_path / "rank" / "candidates_stage1.csv")
     assert {TC, f"{TC}_std"} <= set(ranked[0]) and "tc_K" not in ranked[0] and "tc_K_std" not in ranked[0]
     for r in ranked:
         assert float(r[TC]) == pytest.approx(float(predicted[r["id"]][TC]), rel=1e-5)
-    ranking = json.loads((tmp_path / "rank" / "candidates.json").read_text())["stage1"]["ranking"]
+    ranking = json.loads((tmp_path / "rank" / "candidates.json").read_text())["stage1"]["top"]
     assert {TC, f"{TC}_std"} <= set(ranking[0])
     summary = json.loads(stdout)
     assert summary["top"] == ranked[0]["id"] and summary[f"top_{TC}"] == pytest.approx(float(ranked[0][TC]), rel=1e-5)

@@ -147,3 +147,20 @@ def test_prediction_is_the_mean_of_member_forwards(demo):
     np.testing.assert_allclose(pred.a2f_mean, by_hand.mean(0), rtol=1e-5, atol=1e-7)
     assert pred.mu_star == 0.1
     assert np.all(pred.properties_std["tc_K"] >= 0)
+
+
+@pytest.mark.parametrize("variant", ["cso", "cpd"])
+def test_members_sharing_each_batch_give_each_members_own_numbers(demo, variant):
+    """predict_members collates and prepares each batch once for every member: bit for bit what each member's
+    own forward pass on the same batches gives."""
+    ens = load_ensemble(demo.sweep(variant))
+    graphs = ens.datamodule().graphs_for("test")
+    shared = ens.predict_members(graphs, batch_size=3)
+    own = np.zeros_like(shared)
+    with torch.no_grad():
+        for j, member in enumerate(ens.members):
+            module = member.module.eval()
+            for start in range(0, len(graphs), 3):
+                batch = Batch.from_data_list([g.clone() for g in graphs[start:start + 3]])
+                own[j, start:start + 3] = module(batch).double().numpy()
+    assert np.array_equal(shared, own)

@@ -248,15 +248,19 @@ def test_screen_ranking_flags_implausible_spectra(tmp_path):
     (lambda 45 gave a CaBC Tc of 122 K in a JARVIS fold) must not top a ranking unmarked."""
     import csv
 
-    from betenet.cli.ensemble import _rank_rows
+    from betenet.inference.candidates import ranked, write_ranking_csv
     from betenet.inference.inputs import InputRow
+    from betenet.inference.predict import prediction_frame, read_table, write_csv
 
     pred = _piled_and_normal(["normal", "piled"])
     rows = [InputRow("normal", None, graph=object()), InputRow("piled", None, graph=object()),
             InputRow("broken", None, status="unreadable")]
     rows[0].warnings = ["element X not seen in training"]
-    ranking = _rank_rows(tmp_path / "candidates.csv", rows, pred)
-    by_id = {r["id"]: r["warnings"] for r in ranking}
+    write_csv(prediction_frame(rows, pred), tmp_path / "predictions.csv")
+    ranking = ranked(read_table(tmp_path / "predictions.csv"))
+    write_ranking_csv(tmp_path / "candidates.csv", ranking)
+    by_id = dict(zip(ranking["id"], ranking["warnings"]))
+    assert set(by_id) == {"normal", "piled"}  # the unreadable input is not ranked
     assert by_id["normal"] == "element X not seen in training"
     assert by_id["piled"].startswith("implausible spectrum")
     with open(tmp_path / "candidates.csv", newline="") as fh:

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from _structures import b2_nial, fcc_al, l12_cu3au
 from pymatgen.core import Lattice, Structure
 
 from betenet.errors import InputError
@@ -31,19 +32,6 @@ def needs(module):
 @pytest.fixture(scope="module")
 def phonopy():
     return needs("phonopy")
-
-
-def fcc_al(a=4.05):
-    return Structure(Lattice([[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]]), ["Al"], [[0, 0, 0]])
-
-
-def b2_nial(a=2.88):
-    return Structure(Lattice.cubic(a), ["Ni", "Al"], [[0, 0, 0], [0.5, 0.5, 0.5]])
-
-
-def l12_cu3au(a=3.75):
-    return Structure(Lattice.cubic(a), ["Au", "Cu", "Cu", "Cu"],
-                     [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
 
 
 def riemann_tolerance(grid, dos):
@@ -304,6 +292,19 @@ def test_batch_reports_failures_goes_on_and_writes_a_loadable_folder(phonopy, in
     assert meta["source"] == "mlip" and meta["potential"] == "emt" and meta["kinds"] == ["coarse", "fine"]
     state = json.loads((out / "phonons" / "nial.json").read_text())
     assert state["kinds"]["fine"]["supercell"] == [4, 4, 4]  # ceil(10 Å / 2.88 Å)
+    # each labels row names the structure its PhDOS belong to: the labels copied beside other structures
+    # whose ids collide are refused row by row, not used
+    from betenet.data.structures import structure_hash
+
+    labels = {r["id"]: r for r in json.loads((out / "labels.json").read_text())}
+    assert labels["nial"]["structure_hash"] == structure_hash(nial.structure)
+    swapped = tmp_path / "swapped"
+    (swapped / "structures").mkdir(parents=True)
+    (swapped / "labels.json").write_text((out / "labels.json").read_text())
+    for mine, other in (("al", "nial"), ("nial", "al")):
+        src = next((out / "structures").glob(f"{other}.*"))
+        (swapped / "structures" / f"{mine}{src.suffix}").write_bytes(src.read_bytes())
+    assert sorted(e.id for e in load_directory(swapped).entries) == []
 
 
 def test_batch_resumes_without_recomputing_and_survives_an_interruption(phonopy, inputs, tmp_path, monkeypatch):
@@ -316,21 +317,22 @@ def test_batch_resumes_without_recomputing_and_survives_an_interruption(phonopy,
 
     def interrupted(structure, kind, settings, calculator, name):
         calls.append(name)
-        if name == "nial":
+        if name == "al":
             raise KeyboardInterrupt
         return real(structure, kind, settings, calculator, name=name)
 
     monkeypatch.setattr(fill, "site_phdos", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_batch([str(inputs / "al.cif"), str(inputs / "nial.cif")], out, EMT, cache_dir=cache, echo=lambda _: None)
-    assert [r["id"] for r in json.loads((out / "labels.json").read_text())] == ["al"]  # kept though interrupted
+    assert calls == ["nial", "al"]  # largest first (2 atoms, then 1)
+    assert [r["id"] for r in json.loads((out / "labels.json").read_text())] == ["nial"]  # kept though interrupted
     monkeypatch.setattr(fill, "site_phdos", real)
     run_batch([str(inputs / "al.cif"), str(inputs / "nial.cif")], out, EMT, cache_dir=cache, echo=lambda _: None)
-    assert {k: r["status"] for k, r in _rows(out).items()} == {"al": "done", "nial": "computed"}
-    (out / "phonons" / "nial.json").unlink()  # state lost: the shared cache still has it
+    assert {k: r["status"] for k, r in _rows(out).items()} == {"al": "computed", "nial": "done"}
+    (out / "phonons" / "al.json").unlink()  # state lost: the shared cache still has it
     monkeypatch.setattr(fill, "site_phdos", lambda *a, **k: pytest.fail("recomputed"))
     run_batch([str(inputs / "al.cif"), str(inputs / "nial.cif")], out, EMT, cache_dir=cache, echo=lambda _: None)
-    assert {k: r["status"] for k, r in _rows(out).items()} == {"al": "done", "nial": "cached"}
+    assert {k: r["status"] for k, r in _rows(out).items()} == {"al": "cached", "nial": "done"}
     with pytest.raises(InputError, match="other settings"):
         run_batch([str(inputs / "al.cif")], out, PhononSettings(potential="emt", mesh=6), cache_dir=cache)
 

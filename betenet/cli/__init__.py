@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         _print_result(result, getattr(args, "json", False))
     status = int(result.get("exit_status", 0))
     if status:
-        where = "the CSV on stdout" if to_stdout else result.get("out")
+        where, column = ("the CSV on stdout" if to_stdout else result.get("out")), "status"
+        if result.get("dropped_file"):  # screen: every input's reason in dropped.csv
+            where, column = result["dropped_file"], "reason"
         print(f"betenet {args.command}: error: no input could be predicted ({result.get('inputs', 0)} inputs; "
-              f"reasons in the status column of {where})", file=sys.stderr)
+              f"reasons in the {column} column of {where})", file=sys.stderr)
     return status

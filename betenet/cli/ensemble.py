@@ -2,18 +2,21 @@
 ``cmd_*`` functions over :mod:`betenet.inference` (members, inputs, prediction tables) and
 :mod:`betenet.evaluation` (reports, screening, landscapes).
 
-* ``predict``: ensemble prediction for structure files (CIF / POSCAR / extxyz; files, folders or
-  globs) → a CSV of λ, ω_log, ω_2, Allen–Dynes T_c (± the members' spread; Eliashberg T_c with
-  ``--eliashberg``) with a ``status`` and ``warnings`` per input, and a JSON of the mean a2F ± std
-  (:func:`betenet.inference.predict.predict_files`). A bad input gets its row and reason; the
-  others go on. Exit status 1 when no input could be predicted. Prints a short table of the
+* ``predict``: ensemble prediction for structure files (CIF / POSCAR / extxyz; files, folders,
+  globs, multi-structure extxyz, ASE databases, list files) → a CSV of λ, ω_log, ω_2, Allen–Dynes T_c
+  (± the members' spread; Eliashberg T_c with ``--eliashberg``) with a ``status`` and ``warnings`` per
+  input, and a JSON of the mean a2F ± std (:func:`betenet.inference.predict.predict_files`), ``--chunk-size``
+  inputs at a time; a run stopped half way goes on when started again. A bad input gets its row and
+  reason; the others go on. Exit status 1 when no input could be predicted. Prints a short table of the
   predictions before its summary (not with ``--json``); ``--out -`` prints the CSV instead, and only it.
 * ``evaluate``: Table I, parity plots, best/worst spectra, per-element error and metrics against
   ensemble size on the test split of the ensemble's data (or ``--data``); ``--model baseline``
   evaluates the linear baseline fitted on the rest of that data.
 * ``screen``: precision–recall screening for T_c^ref ≥ ``--threshold`` (two-stage with
-  ``--ensemble-stage2``); on unlabelled structures (INPUTS, or a split without T_c) it ranks
-  candidates by predicted T_c ± spread.
+  ``--ensemble-stage2``); on a split without T_c it ranks its structures by predicted T_c ± spread; on
+  unlabelled INPUTS it runs the funnel, streaming and resumable, on this machine or a cluster
+  (:func:`betenet.inference.screen.screen_inputs`: stage 1 ranks every input, stage 2 computes the phonons of
+  the top ``--stage2-fraction`` and ranks them again).
 * ``calibrate``: one scale per property for the ensemble's spread, fitted on the out-of-bag
   predictions of its training pool (:mod:`betenet.inference.calibration`), written to
   ``calibration.json`` in the ensemble folder, where ``predict``, ``evaluate`` and ``screen`` read it.
@@ -25,20 +28,15 @@ Each writes into ``--out`` and returns a flat summary the CLI prints (or ``--jso
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 
 from betenet.errors import InputError
 from betenet.evaluation.screening import DEFAULT_THRESHOLD_K
+from betenet.training.run_dir import REGIME_CHECKPOINTS
 
 __all__ = ["add_ensemble_commands", "cmd_predict", "cmd_evaluate", "cmd_calibrate", "cmd_screen", "cmd_landscape"]
-
-#: Files ``screen`` writes into ``--out`` when it ranks INPUTS.
-CANDIDATES = ("candidates.csv", "candidates_failed.csv", "candidates_stage2.csv", "candidates_stage2_failed.csv",
-              "candidates.json")
-
 
 # --------------------------------------------------------------------------------------------
 # predict
@@ -55,9 +53,10 @@ def cmd_predict(args: argparse.Namespace) -> dict:
         raise InputError("--out -", "the CSV goes to stdout, where --json would print too: drop one of them")
     ensemble = load_ensemble(args.ensemble, args.checkpoint)
     done = predict_files(ensemble, args.inputs, args.out, labels=args.labels, mu_star=args.mu_star,
-                         eliashberg=args.eliashberg, batch_size=args.batch_size, device=args.device)
+                         eliashberg=args.eliashberg, batch_size=args.batch_size, device=args.device,
+                         chunk_size=args.chunk_size, progress_every=args.progress_every)
     if done.csv is not None and not args.json:
-        print(preview(done.table) + "\n")
+        print(preview(done.table, total=done.summary["inputs"]) + "\n")
     return done.summary
 
 
@@ -70,7 +69,9 @@ def _datamodule(args, ensemble):
     from betenet.data.datamodule import BetenetDataModule
     from betenet.inference import detect_source
 
-    if args.data is None and args.data_source != "demo":
+    from betenet.data.sources.registry import get_source
+
+    if args.data is None and (args.data_source is None or get_source(args.data_source).needs_root):
         raise InputError("--data", "give --ensemble (its training data is used) or --data DATASET_FOLDER")
     source = args.data_source or detect_source(args.data)
     dm = BetenetDataModule(source=source, root=None if args.data is None else str(args.data),
@@ -86,7 +87,7 @@ def _load(paths, checkpoint):
 
 
 def _split_predictions(args, ensemble, dm):
-    from betenet.evaluation.reports import baseline_split_predictions, ensemble_split_predictions
+    from betenet.evaluation.predictions import baseline_split_predictions, ensemble_split_predictions
     from betenet.physics.units import MU_STAR_DEFAULT
 
     if args.model == "baseline":
@@ -127,7 +128,7 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     p = _split_predictions(args, ensemble, dm)
     compare = []
     if "gbm" in (args.compare or ()):
-        from betenet.evaluation.reports import gbm_split_predictions
+        from betenet.evaluation.predictions import gbm_split_predictions
 
         compare.append(gbm_split_predictions(dm, args.split, p.mu_star))
     summary = evaluation_report(p, args.out, k=args.top_k, sizes=args.sizes, n_draws=args.draws, seed=args.seed,
@@ -186,29 +187,6 @@ def cmd_calibrate(args: argparse.Namespace) -> dict:
     return result
 
 
-def _rank_rows(path, rows, pred) -> list[dict]:
-    """Rank the predicted rows into ``path`` (with their warnings); failed inputs go to ``*_failed.csv``."""
-    from betenet.evaluation.reports import write_ranking
-    from betenet.inference.predict import row_warnings
-
-    ok = [r for r in rows if r.graph is not None]  # in pred's order
-    warnings = {r.id: row_warnings(r, lam, wlog)
-                for r, lam, wlog in zip(ok, pred.properties["lambda"], pred.properties["omega_log_K"])}
-    ranking = write_ranking(path, pred.ids, pred.formulas, pred.properties["tc_K"], pred.properties_std["tc_K"],
-                            extra_columns={"lambda": pred.properties["lambda"],
-                                           "lambda_std": pred.properties_std["lambda"],
-                                           "warnings": [warnings[i] for i in pred.ids]})
-    for r in ranking:
-        r["warnings"] = warnings[str(r["id"])]
-    failed = [r for r in rows if r.graph is None]
-    if failed:
-        with open(Path(path).with_name(Path(path).stem + "_failed.csv"), "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["id", "status"])
-            w.writerows([r.id, r.status] for r in failed)
-    return ranking
-
-
 def _top(ranking) -> dict:
     """The summary's ``top``, ``top_tc_allen_dynes_K`` and its ``_std`` (None without a spread)."""
     from betenet.physics.properties import TC_ALLEN_DYNES
@@ -218,68 +196,30 @@ def _top(ranking) -> dict:
             f"top_{TC_ALLEN_DYNES}_std": first[f"{TC_ALLEN_DYNES}_std"]}
 
 
-def _predict_ok(ensemble, rows, args):
-    ok = [r for r in rows if r.graph is not None]
-    return ensemble.predict([r.graph for r in ok], mu_star=args.mu_star, ids=[r.id for r in ok],
-                            formulas=[r.formula for r in ok], batch_size=args.batch_size, device=args.device)
-
-
 def _screen_inputs(args, ensemble) -> dict:
-    """Rank unlabelled structures; with a stage-2 ensemble, rank stage 1's survivors again."""
-    from betenet.data.sources.directory import read_labels_table
-    from betenet.data.structures import gather_inputs, input_files
-    from betenet.evaluation.reports import write_json
-    from betenet.inference import load_ensemble
-    from betenet.inference.inputs import build_rows
-    from betenet.inference.predict import check_outputs
+    """Unlabelled INPUTS: stage 1, and with ``--ensemble-stage2`` the funnel (:mod:`betenet.inference.screen`)."""
+    from betenet.inference.screen import ScreenOptions, screen_inputs
 
-    out = Path(args.out)
-    if out.is_file():
-        raise InputError(out, "--out is a file; screen writes a folder")
-    items, auto_labels = gather_inputs(args.inputs)
-    labels_path = args.labels or auto_labels
-    check_outputs([(out / name, "--out") for name in CANDIDATES], input_files(items, labels_path))
-
-    def rows_for(ens, its):
-        table = read_labels_table(labels_path) if labels_path and ens.site_dos != "none" else None
-        return build_rows(its, ens, table, labels_path=labels_path, device=args.device)
-
-    rows = rows_for(ensemble, items)
-    ok = [r for r in rows if r.graph is not None]
-    if not ok:
-        raise InputError("INPUTS", f"no usable structure among {len(rows)} inputs "
-                                   f"(e.g. {rows[0].id}: {rows[0].status})")
-    pred = _predict_ok(ensemble, rows, args)
-    ranking = _rank_rows(out / "candidates.csv", rows, pred)
-    result = {"mode": "ranking", "out": str(out), "inputs": len(rows), "ranked": len(ranking),
-              "failed": len(rows) - len(ok), "with_warnings": sum(bool(r["warnings"]) for r in ranking),
-              **_top(ranking)}
-    report = {"stage1": {"ensemble": ensemble.label, "members": ensemble.names, "ranking": ranking}}
-    if args.ensemble_stage2:
-        if args.stage1_threshold is None:
-            raise InputError("--stage1-threshold", "needed to pass unlabeled candidates to stage 2 "
-                                                   "(e.g. the cheap_stage decision_K of a labelled screen run)")
-        stage2 = load_ensemble(args.ensemble_stage2, args.checkpoint)
-        passed = {r.id for r, tc in zip(ok, pred.properties["tc_K"]) if tc >= args.stage1_threshold}
-        rows2 = rows_for(stage2, [(r.id, r.path, None) for r in ok if r.id in passed])
-        ok2 = [r for r in rows2 if r.graph is not None]
-        result.update(stage1_threshold_K=args.stage1_threshold, passed_stage1=len(passed), ranked_stage2=len(ok2))
-        if ok2:
-            pred2 = _predict_ok(stage2, rows2, args)
-            report["stage2"] = {"ensemble": stage2.label, "members": stage2.names,
-                                "stage1_threshold_K": args.stage1_threshold,
-                                "ranking": _rank_rows(out / "candidates_stage2.csv", rows2, pred2)}
-            result["top_stage2"] = report["stage2"]["ranking"][0]["id"]
-    report["failed_inputs"] = [{"id": r.id, "status": r.status} for r in rows if r.graph is None]
-    write_json(out / "candidates.json", report)
-    return result
+    options = ScreenOptions(labels=args.labels, mu_star=args.mu_star, batch_size=args.batch_size, device=args.device,
+                            chunk_size=args.chunk_size, progress_every=args.progress_every,
+                            stage2_fraction=args.stage2_fraction, stage1_threshold=args.stage1_threshold,
+                            potential=args.potential, max_atoms=args.max_atoms, jobs=args.jobs, threads=args.threads,
+                            phonons_cache=args.phonons_cache, cluster=args.cluster, cluster_chunk=args.cluster_chunk,
+                            cluster_options=tuple(args.cluster_option))
+    return screen_inputs(ensemble, args.inputs, args.out, options, _load(args.ensemble_stage2, args.checkpoint),
+                         ensemble_spec=(args.ensemble, args.checkpoint))
 
 
 def cmd_screen(args: argparse.Namespace) -> dict:
-    from betenet.evaluation.reports import screening_report, write_json, write_ranking
+    from betenet.evaluation.reports import write_json
+    from betenet.evaluation.screening_report import screening_report, write_ranking
 
     if args.model == "baseline" and (args.inputs or args.ensemble_stage2):
         raise InputError("--model baseline", "screens a labelled split only (no INPUTS, no --ensemble-stage2)")
+    if not args.inputs:
+        for flag, value in (("--cluster", args.cluster), ("--stage2-fraction", args.stage2_fraction)):
+            if value is not None:
+                raise InputError(flag, "applies to ranking unlabelled INPUTS only")
     ensemble = _load(args.ensemble, args.checkpoint)
     if args.inputs:
         if ensemble is None:
@@ -364,11 +304,14 @@ def _ensemble_args(p: argparse.ArgumentParser, required: bool) -> None:
 
 
 def _data_args(p: argparse.ArgumentParser, split_and_model: bool = True) -> None:
+    from betenet.data.sources import source_names
+
     p.add_argument("--data", default=None, metavar="DATASET",
                    help="evaluate on this dataset folder (release or directory format) instead of the "
                         "ensemble's training data")
-    p.add_argument("--data-source", choices=["demo", "directory", "release", "bee_net"], default=None,
-                   help="format of --data (default: bee_net or release if it holds database.json, else directory)")
+    p.add_argument("--data-source", choices=source_names(), default=None,
+                   help="format of --data (default: detected from the folder: bee_net or release if it holds "
+                        "database.json, else directory)")
     p.add_argument("--cache-dir", default=None, help="graph/demo cache (default: the runs' own)")
     if not split_and_model:
         return
@@ -381,13 +324,65 @@ def _data_args(p: argparse.ArgumentParser, split_and_model: bool = True) -> None
                         "(refused otherwise; the count is reported)")
 
 
+def _funnel_args(p: argparse.ArgumentParser) -> None:
+    """``screen``'s options for unlabelled INPUTS: streaming, the cut to stage 2, its phonons, the cluster."""
+    from betenet.inference.funnel import DEFAULT_STAGE2_FRACTION
+    from betenet.inference.screen_cluster import DEFAULT_TASK_INPUTS
+    from betenet.inference.stream import DEFAULT_CHUNK_SIZE
+    from betenet.phonons.potentials import POTENTIALS
+    from betenet.phonons.settings import PhononSettings
+
+    p.add_argument("--stage2-fraction", type=_unit_interval, default=None, metavar="F",
+                   help=f"INPUTS: share of stage 1's ranking sent to stage 2 (default {DEFAULT_STAGE2_FRACTION:g}; "
+                        "with --stage1-threshold alone, every candidate at or above it)")
+    p.add_argument("--stage1-threshold", type=float, default=None,
+                   help="INPUTS: stage-1 Tc (K) a candidate also needs to reach stage 2")
+    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
+                   help="INPUTS read, predicted and appended together (memory does not grow with the pool); a run "
+                        "stopped half way goes on when started again")
+    p.add_argument("--progress-every", type=int, default=None, metavar="N",
+                   help="when stderr is not a terminal: a progress line every N inputs (default: one per chunk)")
+    p.add_argument("--potential", choices=sorted(POTENTIALS), default=None,
+                   help="stage-2 phonons: ML potential (default: the stage-2 ensemble's training recipe when it was "
+                        "an ML potential's, else sevenn)")
+    p.add_argument("--max-atoms", type=int, default=None,
+                   help=f"stage-2 phonons: cells with more atoms are dropped with the reason "
+                        f"(default {PhononSettings().max_atoms})")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="stage-2 phonons: worker processes (each loads the potential once); with --cluster local: "
+                        "array tasks")
+    p.add_argument("--phonons-cache", default=None, metavar="DIR",
+                   help="stage-2 PhDOS cache (default $BETENET_CACHE/phonons or ~/.cache/betenet/phonons)")
+    p.add_argument("--cluster", choices=["local", "slurm"], default=None,
+                   help="INPUTS: run stage 1 (chunks of the pool) and the stage-2 phonons as submitit job arrays: "
+                        "local (--jobs tasks on this machine) or slurm (resources from conf/cluster); this "
+                        "process waits and merges")
+    p.add_argument("--cluster-chunk", type=int, default=None, metavar="N",
+                   help=f"--cluster slurm: stage-1 inputs per array task (default {DEFAULT_TASK_INPUTS})")
+    p.add_argument("--cluster-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a conf/cluster setting (partition, cpus_per_task, mem_gb, timeout_min, "
+                        "array_parallelism, gpus_per_node); repeat for several")
+
+
 def add_ensemble_commands(sub) -> None:
     """Register predict, evaluate, calibrate, screen and landscape on the ``betenet`` subparsers."""
     p = sub.add_parser("predict", help="ensemble prediction of a2F, lambda, omega_log, omega_2, Tc for structures")
     _ensemble_args(p, required=True)
-    p.add_argument("inputs", nargs="+", metavar="INPUTS", help="structure files, folders or glob patterns")
+    p.add_argument("inputs", nargs="+", metavar="INPUTS",
+                   help="structure files, folders or glob patterns; extxyz files with many structures (id "
+                        "<stem>:<k>), ASE databases (.db, id <stem>:<row id>), list files (.txt/.list: one path "
+                        "or glob per line)")
     p.add_argument("--out", required=True, help="CSV to write (not a folder, not an input); the a2F spectra go to "
-                                                "the same name with .json. '-': the CSV to stdout, no spectra")
+                                                "the same name with .json. '-': the CSV to stdout, no spectra. "
+                                                "Work in progress is kept in <out>.partial/: the same command "
+                                                "after an interruption carries it over")
+    from betenet.inference.stream import DEFAULT_CHUNK_SIZE
+
+    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
+                   help="inputs read, predicted and appended together (memory does not grow with the pool)")
+    p.add_argument("--progress-every", type=int, default=None, metavar="N",
+                   help="when stderr is not a terminal: a progress line every N inputs (default: one per chunk); "
+                        "on a terminal a bar")
     p.add_argument("--labels", default=None, help="labels.csv/.json holding the site PhDOS (CPD/FPD ensembles)")
     p.add_argument("--eliashberg", action="store_true", help="also the isotropic Eliashberg Tc (slow)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -434,9 +429,10 @@ def add_ensemble_commands(sub) -> None:
     p.add_argument("--stage1-precision", type=_unit_interval, default=1.0,
                    help="precision the cheap first stage must reach (default 1.0)")
     p.add_argument("--ensemble-stage2", action="append", default=None, metavar="DIR",
-                   help="second-stage ensemble (e.g. CPD) for the two-stage flow")
-    p.add_argument("--stage1-threshold", type=float, default=None,
-                   help="unlabeled INPUTS: stage-1 Tc (K) a candidate needs to reach stage 2")
+                   help="second-stage ensemble (e.g. CPD) for the two-stage flow; on INPUTS the funnel: the top of "
+                        "stage 1's ranking gets its phonons computed (this ensemble's PhDOS kind) and is ranked "
+                        "again by it")
+    _funnel_args(p)
     p.add_argument("--labels", default=None, help="labels.csv/.json with the site PhDOS of INPUTS (CPD/FPD)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_screen)
@@ -448,8 +444,8 @@ def add_ensemble_commands(sub) -> None:
     p.add_argument("--span", type=float, default=1.0,
                    help="grid half-width in units of the filter-normalised directions")
     p.add_argument("--seed", type=int, default=0, help="seed of the random directions")
-    p.add_argument("--regimes", nargs="+", default=["classical", "critical", "modern"],
-                   choices=["classical", "critical", "modern"], help="which of the member's checkpoints to draw")
+    p.add_argument("--regimes", nargs="+", default=list(REGIME_CHECKPOINTS), choices=REGIME_CHECKPOINTS,
+                   help="which of the member's checkpoints to draw")
     p.add_argument("--cache-dir", default=None, help="graph/demo cache (default: the run's own)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_landscape)

@@ -14,8 +14,7 @@ samples of a smoothed spectrum at the bin centres of a :class:`~betenet.physics.
     4. linear interpolation onto the bin centres;
     5. the first bin follows the ω² law of acoustic phonons from the second:
        b_0 = b_1 (c_0 / c_1)², because a 10 meV window cannot resolve the rise from 0 at 0.25 meV
-       (unresolved, it put up to 10 times the physical value into the bin with the largest 1/ω
-       weight, and λ of the demo set 30 % off at the 95th percentile);
+       (unresolved, the smoothing's overshoot would land in the bin with the largest 1/ω weight);
     6. negative values clipped to 0.
 
 ``paper``

@@ -8,6 +8,10 @@
   DataFrame of ``predict_structures``), safe output paths, the files.
 - :mod:`betenet.inference.calibration`: the spread's scale per property, fitted on out-of-bag
   predictions (``betenet calibrate``), stored in the ensemble folder and applied by ``predict``.
+- :mod:`betenet.inference.stream`: a pool read in chunks and its outputs appended per chunk (resumable);
+- :mod:`betenet.inference.screen`: ``betenet screen`` on unlabelled structures, the two-stage funnel
+  (:mod:`~betenet.inference.funnel` stage 2, :mod:`~betenet.inference.screen_cluster` the job array,
+  :mod:`~betenet.inference.candidates` its tables).
 
     >>> from betenet.inference import load_ensemble
     >>> ens = load_ensemble("multirun/default/cso")

@@ -13,11 +13,7 @@ in which it differs. Each member keeps its run's ``config_resolved.yaml`` (from 
 :meth:`Ensemble.datamodule` rebuilds the data it was trained on) and the elements of its
 training set (for the unseen-element warnings of :mod:`betenet.inference.predict`).
 
-Combining (:func:`combine_members`), as the paper does: the ensemble's a2F is the mean of the
-members' a2F, and λ, ω_log, ω_2 and T_c are computed from that mean spectrum. The uncertainty of a
-property is the spread of the members' own values of it (each member's property from its own
-a2F): the standard deviation over members with ddof = 0; the a2F band is the per-bin standard
-deviation, also ddof = 0. A single member has no spread: every std is NaN, with one warning.
+Combining: :mod:`betenet.inference.combine` (mean a2F, properties of the mean, members' spread).
 
 Calibrated spread: when the ensemble folder (one folder holding the member folders) has a
 ``calibration.json`` (``betenet calibrate``; :mod:`betenet.inference.calibration`) fitted for these
@@ -31,7 +27,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +38,8 @@ from betenet import validation
 from betenet.errors import InputError
 from betenet.files import natural_key
 from betenet.inference.calibration import Calibration, read_calibration
-from betenet.physics.properties import PROPERTIES, properties
+from betenet.inference.combine import (PROGRESS_MIN_STRUCTURES, EnsemblePrediction,
+                                       combine_members, show_progress)
 from betenet.physics.units import BIN_CENTRES_MEV, MU_STAR_DEFAULT, BinGrid
 from betenet.training.run_dir import REGIME_CHECKPOINTS, RunDir, datamodule_from_config, fingerprint_differences
 
@@ -63,25 +60,10 @@ __all__ = [
 
 #: Checkpoint names a run folder holds (``checkpoints/<name>.ckpt``).
 MEMBER_CHECKPOINTS = (RunDir.FINAL,) + REGIME_CHECKPOINTS
-#: The extra property computed with ``eliashberg=True``.
-ELIASHBERG_KEY = "tc_eliashberg_K"
 #: Network hyper-parameters that may differ between members (set from each member's own data).
 _PER_MEMBER_NET_KEYS = ("num_neighbors", "fused")
 #: Graph settings members must share (data config keys).
 _GRAPH_KEYS = ("site_dos", "r_max", "self_loops", "allow_isolated", "spectrum")
-#: ``progress="auto"`` shows progress bars from this many structures on.
-PROGRESS_MIN_STRUCTURES = 200
-#: Logged once per prediction by a one-member ensemble, whose stds are NaN.
-NO_SPREAD = "a single member has no spread: every _std is NaN (use 2 or more members for an uncertainty)"
-
-
-def show_progress(progress, n: int) -> bool:
-    """``progress`` True/False as given; ``"auto"`` (or None): only for ``n`` ≥ :data:`PROGRESS_MIN_STRUCTURES`."""
-    if progress is None or progress == "auto":
-        return n >= PROGRESS_MIN_STRUCTURES
-    return bool(progress)
-
-
 @dataclass
 class Member:
     """One trained member: its name (the run folder's), checkpoint, rebuilt module, the
@@ -104,71 +86,13 @@ class Member:
         return RunDir.of_checkpoint(self.checkpoint)
 
 
-@dataclass
-class EnsemblePrediction:
-    """An ensemble's prediction for N materials (see :func:`combine_members`)."""
-
-    ids: list[str]
-    formulas: list[str]
-    member_a2f: np.ndarray  # [M, N, B]
-    a2f_mean: np.ndarray  # [N, B]
-    a2f_std: np.ndarray  # [N, B]
-    properties: dict[str, np.ndarray]  # of the mean a2F, [N] each
-    properties_std: dict[str, np.ndarray]  # spread of the members' own values, [N] each
-    mu_star: float
-    omega_meV: np.ndarray = field(default_factory=lambda: np.asarray(BIN_CENTRES_MEV, dtype=float))
-    calibration: dict | None = None  # the scales applied to the stds (Calibration.apply), None: the members' own
-
-
-def combine_members(member_a2f, mu_star: float = MU_STAR_DEFAULT, omega_meV=BIN_CENTRES_MEV,
-                    eliashberg: bool = False, progress: bool = False) -> dict:
-    """Ensemble statistics of member spectra ``member_a2f`` [M, N, B] on ``omega_meV`` [B].
-
-    Returns ``dict(a2f_mean [N, B], a2f_std [N, B], properties, properties_std)``; ``properties``
-    maps :data:`~betenet.physics.properties.PROPERTIES` (λ, ω_log [K], ω_2 [K], Allen–Dynes T_c
-    [K] with ``mu_star``) to [N] arrays computed from the mean a2F; ``properties_std`` the standard
-    deviation (ddof = 0) over members of each member's own value; with one member every std is NaN
-    and a warning is logged (:data:`NO_SPREAD`). ``eliashberg=True`` adds ``tc_eliashberg_K``
-    (isotropic Eliashberg T_c, one solve per member and material: slow).
-    """
-    preds = np.asarray(member_a2f, dtype=np.float64)
-    omega = np.asarray(omega_meV, dtype=np.float64)
-    if preds.ndim != 3 or preds.shape[2] != omega.size or preds.shape[0] < 1:
-        raise ValueError(f"member_a2f must be [M >= 1, N, {omega.size}], got shape {preds.shape}")
-    mean = preds.mean(axis=0)
-    std = preds.std(axis=0)
-    props = {k: np.atleast_1d(v).astype(np.float64) for k, v in properties(omega, mean, mu_star).items()}
-    m, n = preds.shape[:2]
-    per_member = properties(omega, preds.reshape(m * n, -1), mu_star)
-    spread = {k: np.asarray(per_member[k], dtype=np.float64).reshape(m, n).std(axis=0) for k in PROPERTIES}
-    if eliashberg:
-        from betenet.physics.eliashberg_solver import eliashberg_tc
-
-        members_tc = np.empty((m, n))
-        props[ELIASHBERG_KEY] = np.empty(n)
-        for i in tqdm(range(n), desc="Eliashberg Tc", disable=not progress, leave=False):
-            props[ELIASHBERG_KEY][i] = eliashberg_tc(omega, mean[i], mu_star)
-            for j in range(m):
-                members_tc[j, i] = eliashberg_tc(omega, preds[j, i], mu_star)
-        spread[ELIASHBERG_KEY] = members_tc.std(axis=0)
-    if m < 2:
-        log.warning(NO_SPREAD)
-        std = np.full_like(std, np.nan)
-        spread = {k: np.full_like(v, np.nan) for k, v in spread.items()}
-    return dict(a2f_mean=mean, a2f_std=std, properties=props, properties_std=spread)
-
-
 def detect_source(path) -> str:
-    """Data source kind of a dataset folder: ``bee_net`` or ``release`` when it holds
-    ``database.json`` (BEE-NET's by its index file or a2F columns), else ``directory``."""
-    from betenet.data.sources.bee_net import looks_like_bee_net
+    """Data source of a dataset folder, as the source registry tells it
+    (:func:`betenet.data.sources.registry.detect_source`: ``bee_net`` or ``release`` when it holds
+    ``database.json``, BEE-NET's by its index file or a2F columns, else ``directory``)."""
+    from betenet.data.sources import detect_source as detect
 
-    path = Path(path)
-    if not path.is_dir():
-        raise InputError(path, "dataset folder not found")
-    if not (path / "database.json").is_file():
-        return "directory"
-    return "bee_net" if looks_like_bee_net(path) else "release"
+    return detect(path)
 
 
 @dataclass(repr=False)
@@ -233,8 +157,10 @@ class Ensemble:
         cfg = self.config
         if cfg and isinstance(cfg.get("data"), dict) and "site_dos" in cfg["data"]:
             return str(cfg["data"]["site_dos"])
+        from betenet.data.attributes import node_width
+
         in_dim = self.hparams["net"].get("in_dim")
-        return "none" if in_dim == 118 else None
+        return "none" if in_dim == node_width() else None
 
     @property
     def features(self):
@@ -254,10 +180,13 @@ class Ensemble:
         """Keyword arguments of ``entry_to_graph`` matching how the members' graphs were built."""
         data = (self.config or {}).get("data") or {}
         spectrum = data.get("spectrum") or self.grid.as_dict()
-        return dict(site_dos_kind=self.site_dos or "none", r_max=self.r_max,
-                    self_loops=bool(data.get("self_loops", True)),
-                    allow_isolated=bool(data.get("allow_isolated", False)),
-                    spectrum=dict(spectrum))
+        settings = dict(site_dos_kind=self.site_dos or "none", r_max=self.r_max,
+                        self_loops=bool(data.get("self_loops", True)),
+                        allow_isolated=bool(data.get("allow_isolated", False)),
+                        spectrum=dict(spectrum))
+        if data.get("node_attributes"):  # further registered node attributes (betenet/data/attributes/)
+            settings["node_attributes"] = tuple(data["node_attributes"])
+        return settings
 
     def trained_ids(self) -> tuple[set[str], list[str]]:
         """``(ids any member trained on, names of members without a bootstrap record)``, from each member's
@@ -296,8 +225,10 @@ class Ensemble:
     @torch.no_grad()
     def predict_members(self, graphs: Sequence, batch_size: int = 64, device: str | torch.device = "cpu",
                         progress: bool | str = "auto") -> np.ndarray:
-        """a2F of every member for ``graphs`` (PyG ``Data``): [M, N, 51] float64. ``batch_size``
-        (graphs per forward pass) must be ≥ 1."""
+        """a2F of every member for ``graphs`` (PyG ``Data``): [M, N, B] float64 (B bins of the members' grid).
+        ``batch_size`` (graphs per forward pass) must be ≥ 1. Each batch is collated, cast and prepared for
+        the fused path once and evaluated by every member (they share one network and graph construction:
+        the same numbers as each member preparing its own), the members on ``device`` together."""
         from torch_geometric.data import Batch
 
         batch_size = validation.batch_size(batch_size)
@@ -308,19 +239,25 @@ class Ensemble:
         if n == 0:
             return out
         device = torch.device(device)
-        chunks = [graphs[i:i + batch_size] for i in range(0, n, batch_size)]
-        total = len(self.members) * len(chunks)
-        with tqdm(total=total, desc="predict", unit="batch", disable=not show_progress(progress, n),
-                  leave=False) as bar:
-            for j, member in enumerate(self.members):
-                module = member.module.to(device).eval()
-                row = 0
-                for chunk in chunks:
-                    batch = Batch.from_data_list([g.clone() for g in chunk]).to(device)
-                    pred = module(batch).detach().to("cpu", torch.float64).numpy()
-                    out[j, row:row + len(chunk)] = pred
-                    row += len(chunk)
-                    bar.update()
+        modules = [m.module.to(device).eval() for m in self.members]
+        lead = modules[0]
+        evaluator = getattr(lead.net, "evaluator", None)  # the fused path's (models/fused)
+        n_batches = -(-n // batch_size)
+        try:
+            with tqdm(total=len(modules) * n_batches, desc="predict", unit="batch",
+                      disable=not show_progress(progress, n), leave=False) as bar:
+                for start in range(0, n, batch_size):
+                    # each batch collated, cast and prepared once for every member (one network, one graph
+                    # construction: the members' own preparations would be the same)
+                    batch = Batch.from_data_list([g.clone() for g in graphs[start:start + batch_size]]).to(device)
+                    batch = lead._cast(batch)
+                    prepared = evaluator.prepare(batch) if evaluator is not None and evaluator.serves(batch) else None
+                    for j, module in enumerate(modules):
+                        pred = module(batch) if prepared is None else module.net(batch, prepared=prepared)
+                        out[j, start:start + batch.num_graphs] = pred.detach().to("cpu", torch.float64).numpy()
+                        bar.update()
+        finally:
+            for member in self.members:
                 member.module.to("cpu")
         return out
 
@@ -449,7 +386,7 @@ def _data_signature(config: dict | None) -> dict | None:
     data = (config or {}).get("data")
     if not isinstance(data, dict):
         return None
-    return {k: data.get(k) for k in _GRAPH_KEYS}
+    return {**{k: data.get(k) for k in _GRAPH_KEYS}, "node_attributes": list(data.get("node_attributes") or [])}
 
 
 def _key(signature) -> str:

@@ -80,20 +80,23 @@ def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress:
     warnings of the module docstring. The site PhDOS a CPD/FPD variant needs comes from ``labels`` (id → record;
     ``labels_path`` is its file, whose ``metadata.json`` says where its PhDOS came from), and, for
     an ensemble trained on ML-potential PhDOS, from the same potential and recipe for every structure
-    without one (cached; ``device`` where the potential runs). Members trained with pretrained site features
-    (``features``) get them computed the same way (cached). A PhDOS of another origin than the
+    without one (cached; ``device`` where the potential runs). A labels row is refused, its file named, when
+    its PhDOS is not physically possible or belongs to another structure (its recorded ``structure_hash``,
+    or the labels folder's own structure of that id, differs). Members trained with pretrained site
+    features (``features``) get them computed the same way (cached). A PhDOS of another origin than the
     members' gets a warning. Atoms without a neighbour are kept with their self-edge and a warning."""
     from betenet.data.datamodule import entry_to_graph
-    from betenet.data.sources.base import build_entry
+    from betenet.data.sources.base import IDENTITY_KEYS, build_entry
+    from betenet.data.sources.directory import check_labels_structure
     from betenet.data.structures import load_structure
-    from betenet.inference.ensemble import show_progress
+    from betenet.inference.combine import show_progress
 
     if ensemble.site_dos is None:
         raise InputError(ensemble.label, f"cannot tell which site PhDOS the members read (no {RunDir.CONFIG} "
                                           "beside the checkpoints); use the run folders")
     settings = dict(ensemble.graph_settings, allow_isolated=True)
     kind = settings["site_dos_kind"]
-    keys = () if kind == "none" else (f"phdos_{kind}_freq_meV", f"phdos_{kind}_site")
+    keys = () if kind == "none" else (f"phdos_{kind}_freq_meV", f"phdos_{kind}_site", *IDENTITY_KEYS)
     coverage, n_known = ensemble.element_coverage()
     synthetic = [SYNTHETIC_WARNING] if trained_on_demo(ensemble) else []
     items = list(items)
@@ -109,10 +112,18 @@ def build_rows(items, ensemble, labels: dict[str, dict] | None = None, progress:
         try:
             structure = load_structure(source, name=name)
             row.formula = structure.composition.reduced_formula
-            record = {k: v for k, v in (labels or {}).get(ident, {}).items() if k in keys}
-            entries[id(row)] = build_entry(ident, structure, row.formula, record)
         except InputError as err:
             row.status = err.reason if err.subject in (ident, name) else str(err)
+            continue
+        record = {k: v for k, v in (labels or {}).get(ident, {}).items() if k in keys}
+        try:
+            if record and labels_path is not None:
+                check_labels_structure(ident, structure, labels_path, source)
+            entries[id(row)] = build_entry(ident, structure, row.formula, record)
+        except InputError as err:  # the labels row cannot be this structure's: say which file it is from
+            reason = err.reason if err.subject in (ident, name) else str(err)
+            named = not record or labels_path is None or str(labels_path) in reason
+            row.status = reason if named else f"labels {labels_path}: {reason}"
     todo = [entries[id(r)] for r in rows if id(r) in entries]
     phdos_notes, failed = _site_dos(ensemble, kind, todo, labels_path, device, progress)
     features, no_features = _features(ensemble, [e for e in todo if e.id not in failed], device, progress)
@@ -142,7 +153,7 @@ def _site_dos(ensemble, kind: str, entries: list, labels_path, device: str, prog
     ``({id: provenance warning or None}, {id: why its PhDOS could not be computed})``."""
     if kind == "none" or not entries:
         return {}, {}
-    from betenet.inference.ensemble import show_progress
+    from betenet.inference.combine import show_progress
     from betenet.phonons.fill import labels_metadata, site_dos_for_prediction
     from betenet.phonons.provenance import provenance_from_config
 
@@ -161,7 +172,7 @@ def _features(ensemble, entries: list, device: str, progress) -> tuple[dict, dic
         return {}, {}
     import dataclasses
 
-    from betenet.inference.ensemble import show_progress
+    from betenet.inference.combine import show_progress
     from betenet.pretrained import features_for_entries
 
     report = features_for_entries(entries, dataclasses.replace(settings, device=device),

@@ -3,10 +3,12 @@ machine-learned interatomic potential, by finite displacements with phonopy.
 
 Modules: :mod:`.potentials` (name → ASE calculator; SevenNet-0 default, CHGNet, EMT),
 :mod:`.settings` (:class:`PhononSettings`, coarse/fine kinds), :mod:`.harmonic` (phonopy force
-constants and mesh modes), :mod:`.dos` (broadened site DOS), :mod:`.calculate` (one structure →
-:class:`SitePhDOS`), :mod:`.cache` (on-disk cache), :mod:`.fill` (PhDOS for dataset entries, used by
-training and prediction), :mod:`.provenance` (where PhDOS came from; mismatch warnings),
-:mod:`.batch` and :mod:`.cli` (``betenet phonons``). The potentials and phonopy are the optional
+constants and mesh modes), :mod:`.forces` (the displaced supercells through the potential in batches),
+:mod:`.dos` (broadened site DOS), :mod:`.calculate` (one structure → :class:`SitePhDOS`), :mod:`.cache`
+(on-disk cache), :mod:`.fill` (PhDOS for dataset entries, used by training and prediction),
+:mod:`.provenance` (where PhDOS came from; mismatch warnings), :mod:`.batch` (``betenet phonons``:
+largest first, on :mod:`.workers` processes) and :mod:`.phonopy_files` (phonopy's own files and the
+band structure / DOS figure). The potentials and phonopy are the optional
 extra ``pip install 'betenet[phonons]'``; importing this package does not import them.
 """
 

@@ -10,25 +10,39 @@ format out (read back by :func:`betenet.data.sources.directory.load_directory`):
     out/metadata.json            {"created_by": "betenet phonons", "site_dos_provenance": {...}}
     out/phonons/<id>.json        per structure: everything above plus what labels.json has no column
                                  for (Γ frequencies, supercell, displacements, potential version, time)
-    out/phonons_report.json      this run: one row per input with its status and, if it failed, why
+    out/phonopy/<id>/<kind>/     phonopy's own phonopy_params.yaml (force constants included; read by
+                                 phonopy.load / phonopy-load) and, with --plot, band_dos.png
+                                 (:mod:`betenet.phonons.phonopy_files`)
+    out/phonons_report.json      this run: one row per input with its status and, if it failed or was
+                                 skipped, why
+
+Order and parallelism: the structures still to compute go largest first (atoms in their supercells),
+so the longest do not finish last; with ``jobs`` > 1 they are spread over that many worker processes,
+each loading the potential once (:mod:`betenet.phonons.workers`; one torch thread each unless
+``threads``), and every displaced supercell of a structure goes through the potential in batches
+(:mod:`betenet.phonons.forces`). Structures with more atoms than ``settings.max_atoms`` are skipped with
+a one-line reason. Progress: a bar on a terminal, else a line every ``progress_every`` structures
+(:class:`betenet.progress.ProgressLine`), and one line per structure that failed or was skipped. With
+``cluster`` the same structures run as a submitit job array instead (:mod:`betenet.phonons.cluster`).
 
 Resumable: a structure whose ``phonons/<id>.json`` already holds each requested kind for the same
-structure and settings is not recomputed (and results are also in the shared cache). Each finished
-structure's file is written atomically at once; ``labels.json`` is rebuilt from them every
-``FLUSH_SECONDS`` and at the end, so an interrupted run loses nothing but the structure in progress.
+structure and settings, with its phonopy files, is not recomputed (and results are also in the shared
+cache). Each finished structure's files are written atomically at once (by the worker that computed
+it); ``labels.json`` is rebuilt from them every ``FLUSH_SECONDS`` or more (never more than a tenth of
+the time) and at the end, so an interrupted run loses nothing but the structures in progress.
 A structure that fails (unreadable file, partial occupancy, unknown element, element the potential
-does not cover, calculation error) gets a reason and the others go on. An output folder made with
-other settings is refused rather than mixed, and a folder another run is writing (``out/phonons_lock``)
-is refused until that run ends.
+does not cover, calculation error, a worker process that died on it) gets a reason and the others go
+on. An output folder made with other settings is refused rather than mixed, and a folder another run
+is writing (``out/phonons_lock``) is refused until that run ends.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -48,10 +62,13 @@ STATE_DIR = "phonons"
 REPORT_FILE = "phonons_report.json"
 LOCK_FILE = "phonons_lock"
 CREATED_BY = "betenet phonons"
-#: Seconds between rewrites of labels.json during a run (each structure's own file is written at once).
+#: Seconds between rewrites of labels.json during a run (each structure's own file is written at once); the
+#: interval grows to ten times the last rewrite's duration for large folders.
 FLUSH_SECONDS = 30.0
+#: Row statuses, in the order the summary lists them; a run succeeded when some row is one of the first three.
+STATUSES = ("computed", "cached", "done", "skipped", "failed")
 #: Labels columns computed here (never carried over from an input dataset).
-_COMPUTED = tuple(c for k in KINDS for c in kind_columns(k)) + ("min_phonon_freq_meV",)
+_COMPUTED = tuple(c for k in KINDS for c in kind_columns(k)) + ("min_phonon_freq_meV", "structure_hash")
 
 
 def safe_id(ident: str) -> str:
@@ -145,6 +162,8 @@ def labels_record(state: dict) -> dict:
     source = kinds.get("fine") or kinds.get("coarse")
     if source is not None:
         rec["min_phonon_freq_meV"] = source["min_freq_meV"]
+    if state.get("labels_structure_hash"):  # of the structure file the PhDOS belong to (the relaxed one, if relaxed)
+        rec["structure_hash"] = state["labels_structure_hash"]
     return rec
 
 
@@ -165,99 +184,282 @@ def _carried_labels(record: dict | None) -> dict:
     return {k: v for k, v in (record or {}).items() if k in COLUMNS and k != "id" and k not in _COMPUTED}
 
 
-def _process(out: Path, eid: str, path: Path, structure, kinds, provider: PhDOSProvider, labels: dict) -> dict:
-    """Compute (or find done / cached) the ``kinds`` of one structure, write its structure and state
-    files; returns the state."""
-    state_path = out / STATE_DIR / f"{eid}.json"
-    state = _read_state(state_path)
-    h = structure_hash(structure)
-    if state.get("structure_hash") != h:
-        state = {}
-    keys = {k: cache_key(structure, k, provider.settings) for k in kinds}
-    todo = [k for k in kinds if state.get("kinds", {}).get(k, {}).get("key") != keys[k]]
-    if not (out / state.get("structure_file", "-")).is_file():
-        todo = list(kinds)  # structure file gone: redo (from the cache) so that it is rewritten
-    if not todo:
-        return {**state, "status": "done"}
-    statuses, relaxed = [], None
-    for kind in todo:
-        result, from_cache = provider.get(structure, kind, name=eid)
-        state.setdefault("kinds", {})[kind] = _kind_state(keys[kind], result)
-        relaxed = relaxed or result.relaxed
-        statuses.append("cached" if from_cache else "computed")
-    state.update(id=eid, input=str(path), structure_hash=h, labels=labels,
-                 structure_file=_write_structure(out, eid, None if relaxed else path, relaxed or structure))
-    write_json(state_path, state, nan_as_null=True)
-    return {**state, "status": "computed" if "computed" in statuses else "cached"}
+def _kind_complete(out: Path, state: dict, kind: str, key: str, plot: bool) -> bool:
+    """Whether ``state`` holds ``kind`` under ``key`` with its phonopy files (and figure, with ``plot``)."""
+    entry = state.get("kinds", {}).get(kind, {})
+    if entry.get("key") != key:
+        return False
+    files = entry.get("phonopy") or {}
+    wanted = ("params", "plot") if plot else ("params",)
+    return all(files.get(w) and (out / files[w]).is_file() for w in wanted)
+
+
+def _todo_kinds(out: Path, state: dict, structure, kinds, settings: PhononSettings, plot: bool) -> list[str]:
+    """The kinds of ``structure`` still to compute (or to take from the cache) given its state file."""
+    if state.get("structure_hash") != structure_hash(structure) or \
+            not (out / state.get("structure_file", "-")).is_file():
+        return list(kinds)  # a new structure, or its structure file gone: redo it (from the cache) all
+    return [k for k in kinds if not _kind_complete(out, state, k, cache_key(structure, k, settings), plot)]
+
+
+def _title(eid: str, structure, kind: str, result, settings: PhononSettings) -> str:
+    from betenet.phonons.potentials import get_potential
+
+    cells = "×".join(map(str, result.supercell))
+    return (f"{eid} ({structure.composition.reduced_formula}): {get_potential(settings.potential).model}, "
+            f"{kind} PhDOS, {cells} supercell")
+
+
+def _work(out: Path, task: dict, kinds, provider: PhDOSProvider, plot: bool) -> dict:
+    """Compute (or take from the cache) the missing kinds of one structure and write its files (structure,
+    state, phonopy's); returns its report row. Errors of the structure become the row's reason."""
+    from betenet.data.structures import load_structure
+
+    from betenet.phonons.phonopy_files import write_files
+
+    t0 = time.perf_counter()
+    eid, path = task["id"], Path(task["path"])
+    row = {"id": eid, "input": str(path)}
+    try:
+        structure = load_structure(path)
+        state_path = out / STATE_DIR / f"{eid}.json"
+        state = _read_state(state_path)
+        todo = _todo_kinds(out, state, structure, kinds, provider.settings, plot)
+        if state.get("structure_hash") != structure_hash(structure):
+            state = {}
+        statuses, relaxed = [], None
+        for kind in todo:
+            result, from_cache = provider.get(structure, kind, name=eid, phonopy=True)
+            entry = _kind_state(cache_key(structure, kind, provider.settings), result)
+            shown = result.relaxed or structure
+            entry["phonopy"] = write_files(out, eid, kind, result, shown, plot,
+                                           _title(eid, shown, kind, result, provider.settings),
+                                           provider.settings.sigma_meV)
+            state.setdefault("kinds", {})[kind] = entry
+            relaxed = relaxed or result.relaxed
+            statuses.append("cached" if from_cache else "computed")
+        if todo:
+            state.update(id=eid, input=str(path), structure_hash=structure_hash(structure), labels=task["labels"],
+                         structure_file=_write_structure(out, eid, None if relaxed else path, relaxed or structure))
+            # the hash a reader computes from the file written (read back: no rounding of its own can differ)
+            state["labels_structure_hash"] = structure_hash(load_structure(out / state["structure_file"]))
+            write_json(state_path, state, nan_as_null=True)
+        main = state["kinds"].get("fine") or state["kinds"].get("coarse")
+        status = "done" if not todo else "computed" if "computed" in statuses else "cached"
+        row.update(status=status, min_phonon_freq_meV=main["min_freq_meV"])
+    except PotentialUnavailable:
+        raise
+    except InputError as err:
+        row.update(status="failed", reason=err.reason if err.subject in (eid, str(path)) else str(err))
+    except Exception as exc:  # a bug or an OS error on one structure: report it, go on with the others
+        log.debug("%s failed", eid, exc_info=True)
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        row.update(status="failed", reason=f"unexpected error ({reason})")
+    row["seconds"] = round(time.perf_counter() - t0, 3)
+    return row
+
+
+# -- worker processes (--jobs N): each builds its provider, and loads the potential, once ------------------
+_WORKER: dict = {}
+
+
+def _init_worker(out: str, kinds, settings: PhononSettings, cache_dir, plot: bool) -> None:
+    provider = PhDOSProvider(settings, cache_dir)
+    error = None
+    try:
+        provider.calculator  # load the potential now, once per worker
+    except Exception as exc:  # raised from the first task (an initializer that raises breaks the pool)
+        error = exc
+    _WORKER.update(out=Path(out), kinds=list(kinds), provider=provider, plot=plot, error=error)
+
+
+def _work_in_worker(task: dict) -> dict:
+    if _WORKER.get("error") is not None:
+        raise _WORKER["error"]
+    return _work(_WORKER["out"], task, _WORKER["kinds"], _WORKER["provider"], _WORKER["plot"])
+
+
+def _cluster_task(group: list, out: str, kinds, settings: PhononSettings, cache_dir, plot: bool,
+                  workers: int) -> list:
+    """One array task of ``--cluster`` (:mod:`betenet.phonons.cluster`): its structures, on ``workers``
+    processes; returns ``[(task, row), ...]``."""
+    import warnings
+
+    from betenet.runtime import configure
+
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pymatgen(\..*)?")
+    configure(threads=1)
+    if workers > 1 and len(group) > 1:
+        from betenet.phonons.workers import run_tasks
+
+        rows: list = []
+        run_tasks(group, _work_in_worker, workers, on_done=lambda task, row: rows.append((task, row)),
+                  on_crash=lambda task, why: rows.append((task, _failed_row(task, why))),
+                  initializer=_init_worker, initargs=(out, kinds, settings, cache_dir, plot))
+        return rows
+    provider = PhDOSProvider(settings, cache_dir)
+    return [(task, _work(Path(out), task, kinds, provider, plot)) for task in group]
+
+
+def _failed_row(task: dict, reason: str) -> dict:
+    return {"id": task["id"], "input": task["path"], "status": "failed", "reason": reason}
 
 
 def run_batch(inputs, out, settings: PhononSettings, kinds=("coarse",), cache_dir=None, calculator=None,
-              echo=None) -> dict:
+              echo=None, *, jobs: int = 1, threads: int | None = None, plot: bool = False,
+              progress_every: int | None = None, progress_stream=None, cluster: str | None = None,
+              cluster_chunk: int | None = None, cluster_options=()) -> dict:
     """Compute the ``kinds`` site PhDOS of every structure in ``inputs`` (files, folders, globs, or a
     dataset folder with ``structures/`` and labels) into the folder ``out`` (module docstring).
 
-    ``echo(line)`` gets one line per structure (default: stderr). Returns a summary dict; raises
-    ``InputError`` when nothing succeeded, when ``out`` is a file or cannot be written, or when another
-    run holds ``out`` (:func:`betenet.locks.folder_lock`: two runs never write one folder), or at once for
-    a missing optional package.
+    ``jobs``: worker processes (1: in this process, with ``calculator`` when given); ``threads``: torch
+    threads of each worker (default 1). ``plot``: also each structure's band structure and DOS figure.
+    ``echo(line)``, when given, gets one line per structure instead of the progress line (which goes to
+    ``progress_stream``, default stderr). ``cluster`` (``local`` or ``slurm``): the structures to compute
+    run as a submitit job array (:mod:`betenet.phonons.cluster`: ``jobs`` tasks locally, tasks of
+    ``cluster_chunk`` structures on Slurm, resources from conf/cluster with ``cluster_options``).
+    Returns a summary dict; raises ``InputError`` when nothing succeeded, when ``out`` is a file or cannot
+    be written, or when another run holds ``out`` (:func:`betenet.locks.folder_lock`: two runs never
+    write one folder), or at once for a missing optional package.
     """
     from betenet.locks import folder_lock
 
+    if isinstance(jobs, bool) or int(jobs) != jobs or jobs < 1:
+        raise InputError("--jobs", f"must be an integer >= 1, got {jobs!r}")
+    if threads is not None and (int(threads) != threads or threads < 1):
+        raise InputError("--threads", f"must be an integer >= 1 for the workers, got {threads!r}")
+    resources = None
+    if cluster is not None:
+        from betenet.phonons.cluster import CLUSTERS, cluster_resources
+
+        if cluster not in CLUSTERS:
+            raise InputError(f"--cluster {cluster}", f"unknown; use one of {', '.join(CLUSTERS)}")
+        if cluster_chunk is not None and (int(cluster_chunk) != cluster_chunk or cluster_chunk < 1):
+            raise InputError("--cluster-chunk", f"must be an integer >= 1, got {cluster_chunk!r}")
+        resources = cluster_resources(cluster_options, settings.device)
     with folder_lock(out, LOCK_FILE, "another `betenet phonons` run"):
-        return _run_batch(inputs, out, settings, kinds, cache_dir, calculator, echo)
+        return _run_batch(inputs, Path(out), settings, kinds, cache_dir, calculator, echo, int(jobs), threads,
+                          plot, progress_every, progress_stream, (cluster, cluster_chunk, resources))
 
 
-def _run_batch(inputs, out, settings: PhononSettings, kinds, cache_dir, calculator, echo) -> dict:
+class _Reporter:
+    """The rows of a run by input position, the counts, the progress line or ``echo``, and the periodic
+    rewrite of labels.json."""
+
+    def __init__(self, out: Path, total: int, echo, every, stream):
+        from betenet.progress import ProgressLine
+
+        self.out, self.echo = out, echo
+        self.rows: dict[int, dict] = {}
+        self.counts = dict.fromkeys(STATUSES, 0)
+        self.progress = None if echo is not None else ProgressLine(total, "phonons", every=every, stream=stream)
+        self.interval, self.last_flush = FLUSH_SECONDS, time.monotonic()
+
+    def add(self, index: int, row: dict) -> None:
+        self.rows[index] = row
+        self.counts[row["status"]] += 1
+        detail = f" ({row['reason']})" if "reason" in row else f" in {row.get('seconds', 0):.1f} s"
+        if self.echo is not None:
+            self.echo(f"{row['id']}: {row['status']}{detail}")
+        else:
+            if "reason" in row:
+                self.progress.note(f"{row['id']}: {row['status']}{detail}")
+            self.progress.update(1, self.counts)
+        if time.monotonic() - self.last_flush > self.interval:
+            t = time.monotonic()
+            write_labels(self.out)
+            self.last_flush = time.monotonic()
+            self.interval = max(FLUSH_SECONDS, 10 * (self.last_flush - t))
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+
+
+def _run_batch(inputs, out: Path, settings: PhononSettings, kinds, cache_dir, calculator, echo, jobs, threads,
+               plot, progress_every, progress_stream, on_cluster=(None, None, None)) -> dict:
+    from betenet.data.plausibility import check_atom_count
     from betenet.data.sources.directory import read_labels_table
     from betenet.data.structures import gather_inputs, load_structure
 
-    echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+    t_start = time.perf_counter()
     kinds = [k for k in KINDS if k in set(kinds)]
     if not kinds:
         raise InputError("kinds", f"nothing to compute; use one or more of {', '.join(KINDS)}")
-    out = Path(out)
     items, labels_path = gather_inputs(list(inputs))
     labels = read_labels_table(labels_path) if labels_path else {}
     _check_output(out, settings, kinds, [Path(t) for t in inputs if Path(t).is_dir()])
-    provider = PhDOSProvider(settings, cache_dir, calculator)
 
-    rows, seen = [], {}
-    last_flush = time.monotonic()
+    report = _Reporter(out, len(items), echo, progress_every, progress_stream)
+    tasks, seen = [], {}
     try:
-        for ident, path, reason in items:
+        # plan in this process: what failed already, what is done, what is too large, and the size of the rest
+        for index, (ident, path, reason) in enumerate(items):
             eid = safe_id(ident) if path is not None else ident
             row = {"id": eid, "input": str(path) if path is not None else ident}
-            t0 = time.perf_counter()
             try:
                 if reason is not None:
                     raise InputError(ident, reason)
                 if eid in seen:
                     raise InputError(ident, f"same output id {eid!r} as input {seen[eid]}")
                 seen[eid] = row["input"]
-                state = _process(out, eid, path, load_structure(path), kinds, provider,
-                                 _carried_labels(labels.get(ident)))
-                main = state["kinds"].get("fine") or state["kinds"].get("coarse")
-                row.update(status=state["status"], min_phonon_freq_meV=main["min_freq_meV"])
-            except PotentialUnavailable:
-                raise
+                structure = load_structure(path)
+                try:
+                    check_atom_count(structure, eid, settings.max_atoms, "--max-atoms")
+                except InputError as err:
+                    report.add(index, {**row, "status": "skipped", "reason": err.reason})
+                    continue
+                state = _read_state(out / STATE_DIR / f"{eid}.json")
+                if not _todo_kinds(out, state, structure, kinds, settings, plot):
+                    main = state["kinds"].get("fine") or state["kinds"].get("coarse")
+                    report.add(index, {**row, "status": "done", "min_phonon_freq_meV": main["min_freq_meV"],
+                                       "seconds": 0.0})
+                    continue
+                weight = len(structure) * sum(math.prod(settings.supercell_diag(k, structure.lattice.matrix))
+                                              for k in kinds)
+                tasks.append({"index": index, "id": eid, "path": str(path), "weight": weight,
+                              "labels": _carried_labels(labels.get(ident))})
             except InputError as err:
-                row.update(status="failed", reason=err.reason if err.subject in (ident, eid, str(path)) else str(err))
-            row["seconds"] = round(time.perf_counter() - t0, 3)
-            rows.append(row)
-            detail = f" ({row['reason']})" if "reason" in row else f" in {row['seconds']:.1f} s"
-            echo(f"{eid}: {row['status']}{detail}")
-            if time.monotonic() - last_flush > FLUSH_SECONDS:
-                write_labels(out)
-                last_flush = time.monotonic()
+                report.add(index, {**row, "status": "failed",
+                                   "reason": err.reason if err.subject in (ident, eid, str(path)) else str(err)})
+        tasks.sort(key=lambda t: (-t["weight"], t["index"]))  # largest first
+        cluster, chunk, resources = on_cluster
+        if cluster is not None and tasks:
+            from betenet.phonons.cluster import CLUSTER_DIR, deal, n_groups, run_on_cluster
+
+            groups = deal(tasks, n_groups(cluster, len(tasks), jobs, chunk))
+            workers = 1 if cluster == "local" else int(resources.get("cpus_per_task") or 1)
+            run_on_cluster(cluster, out / CLUSTER_DIR, groups, _cluster_task,
+                           (str(out), kinds, settings, cache_dir, plot, workers),
+                           on_done=lambda task, row: report.add(task["index"], row),
+                           on_failed=lambda task, why: report.add(task["index"], _failed_row(task, why)),
+                           resources=resources)
+        elif jobs == 1 or len(tasks) <= 1:
+            provider = PhDOSProvider(settings, cache_dir, calculator)
+            for task in tasks:
+                report.add(task["index"], _work(out, task, kinds, provider, plot))
+        else:
+            from betenet.phonons.workers import run_tasks
+
+            run_tasks(tasks, _work_in_worker, jobs,
+                      on_done=lambda task, row: report.add(task["index"], row),
+                      on_crash=lambda task, why: report.add(task["index"], _failed_row(task, why)),
+                      initializer=_init_worker, initargs=(str(out), kinds, settings, cache_dir, plot),
+                      threads=threads or 1)
     finally:  # an interrupted run keeps every finished structure in labels.json
+        report.close()
         n_labelled = write_labels(out)
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("computed", "cached", "done", "failed")}
-    report = out / REPORT_FILE
-    write_json(report, {"settings": _recipe(settings), "kinds": kinds, "device": settings.device,
-                         "counts": counts, "rows": rows}, indent=1, nan_as_null=True)
-    summary = {"out": str(out), "labels": str(out / "labels.json"), "report": str(report),
-               "potential": settings.potential, "kinds": ",".join(kinds), "inputs": len(rows), **counts,
-               "entries_in_folder": n_labelled}
-    if rows and counts["failed"] == len(rows):
-        raise InputError(out, f"no structure succeeded ({len(rows)} failed; reasons in {report})")
+    rows = [report.rows[i] for i in sorted(report.rows)]
+    counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
+    report_path = out / REPORT_FILE
+    write_json(report_path, {"settings": _recipe(settings), "kinds": kinds, "device": settings.device, "jobs": jobs,
+                             "cluster": on_cluster[0], "counts": counts, "rows": rows}, indent=1, nan_as_null=True)
+    summary = {"out": str(out), "labels": str(out / "labels.json"), "report": str(report_path),
+               "potential": settings.potential, "kinds": ",".join(kinds), "jobs": jobs, "inputs": len(rows),
+               **counts, "entries_in_folder": n_labelled, "phonopy_files": str(out / "phonopy"),
+               "seconds": round(time.perf_counter() - t_start, 1)}
+    succeeded = counts["computed"] + counts["cached"] + counts["done"]
+    if rows and not succeeded:
+        raise InputError(out, f"no structure succeeded ({counts['failed']} failed, {counts['skipped']} skipped; "
+                              f"reasons in {report_path})")
     return summary

@@ -2,13 +2,14 @@
 settings (potential name and version included), so no structure is computed twice for the same
 recipe, whether by ``betenet phonons``, training with ``site_dos_source=mlip`` or prediction.
 
-Layout: ``<root>/<key[:2]>/<key>.npz`` (arrays plus a JSON header), written to a temporary file and
-renamed into place, so a reader never sees half a file; an unreadable entry counts as a miss and is
-recomputed. The default root is ``$BETENET_CACHE/phonons`` (``~/.cache/betenet/phonons``).
+Layout: ``<root>/<key[:2]>/<key>.npz`` (arrays, a JSON header and the text of phonopy's
+``phonopy_params.yaml``, compressed; entries written before that text was kept lack it), written to a
+temporary file and renamed into place, so a reader never sees half a file; an unreadable entry counts as
+a miss and is recomputed. The default root is ``$BETENET_CACHE/phonons`` (``~/.cache/betenet/phonons``).
 
-The structure hash covers the species and Cartesian lattice in site order (lattice rounded to 1e-6
-Å, fractional coordinates wrapped into [0, 1) and rounded to 1e-6): the per-site rows follow that
-order, so a reordered structure is a different key.
+The structure enters the key through :func:`betenet.data.structures.structure_hash` (species, lattice
+and coordinates in site order): the per-site rows follow that order, so a reordered structure is a
+different key.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from betenet.files import atomic_path
+from betenet.data.structures import structure_hash
+from betenet.files import atomic_path, cache_root
 from betenet.phonons.calculate import SitePhDOS
 from betenet.phonons.settings import PhononSettings, kind_columns
 
@@ -28,23 +30,11 @@ log = logging.getLogger(__name__)
 
 #: Bump when the computation changes so that old entries are not reused.
 CACHE_VERSION = 1
-_DIGITS = 6
 
 
 def default_cache_dir() -> Path:
-    """``$BETENET_CACHE/phonons``, else ``~/.cache/betenet/phonons``."""
-    from betenet.data.sources.demo import default_cache_dir as betenet_cache
-
-    return betenet_cache() / "phonons"
-
-
-def structure_hash(structure) -> str:
-    """SHA-256 of a pymatgen structure's species, lattice and fractional coordinates, in site order."""
-    lattice = np.round(np.asarray(structure.lattice.matrix, dtype=float), _DIGITS) + 0.0
-    frac = np.round(np.mod(structure.frac_coords, 1.0), _DIGITS) % 1.0 + 0.0  # + 0.0: no -0.0
-    text = json.dumps({"species": [site.specie.symbol for site in structure], "lattice": lattice.tolist(),
-                       "frac": frac.tolist()})
-    return hashlib.sha256(text.encode()).hexdigest()
+    """``phonons/`` of :func:`betenet.files.cache_root`."""
+    return cache_root() / "phonons"
 
 
 def cache_key(structure, kind: str, settings: PhononSettings) -> str:
@@ -76,10 +66,12 @@ class PhDOSCache:
                     from pymatgen.core import Structure
 
                     relaxed = Structure.from_dict(header["relaxed"])
+                params = str(data["phonopy_params"]) if "phonopy_params" in data.files else None
                 return SitePhDOS(freq_meV=data["freq_meV"], site_dos=data["site_dos"],
                                  min_freq_meV=float(header["min_freq_meV"]),
                                  max_freq_meV=float(header["max_freq_meV"]), gamma_meV=data["gamma_meV"],
-                                 supercell=tuple(header["supercell"]), info=dict(header["info"]), relaxed=relaxed)
+                                 supercell=tuple(header["supercell"]), info=dict(header["info"]), relaxed=relaxed,
+                                 phonopy_params=params)
         except Exception as exc:  # a damaged entry is recomputed, not fatal
             log.warning("phonon cache entry %s unreadable (%s: %s); recomputing", path, type(exc).__name__, exc)
             return None
@@ -89,7 +81,8 @@ class PhDOSCache:
         header = dict(min_freq_meV=result.min_freq_meV, max_freq_meV=result.max_freq_meV,
                       supercell=list(result.supercell), info=result.info,
                       relaxed=result.relaxed.as_dict() if result.relaxed is not None else None)
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, freq_meV=result.freq_meV, site_dos=result.site_dos, gamma_meV=result.gamma_meV,
-                     header=np.array(json.dumps(header, default=float)))
+        extra = {} if result.phonopy_params is None else {"phonopy_params": np.array(result.phonopy_params)}
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # compressed: the phonopy text is most of it
+            np.savez_compressed(fh, freq_meV=result.freq_meV, site_dos=result.site_dos, gamma_meV=result.gamma_meV,
+                                header=np.array(json.dumps(header, default=float)), **extra)
         return path

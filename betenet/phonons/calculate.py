@@ -4,8 +4,10 @@ Checks that the potential covers every element, optionally relaxes the positions
 symmetry kept), builds the force constants of the kind's supercell (:mod:`.harmonic`), runs the
 Γ-centred mesh in chunks into the broadened DOS (:mod:`.dos`) and returns a :class:`SitePhDOS`:
 the common frequency grid, one DOS row per site (each integrating to 3), the lowest frequency over
-the mesh (Γ included; imaginary modes negative, for the ``unstable`` filter) and the Γ frequencies.
-Every failure raises :class:`~betenet.errors.InputError` naming the structure.
+the mesh (Γ included; imaginary modes negative, for the ``unstable`` filter), the Γ frequencies and
+phonopy's own ``phonopy_params.yaml`` of the calculation (force constants included), which ``betenet
+phonons`` writes beside the dataset. Every failure raises :class:`~betenet.errors.InputError` naming the
+structure.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from betenet.errors import InputError
 from betenet.phonons.dos import SiteDOSAccumulator
-from betenet.phonons.harmonic import force_constants, mesh_modes, modes_at
+from betenet.phonons.harmonic import force_constants, mesh_modes, modes_at, phonopy_params_text
 from betenet.phonons.potentials import get_potential
 from betenet.phonons.settings import PhononSettings
 
@@ -27,7 +29,9 @@ class SitePhDOS:
     """A computed site-projected PhDOS. ``freq_meV`` [nf]; ``site_dos`` [n_sites, nf] (states/meV);
     ``min_freq_meV`` and ``max_freq_meV`` over the mesh; ``gamma_meV`` [3n] (ascending); ``supercell`` repetitions;
     ``info``: potential version, displacements, relaxation, seconds; ``relaxed``: the relaxed
-    structure (same site order) when the settings relax, else None."""
+    structure (same site order) when the settings relax, else None; ``phonopy_params``: the text of
+    phonopy's ``phonopy_params.yaml`` (:func:`~betenet.phonons.harmonic.phonopy_params_text`), None for a
+    result cached before it was kept."""
 
     freq_meV: np.ndarray
     site_dos: np.ndarray
@@ -37,6 +41,7 @@ class SitePhDOS:
     supercell: tuple[int, int, int]
     info: dict = field(default_factory=dict)
     relaxed: object = None
+    phonopy_params: str | None = None
 
     @property
     def total_dos(self) -> np.ndarray:
@@ -88,12 +93,14 @@ def site_phdos(structure, kind: str, settings: PhononSettings, calculator, name:
             relaxed = Structure(np.asarray(atoms.cell), atoms.get_chemical_symbols(),
                                 atoms.get_scaled_positions(wrap=False))
         supercell = settings.supercell_diag(kind, structure.lattice.matrix)
-        phonon, n_disp = force_constants(atoms, calculator, supercell, settings.displacement_A)
+        phonon, n_disp = force_constants(atoms, calculator, supercell, settings.displacement_A,
+                                         batch_edges=settings.batch_edges)
         acc = SiteDOSAccumulator(len(structure), settings.step_meV)
         for freq, proj, w in mesh_modes(phonon, settings.mesh):
             acc.add(freq, proj, w)
         grid, dos = acc.finish(settings.sigma_meV)
         gamma, _ = modes_at(phonon, np.zeros((1, 3)))
+        params = phonopy_params_text(phonon)
     except InputError:
         raise
     except Exception as exc:  # a potential or phonopy failing on this structure: report it, go on
@@ -102,5 +109,6 @@ def site_phdos(structure, kind: str, settings: PhononSettings, calculator, name:
     info.update(n_displacements=n_disp, seconds=time.perf_counter() - t0)
     result = SitePhDOS(freq_meV=grid, site_dos=dos, min_freq_meV=float(acc.f_min),
                        max_freq_meV=float(acc.f_max), gamma_meV=np.sort(gamma[0]),
-                       supercell=tuple(int(n) for n in supercell), info=info, relaxed=relaxed)
+                       supercell=tuple(int(n) for n in supercell), info=info, relaxed=relaxed,
+                       phonopy_params=params)
     return result

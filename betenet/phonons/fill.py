@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
+from betenet.data.plausibility import check_atom_count
+from betenet.data.structures import validate_structure
 from betenet.errors import InputError
 from betenet.phonons.cache import PhDOSCache, cache_key
 from betenet.phonons.calculate import SitePhDOS, site_phdos
@@ -44,12 +46,18 @@ class PhDOSProvider:
             self._calculator = make_calculator(self.settings.potential, self.settings.device)
         return self._calculator
 
-    def get(self, structure, kind: str, name: str = "structure") -> tuple[SitePhDOS, bool]:
-        """``(result, from_cache)``; failures raise ``InputError`` naming ``name``."""
+    def get(self, structure, kind: str, name: str = "structure", phonopy: bool = False) -> tuple[SitePhDOS, bool]:
+        """``(result, from_cache)``; failures raise ``InputError`` naming ``name``. A structure that is
+        not physically possible (atoms closer than half their covalent radii, an absurd volume per atom)
+        or larger than ``settings.max_atoms`` is refused before any force is computed. ``phonopy``: the
+        result must carry phonopy's parameters (``SitePhDOS.phonopy_params``); a cache entry written
+        before they were kept counts as a miss."""
+        check_atom_count(structure, name, self.settings.max_atoms, "phonons.max_atoms")
+        validate_structure(structure, name)  # whole, and physically possible
         key = cache_key(structure, kind, self.settings)
         if self.cache is not None:
             hit = self.cache.get(key)
-            if hit is not None:
+            if hit is not None and not (phonopy and hit.phonopy_params is None):
                 self.hits += 1
                 return hit, True
         result = site_phdos(structure, kind, self.settings, self.calculator, name=name)

@@ -7,7 +7,10 @@ symmetry-distinct displacements (``displacement_A``, ± where symmetry needs bot
 constants are then symmetrised (translational invariance, i.e. the acoustic sum rule, and index
 permutation). Frequencies are converted from THz to meV; imaginary modes come out negative.
 The mesh keeps one of each q, -q pair (time reversal; :func:`betenet.data.phonons.gamma_mesh`),
-which leaves frequencies and site projections unchanged.
+which leaves frequencies and site projections unchanged. The forces on the displaced supercells come
+from :func:`betenet.phonons.forces.supercell_forces` (batched where the potential allows).
+:func:`phonopy_params_text` is phonopy's own ``phonopy_params.yaml`` of a calculation (cell, supercell,
+displacements, forces and the symmetrised force constants), which ``phonopy.load`` reads back.
 """
 
 from __future__ import annotations
@@ -32,11 +35,15 @@ def _phonopy():
     return phonopy
 
 
-def force_constants(atoms, calculator, supercell, displacement_A: float = 0.01, symprec: float = 1e-5):
+def force_constants(atoms, calculator, supercell, displacement_A: float = 0.01, symprec: float = 1e-5,
+                    batch_edges: int | None = None):
     """A phonopy object holding symmetrised force constants of ``atoms`` (ASE Atoms, the unit cell)
-    in the ``supercell`` (three repetitions), forces from ``calculator``. Returns ``(phonon,
-    n_displacements)``."""
+    in the ``supercell`` (three repetitions), forces from ``calculator`` (all displaced cells together,
+    ``batch_edges`` edges per forward pass: :func:`betenet.phonons.forces.supercell_forces`). Returns
+    ``(phonon, n_displacements)``."""
     from ase import Atoms
+
+    from betenet.phonons.forces import supercell_forces
 
     phonopy = _phonopy()
     from phonopy.structure.atoms import PhonopyAtoms
@@ -47,12 +54,9 @@ def force_constants(atoms, calculator, supercell, displacement_A: float = 0.01, 
                              symprec=symprec)
     phonon.generate_displacements(distance=displacement_A)
     cells = phonon.supercells_with_displacements
-    forces = []
-    for cell in cells:
-        displaced = Atoms(cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions, pbc=True)
-        displaced.calc = calculator
-        forces.append(np.asarray(displaced.get_forces(), dtype=float))
-    phonon.forces = np.asarray(forces)
+    displaced = [Atoms(cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions, pbc=True)
+                 for cell in cells]
+    phonon.forces = np.asarray(supercell_forces(displaced, calculator, batch_edges))
     phonon.produce_force_constants(show_drift=False)
     phonon.symmetrize_force_constants(show_drift=False)
     return phonon, len(cells)
@@ -78,3 +82,16 @@ def mesh_modes(phonon, mesh: int, chunk: int = Q_CHUNK) -> Iterator[tuple[np.nda
     for k in range(0, len(q), chunk):
         freq, proj = modes_at(phonon, q[k : k + chunk])
         yield freq, proj, w[k : k + chunk]
+
+
+def phonopy_params_text(phonon) -> str:
+    """``phonopy_params.yaml`` of ``phonon`` as text: phonopy's own writer (cell, supercell and primitive
+    matrices, displacements and forces), with the force constants as computed here (symmetrised) in
+    phonopy's compact form (rows of the unit cell's atoms: the same dynamical matrices, a fraction of
+    the size), so that ``phonopy.load`` gives back these force constants rather than recomputing them."""
+    phpy_yaml = phonon.to_phonopy_yaml(settings={"force_constants": True})
+    fc = np.asarray(phonon.force_constants)
+    if fc.shape[0] == fc.shape[1]:  # full: keep the unit cell's rows
+        fc = fc[np.asarray(phonon.primitive.p2s_map)]
+    phpy_yaml.force_constants = fc
+    return str(phpy_yaml)

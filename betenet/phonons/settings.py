@@ -5,7 +5,8 @@ to a 20³ q-mesh) and ``fine`` (FPD: a larger supercell, the same mesh).
 The fine supercell repeats the cell ``max(supercell, ceil(fine_length_A / |a_i|))`` times along each
 lattice vector a_i, so the supercell is at least ``fine_length_A`` long in every direction (fcc Al,
 |a_i| = 2.81 Å: 4×4×4, the q-grid of Quantum ESPRESSO's Al example). :meth:`PhononSettings.key`
-lists what a result depends on (everything but the device), for cache keys and provenance.
+lists what a result depends on (everything but the device, the size limit and the batch size, which
+say where, whether and how fast), for cache keys and provenance.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from betenet.phonons.potentials import DEFAULT_POTENTIAL, check_device, get_pote
 
 #: The site-projected PhDOS kinds and their directory-format columns.
 KINDS = ("coarse", "fine")
+#: Settings that do not change a result (left out of :meth:`PhononSettings.key`).
+NOT_RECIPE = ("device", "max_atoms", "batch_edges")
 
 
 def kind_columns(kind: str) -> tuple[str, str]:
@@ -37,7 +40,12 @@ class PhononSettings:
     ``fine_length_A``: minimum fine-supercell length (module docstring); ``mesh``: q-points per
     reciprocal axis (Γ-centred); ``displacement_A``: finite displacement; ``sigma_meV``: Gaussian
     smearing of the DOS on a grid of step ``step_meV``; ``relax``: relax the positions (cell fixed,
-    symmetry kept) with the potential first, to ``relax_fmax`` eV/Å within ``relax_steps`` steps.
+    symmetry kept) with the potential first, to ``relax_fmax`` eV/Å within ``relax_steps`` steps;
+    ``max_atoms``: larger cells are refused before any force is computed (the cost grows with the
+    supercell's atoms times the displacements: a 200-atom cell takes minutes even with EMT). Neither the
+    device nor ``max_atoms`` changes a result (:meth:`key`); nor does ``batch_edges``, the edges per
+    batched forward pass of the potential (None: the device's default, :mod:`.forces`; 0: one displaced
+    cell at a time through ASE).
     """
 
     potential: str = DEFAULT_POTENTIAL
@@ -51,19 +59,25 @@ class PhononSettings:
     relax_fmax: float = 0.01
     relax_steps: int = 200
     device: str = "cpu"
+    max_atoms: int = 100
+    batch_edges: int | None = None
 
     def __post_init__(self):
         get_potential(self.potential)
         check_device(self.device)
         positive = dict(supercell=self.supercell, fine_length_A=self.fine_length_A, mesh=self.mesh,
                         displacement_A=self.displacement_A, sigma_meV=self.sigma_meV, step_meV=self.step_meV,
-                        relax_fmax=self.relax_fmax, relax_steps=self.relax_steps)
+                        relax_fmax=self.relax_fmax, relax_steps=self.relax_steps, max_atoms=self.max_atoms)
         for name, value in positive.items():
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise InputError(f"phonons.{name}", f"must be a positive number, got {value!r}")
-        for name in ("supercell", "mesh", "relax_steps"):
+        for name in ("supercell", "mesh", "relax_steps", "max_atoms"):
             if int(getattr(self, name)) != getattr(self, name):
                 raise InputError(f"phonons.{name}", f"must be an integer, got {getattr(self, name)!r}")
+        edges = self.batch_edges
+        if edges is not None and (isinstance(edges, bool) or int(edges) != edges or edges < 0):
+            raise InputError("phonons.batch_edges", f"must be an integer >= 0 (0: one cell at a time), got "
+                                                    f"{self.batch_edges!r}")
         if self.step_meV > self.sigma_meV / 2:
             raise InputError("phonons.step_meV", f"{self.step_meV} is too coarse for sigma_meV={self.sigma_meV} "
                                                  "(need step <= sigma / 2)")
@@ -99,9 +113,11 @@ class PhononSettings:
         return tuple(int(max(n, math.ceil(self.fine_length_A / length - 1e-9))) for length in lengths)
 
     def key(self) -> dict:
-        """Everything a result depends on (the device does not change it), plus the potential's version."""
+        """Everything a result depends on (the device and the atom limit do not change it), plus the
+        potential's version."""
         out = asdict(self)
-        out.pop("device")
+        for name in NOT_RECIPE:
+            out.pop(name)
         if not self.relax:
             for name in ("relax_fmax", "relax_steps"):
                 out.pop(name)
