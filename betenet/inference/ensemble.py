@@ -241,7 +241,9 @@ class Ensemble:
         device = torch.device(device)
         modules = [m.module.to(device).eval() for m in self.members]
         lead = modules[0]
-        evaluator = getattr(lead.net, "evaluator", None)  # the fused path's (models/fused)
+        # the fused path's evaluator (models/fused) and the module's dtype cast; a plain torch module has neither
+        evaluator = getattr(getattr(lead, "net", None), "evaluator", None)
+        cast = getattr(lead, "_cast", lambda b: b)
         n_batches = -(-n // batch_size)
         try:
             with tqdm(total=len(modules) * n_batches, desc="predict", unit="batch",
@@ -250,7 +252,7 @@ class Ensemble:
                     # each batch collated, cast and prepared once for every member (one network, one graph
                     # construction: the members' own preparations would be the same)
                     batch = Batch.from_data_list([g.clone() for g in graphs[start:start + batch_size]]).to(device)
-                    batch = lead._cast(batch)
+                    batch = cast(batch)
                     prepared = evaluator.prepare(batch) if evaluator is not None and evaluator.serves(batch) else None
                     for j, module in enumerate(modules):
                         pred = module(batch) if prepared is None else module.net(batch, prepared=prepared)
