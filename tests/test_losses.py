@@ -218,3 +218,34 @@ def test_loss_and_network_classes_come_from_config():
         build_loss({"_target_": "betenet.models.losses.NoSuchLoss"})
     with pytest.raises(InputError, match="takes no"):
         build_loss({"no_such_weight": 1.0})
+
+
+from dataclasses import dataclass  # noqa: E402
+
+
+@dataclass
+class SizeLoss(BetenetLoss):
+    """A new term from this file alone: (predicted λ × atoms per cell)² reads a per-graph input of the batch."""
+
+    TERMS = BetenetLoss.TERMS + ("size_prior",)
+    size_prior: float = 0.0
+
+    def term_size_prior(self, pred, batch, weight, cache):
+        lam = self._properties(pred, cache)[:, 0]
+        return ((lam * batch.n_atoms) ** 2 * weight).sum() / weight.sum()
+
+
+def test_a_loss_term_is_one_method_and_one_config_key():
+    from betenet.config import compose
+    from betenet.models.module import build_loss
+
+    cfg = compose([f"+model.loss._target_={__name__}.SizeLoss", "+model.loss.size_prior=2.0"])
+    loss = build_loss(dict(cfg.model.loss), mu_star=0.1)
+    pred, y = spectra(2, 0), spectra(2, 1)
+    batch = graphs(y)
+    batch.n_atoms = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    total, parts = loss(pred, batch)
+    lam = property_matrix(pred, OMEGA, 0.1)[:, 0]
+    assert set(parts) == {"mse", "size_prior"}
+    assert parts["size_prior"].item() == pytest.approx(2.0 * ((lam * batch.n_atoms) ** 2).mean().item())
+    assert total.item() == pytest.approx(parts["mse"].item() + parts["size_prior"].item())

@@ -11,6 +11,7 @@ each entry's contribution.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -56,7 +57,12 @@ def curvature(pred: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class BetenetLoss:
-    """Weighted sum of the configured terms; weights of 0 switch a term off."""
+    """Weighted sum of the configured terms; weights of 0 switch a term off. A subclass adds a term with a field
+    for its weight, a ``term_<name>`` method and ``TERMS = BetenetLoss.TERMS + ("<name>",)``, and is chosen by
+    ``model.loss._target_``."""
+
+    #: The weighted terms besides the property terms, in the order they are summed (``term_<name>`` methods).
+    TERMS: ClassVar[tuple[str, ...]] = ("mse", "wasserstein", "curvature", "lambda_prior", "omega_log_prior")
 
     mse: float = 1.0
     wasserstein: float = 0.0
@@ -173,7 +179,7 @@ class BetenetLoss:
         weight = weight.to(pred.dtype).view(-1)
         cache: dict = {}
         parts: dict[str, torch.Tensor] = {}
-        for name in TERMS:
+        for name in self.TERMS:
             w = getattr(self, name)
             if w:
                 value = getattr(self, f"term_{name}")(pred, batch, weight, cache)
@@ -188,7 +194,7 @@ class BetenetLoss:
 
 
 #: The weighted terms besides the property terms, in the order they are summed (``term_<name>`` methods).
-TERMS = ("mse", "wasserstein", "curvature", "lambda_prior", "omega_log_prior")
+TERMS = BetenetLoss.TERMS
 
 
 def _field(batch, name: str):
