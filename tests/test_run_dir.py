@@ -217,3 +217,22 @@ def test_run_folders_are_found_at_any_depth(tmp_path):
     assert RunDir.find(done.path) == [done] and RunDir.find(tmp_path / "missing") == []
     assert {r.path.relative_to(sweep).as_posix(): r.status() for r in RunDir.find(sweep)} == {
         "cso/seed_10": "complete", "cso/seed_2": "failed", "fpd/a/seed_0": "incomplete"}
+
+
+def test_a_member_trained_before_new_default_settings_is_still_the_same_member():
+    """Settings that gained a config entry later (phonons.max_atoms, model.loss.property_scales) at their
+    default do not make an older folder's member 'another member'; a changed value does."""
+    import copy
+
+    from betenet.config import compose
+    from betenet.training.run_dir import _comparable, fingerprint_differences, member_fingerprint
+
+    now = member_fingerprint(compose(["experiment=jarvis_tc", "data.root=/nowhere"]), with_data_fingerprint=False)
+    stored = copy.deepcopy(now)
+    stored["data"]["phonons"].pop("max_atoms", None)
+    stored["model"]["loss"].pop("property_scales", None)
+    assert fingerprint_differences(_comparable(stored), now) == []
+    changed = member_fingerprint(compose(["experiment=jarvis_tc", "data.root=/nowhere", "phonons.max_atoms=20",
+                                          "model.loss.property_scales.tc_K=5"]), with_data_fingerprint=False)
+    diffs = fingerprint_differences(_comparable(stored), changed)
+    assert any("max_atoms" in d for d in diffs) and any("property_scales.tc_K" in d for d in diffs)

@@ -110,7 +110,14 @@ def _member_data(data: Mapping) -> dict:
         drop += ("label_bounds",)
     if not data.get("node_attributes"):
         drop += ("node_attributes",)
-    return {k: v for k, v in data.items() if k not in drop}
+    from betenet.phonons.settings import PhononSettings
+
+    out = {k: v for k, v in data.items() if k not in drop}
+    phonons = out.get("phonons")
+    if isinstance(phonons, Mapping) and phonons.get("max_atoms") == PhononSettings.max_atoms:
+        # the atom limit at its default, as folders trained before the setting existed had none
+        out["phonons"] = {k: v for k, v in phonons.items() if k != "max_atoms"}
+    return out
 
 
 def _comparable(fingerprint: Mapping) -> dict:
@@ -118,6 +125,21 @@ def _comparable(fingerprint: Mapping) -> dict:
     out = dict(fingerprint)
     if isinstance(out.get("data"), Mapping):
         out["data"] = _member_data(out["data"])
+    if isinstance(out.get("model"), Mapping):
+        out["model"] = _member_model(out["model"])
+    return out
+
+
+def _member_model(model: Mapping) -> dict:
+    """The model settings that define a member: the loss's ``property_scales`` only when not the default, so
+    that folders trained before the setting had a config entry keep their member."""
+    from betenet.models.losses import DEFAULT_PROPERTY_SCALES
+
+    out = dict(model)
+    loss = out.get("loss")
+    if isinstance(loss, Mapping) and dict(loss.get("property_scales") or DEFAULT_PROPERTY_SCALES) == \
+            DEFAULT_PROPERTY_SCALES:
+        out["loss"] = {k: v for k, v in loss.items() if k != "property_scales"}
     return out
 
 
@@ -130,7 +152,7 @@ def member_fingerprint(cfg, with_data_fingerprint: bool = True) -> dict:
     data = _member_data(dict(plain.get("data") or {}))
     model = {k: v for k, v in dict(plain.get("model") or {}).items() if not k.startswith("_")}
     model["net"] = {k: v for k, v in dict(model.get("net") or {}).items() if k not in _NET_NOT_IDENTITY}
-    out = {"seed": plain.get("seed"), "variant": plain.get("variant"), "data": data, "model": model}
+    out = {"seed": plain.get("seed"), "variant": plain.get("variant"), "data": data, "model": _member_model(model)}
     if with_data_fingerprint:
         out["data_fingerprint"] = data_fingerprint(plain.get("data") or {})
     return out
