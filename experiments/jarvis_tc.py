@@ -45,12 +45,18 @@ BASELINES = {
 }
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def split_arguments(description: str, out_help: str = "output folder") -> argparse.ArgumentParser:
+    """The options every JARVIS-Tc study shares: the dataset, the output folder and the folds (write_splits)."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "jarvis-tc"), help="dataset folder")
-    p.add_argument("--out", required=True, help="output folder (resumable)")
+    p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--fold-seed", type=int, default=0)
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = split_arguments(__doc__.splitlines()[0], "output folder (resumable)")
     p.add_argument("--splits", nargs="+", default=None, help="run only these splits (val, fold0, ...)")
     p.add_argument("--members", type=int, default=4, help="bootstrap members per network model and split")
     p.add_argument("--jobs", type=int, default=2, help="members trained side by side")

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from jarvis_tc import ROOT, Baselines, write_splits  # noqa: E402
+from jarvis_tc import Baselines, split_arguments, write_splits  # noqa: E402
 
 #: (label, learner, input set) of every row; learners and inputs are defined below.
 ROWS = (
@@ -46,11 +46,7 @@ ROWS = (
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "jarvis-tc"), help="dataset folder")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--fold-seed", type=int, default=0)
+    p = split_arguments(__doc__.splitlines()[0])
     p.add_argument("--members", type=int, default=8, help="bootstrap members of the bagged row")
     return p.parse_args(argv)
 
@@ -99,7 +95,7 @@ def element_columns(fractions, y, train, test, seed: int = 0) -> np.ndarray:
     return out
 
 
-def learner(name: str, members: int):
+def learner(name: str):
     from sklearn.decomposition import PCA
     from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor
     from sklearn.impute import SimpleImputer
@@ -127,10 +123,10 @@ def fit_predict(name: str, x: np.ndarray, y: np.ndarray, train, test, members: i
     """Tc (K) of ``test`` from a learner of ln(1 + Tc) fitted on ``train``."""
     if name == "bagged_gbm":
         rng = np.random.default_rng(0)
-        make = learner("gbm", members)
+        make = learner("gbm")
         draws = [rng.choice(train, len(train)) for _ in range(members)]
         return np.mean([np.expm1(make().fit(x[b], y[b]).predict(x[test])) for b in draws], axis=0).clip(0)
-    return np.expm1(learner(name, members)().fit(x[train], y[train]).predict(x[test])).clip(0)
+    return np.expm1(learner(name)().fit(x[train], y[train]).predict(x[test])).clip(0)
 
 
 def main(argv=None) -> int:

@@ -112,3 +112,21 @@ def untrained_member(root: Path, overrides=()) -> Path:
     run.write_member({"seed": 0}, ["Nb"])
     save_member_checkpoint(run.final, module.state_dict(), dict(module.hparams), {"train_elements": ["Nb"]})
     return root / "sweep"
+
+
+def copied_pool(demo: DemoEnsembles, folder: Path, n: int) -> Path:
+    """``n`` structure files in ``folder``: the demo structures copied under new ids ``m0000``..., with
+    ``m0050`` a broken CIF (a pool of inputs to predict or screen)."""
+    sources = sorted((demo.demo_dir / "structures").glob("*.cif"))
+    for k in range(n):
+        shutil.copy(sources[k % len(sources)], folder / f"m{k:04d}.cif")
+    (folder / "m0050.cif").write_text("data_broken\n_cell_length_a 3.0\n")
+    return folder
+
+
+def read_csv(path) -> list[dict]:
+    """The rows of a CSV file as dicts."""
+    import csv
+
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))

@@ -3,10 +3,8 @@ extxyz, ASE databases, list files), rows and spectra appended per chunk with the
 half way (a subprocess, SIGKILL) and started again ends with the same files as one uninterrupted run
 and says how many inputs it carried over."""
 
-import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _demo_ensemble import copied_pool, read_csv
 
 from betenet.cli import main
 
@@ -22,20 +21,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def read_csv(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
 @pytest.fixture(scope="module")
 def pool(demo, tmp_path_factory):
     """120 structures: copies of the demo structures under new ids, plus one broken file."""
-    folder = tmp_path_factory.mktemp("pool")
-    sources = sorted((demo.demo_dir / "structures").glob("*.cif"))
-    for k in range(120):
-        shutil.copy(sources[k % len(sources)], folder / f"m{k:04d}.cif")
-    (folder / "m0050.cif").write_text("data_broken\n_cell_length_a 3.0\n")
-    return folder
+    return copied_pool(demo, tmp_path_factory.mktemp("pool"), 120)
 
 
 def _predict(demo, inputs, out, *extra, json_out=True):

@@ -5,7 +5,6 @@ demo CPD ensemble ranks those again; every input that drops out has its reason),
 inputs it carried over), `--cluster local` (the submitit job array) giving the same files, and a reused
 `--out` never keeping another run's `candidates_stage2.csv`."""
 
-import csv
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _demo_ensemble import copied_pool, read_csv
 from pymatgen.core import Lattice, Structure
 
 from betenet.cli import main
@@ -26,11 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EMT_ELEMENTS = {"Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt"}
 FINAL = ("candidates_stage1.csv", "candidates_stage2.csv", "dropped.csv", "stage1/predictions.csv",
          "stage1/predictions.json", "stage2/predictions.csv", "stage2/predictions.json")
-
-
-def read_csv(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def screen(capsys, *argv):
@@ -184,12 +179,7 @@ def test_a_reused_out_never_keeps_another_runs_stage2(demo, pool, funnel, tmp_pa
 @pytest.fixture(scope="module")
 def big_pool(demo, tmp_path_factory):
     """200 structures: copies of the demo structures under new ids, one of them broken."""
-    folder = tmp_path_factory.mktemp("big_pool")
-    sources = sorted((demo.demo_dir / "structures").glob("*.cif"))
-    for k in range(200):
-        shutil.copy(sources[k % len(sources)], folder / f"m{k:04d}.cif")
-    (folder / "m0050.cif").write_text("data_broken\n_cell_length_a 3.0\n")
-    return folder
+    return copied_pool(demo, tmp_path_factory.mktemp("big_pool"), 200)
 
 
 def test_screen_killed_mid_pool_and_run_again_equals_one_uninterrupted_run(demo, big_pool, tmp_path, capsys):

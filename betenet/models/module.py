@@ -30,25 +30,21 @@ from betenet.physics.units import MU_STAR_DEFAULT, BinGrid
 NETWORKS = {"betenet": BeteNet, "readout": AtomReadout}
 
 
-def _class_of(spec: dict, registry: dict[str, type], key: str, default: str, where: str) -> tuple[type, str]:
-    """The class a config block names: ``_target_`` (a dotted class path, as Hydra spells it: an ablation that
-    swaps a class needs no code edit), else ``key`` in ``registry`` (default ``default``)."""
-    if "_target_" in spec:
-        from hydra.utils import get_class
+def _target_class(spec: dict, where: str) -> tuple[type, str] | None:
+    """The class a config block's ``_target_`` names (a dotted class path, as Hydra spells it: an ablation that
+    swaps a class needs no code edit), popped from ``spec``; None without one."""
+    if "_target_" not in spec:
+        return None
+    from hydra.utils import get_class
 
-        target = spec.pop("_target_")
-        spec.pop(key, None)
-        try:
-            return get_class(target), target
-        except Exception as exc:  # noqa: BLE001  (Hydra wraps import errors in its own)
-            raise InputError(f"{where}._target_", f"cannot import {target!r}: {exc}") from None
-    name = spec.pop(key, default)
-    if name not in registry:
-        raise InputError(f"{where}.{key}", f"must be one of {', '.join(registry)}, got {name!r}")
-    return registry[name], name
+    target = spec.pop("_target_")
+    try:
+        return get_class(target), target
+    except Exception as exc:  # noqa: BLE001  (Hydra wraps import errors in its own)
+        raise InputError(f"{where}._target_", f"cannot import {target!r}: {exc}") from None
 
 
-def _construct(cls: type, spec: dict, name: str, where: str):
+def _construct(cls: type, name: str, spec: dict, where: str):
     accepted = inspect.signature(cls).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
         unknown = sorted(k for k in spec if k not in accepted)
@@ -62,16 +58,21 @@ def build_network(net: dict[str, Any]) -> torch.nn.Module:
     """The network of a ``model.net`` config: ``arch`` (a name of :data:`NETWORKS`, default ``betenet``) or
     ``_target_`` (any ``torch.nn.Module`` class path), and its constructor arguments."""
     spec = dict(net)
-    cls, name = _class_of(spec, NETWORKS, "arch", "betenet", "model.net")
-    return _construct(cls, spec, name, "model.net")
+    arch = spec.pop("arch", "betenet")
+    found = _target_class(spec, "model.net")
+    if found is None:
+        if arch not in NETWORKS:
+            raise InputError("model.net.arch", f"must be one of {', '.join(NETWORKS)}, got {arch!r}")
+        found = NETWORKS[arch], arch
+    return _construct(*found, spec, "model.net")
 
 
 def build_loss(loss: dict[str, Any] | None, **fixed) -> BetenetLoss:
     """The loss of a ``model.loss`` config: :class:`~betenet.models.losses.BetenetLoss`, or the class its
     ``_target_`` names (e.g. a subclass with a new term), with the config's weights and ``fixed`` (μ*, grid)."""
     spec = dict(loss or {})
-    cls, name = _class_of(spec, {"betenet": BetenetLoss}, "_name", "betenet", "model.loss")
-    return _construct(cls, {**spec, **fixed}, name, "model.loss")
+    cls, name = _target_class(spec, "model.loss") or (BetenetLoss, "BetenetLoss")
+    return _construct(cls, name, {**spec, **fixed}, "model.loss")
 
 
 class BetenetModule(pl.LightningModule):
