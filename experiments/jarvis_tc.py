@@ -16,7 +16,12 @@ per split in-process on the same training entries. ``results.json`` holds every 
 earlier runs into the same folder); ``results.md`` the tables (mean ± std over folds; val alone): Tc MAE / RMSE /
 R², the physics of the predicted spectra (share with λ in [0.05, 3] and ω_log in [30, 800] K, median ω_log
 against the median ω_log of the structures' own phonon DOS), the uncertainty (Spearman of |error| and the
-ensemble std; share within mean ± 2 std before → after calibration) and seconds per member.
+ensemble std; share within mean ± 2 std before → after calibration) and seconds per member; then, for every model
+with the baselines first, the top end (:mod:`betenet.evaluation.top_end`: MAE and RMSE on the entries with reference
+Tc ≥ 5 K, precision / recall / average precision at 5 K and 10 K, Spearman of predicted against reference Tc, the
+median relative error of the model's fit of its own training entries with Tc ≥ 10 K) and, for the networks, λ on the
+literature table of elemental metals (:mod:`betenet.evaluation.elemental`: λ MAE and the largest λ of Cu, Ag, Au,
+Na, K).
 """
 
 from __future__ import annotations
@@ -157,9 +162,54 @@ def evaluate(name: str, split: str, out: Path, mu_star: float) -> dict:
     return json.loads((target / "evaluation.json").read_text())
 
 
-def network_record(summary: dict, phonon_wlog: dict[str, float], target: Path) -> dict:
-    """Tc metrics against the reported Tc, the median predictor's, physics and uncertainty of one split."""
+def evaluate_fit(name: str, split: str, out: Path, mu_star: float) -> Path:
+    """``betenet evaluate --split all`` of a split's ensemble: its predictions of every entry, from which the fit
+    of its own training entries is read (:func:`fit_record`)."""
+    target = out / "eval" / name / f"{split}_all"
+    cmd = [sys.executable, "-m", "betenet.cli", "evaluate", "--ensemble", str(out / "runs" / name / split),
+           "--out", str(target), "--mu-star", str(mu_star), "--threads", "2", "--split", "all", "--sizes", "1",
+           "--draws", "1", "--top-k", "1", "--json"]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"evaluate --split all {name} {split} failed: {res.stderr[-2000:]}")
+    return target / "predictions.csv"
+
+
+def _predicted_tc(csv_path: Path) -> dict[str, tuple[float, float]]:
+    """id → (reported Tc, predicted Tc) of an evaluate predictions.csv."""
     import csv
+
+    with open(csv_path, newline="") as fh:
+        return {r["id"]: (float(r["tc_K_reported"] or "nan"), float(r["tc_K_pred"] or "nan"))
+                for r in csv.DictReader(fh)}
+
+
+def fit_record(csv_path: Path, train_ids: list[str]) -> dict:
+    """:func:`~betenet.evaluation.top_end.fit_of_high` of the ensemble on its own training entries."""
+    from betenet.evaluation.top_end import fit_of_high
+
+    tc = _predicted_tc(csv_path)
+    pairs = np.array([tc[i] for i in train_ids if i in tc]).reshape(-1, 2)
+    return fit_of_high(pairs[:, 0], pairs[:, 1])
+
+
+def elemental_record(ensemble_dir: Path, mu_star: float) -> dict:
+    """The split's ensemble on the literature table of elemental λ (:mod:`betenet.evaluation.elemental`): λ MAE,
+    Spearman and the weakly coupled metals' λ (Cu, Ag, Au, Na, K)."""
+    from betenet.evaluation.elemental import check_ensemble
+    from betenet.inference import load_ensemble
+
+    result = check_ensemble(load_ensemble(ensemble_dir), mu_star=mu_star)
+    return {k: result[k] for k in ("n", "lambda_mae", "lambda_rmse", "spearman", "weak", "weak_all_below_0.3")} | \
+        {"lambda": {r["element"]: r["lambda_pred"] for r in result["rows"]}}
+
+
+def network_record(summary: dict, phonon_wlog: dict[str, float], target: Path) -> dict:
+    """Tc metrics against the reported Tc, the median predictor's, the top end, physics and uncertainty of one
+    split."""
+    import csv
+
+    from betenet.evaluation.top_end import top_end_metrics
 
     with open(target / "predictions.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -169,7 +219,10 @@ def network_record(summary: dict, phonon_wlog: dict[str, float], target: Path) -
     wlog = np.array([float(r["omega_log_K_pred"]) for r in rows])
     ph = np.array([phonon_wlog.get(r["id"], np.nan) for r in rows])
     unc = (summary.get("uncertainty") or {}).get("tc_K") or {}
+    pairs = _predicted_tc(target / "predictions.csv")
+    truth, pred = (np.array([pairs[r["id"]][j] for r in rows]) for j in (0, 1))
     return {"tc": {k: tc[k] for k in ("mae", "rmse", "r2", "n")},
+            "top_end": top_end_metrics(truth, pred),
             "median_predictor": {k: median[k] for k in ("mae", "rmse", "r2")},
             "physics": physics_record(lam, wlog, ph),
             "uncertainty": {"spearman_abs_error_vs_std": unc.get("spearman_abs_error_vs_std"),
@@ -232,6 +285,7 @@ class Baselines:
 
     def run(self, name: str, split: dict) -> dict:
         from betenet.evaluation.metrics import regression_metrics
+        from betenet.evaluation.top_end import fit_of_high, top_end_metrics
         from betenet.models.gbm_baseline import GBMBaseline
 
         _, target, pretrained = BASELINES[name]
@@ -243,11 +297,14 @@ class Baselines:
         if target is None:
             pred = {"tc_K": np.full(len(test), np.median(t_train)), "lambda": np.full(len(test), np.nan),
                     "omega_log_K": np.full(len(test), np.nan)}
+            fitted = np.full(len(train), np.median(t_train))
         else:
             model = GBMBaseline(target=target, mu_star=self.mu_star)
             model.fit(np.stack([x[i] for i in train]), t_train)
             pred = model.predict(np.stack([x[i] for i in test]))
-        record = {"tc": regression_metrics(t_test, pred["tc_K"])}
+            fitted = model.predict(np.stack([x[i] for i in train]))["tc_K"]
+        record = {"tc": regression_metrics(t_test, pred["tc_K"]), "top_end": top_end_metrics(t_test, pred["tc_K"]),
+                  "fit": fit_of_high(t_train, fitted)}
         if np.isfinite(pred["lambda"]).any():
             ph = np.array([self.phonon_wlog[i] for i in test])
             record["physics"] = physics_record(np.asarray(pred["lambda"]), np.asarray(pred["omega_log_K"]), ph)
@@ -302,7 +359,49 @@ def markdown(results: dict) -> str:
                 f"{_coverage(unc)} | "
                 f"{_mean_std(secs) if any(s is not None for s in secs) else '–'} |")
         lines.append("")
+        lines += top_end_lines(results, order, splits)
     return "\n".join(lines)
+
+
+#: The top-end table's columns: header → function of one split's record.
+TOP_END_COLUMNS = {
+    "n ≥ 5 K": lambda r: r["top_end"]["high"]["n"],
+    "MAE ≥ 5 K (K)": lambda r: r["top_end"]["high"]["mae"],
+    "RMSE ≥ 5 K (K)": lambda r: r["top_end"]["high"]["rmse"],
+    "median pred/ref ≥ 5 K": lambda r: r["top_end"]["high"]["median_ratio"],
+    "Spearman(pred, ref)": lambda r: r["top_end"]["spearman"],
+    "P / R @ 5 K": lambda r: (r["top_end"]["classes"]["5"]["precision"], r["top_end"]["classes"]["5"]["recall"]),
+    "P at R ≥ 0.5, 5 K": lambda r: r["top_end"]["classes"]["5"]["precision_at_recall_half"],
+    "AP @ 5 K": lambda r: r["top_end"]["classes"]["5"]["average_precision"],
+    "P / R @ 10 K": lambda r: (r["top_end"]["classes"]["10"]["precision"], r["top_end"]["classes"]["10"]["recall"]),
+    "AP @ 10 K": lambda r: r["top_end"]["classes"]["10"]["average_precision"],
+    "fit: median rel. error, own train ≥ 10 K": lambda r: r["fit"]["median_relative_error"],
+    "elemental λ MAE": lambda r: (r.get("elemental") or {}).get("lambda_mae"),
+    "max λ of Cu Ag Au Na K": lambda r: max((v for v in ((r.get("elemental") or {}).get("weak") or {}).values()
+                                             if v is not None), default=None),
+}
+
+
+def top_end_lines(results: dict, order: list[str], splits: list[str]) -> list[str]:
+    """The top-end table (mean ± std over the splits) of every model that has the records."""
+    lines = ["Top end (the materials a screen is for; reference Tc ≥ 5 K and ≥ 10 K):", "",
+             "| model | " + " | ".join(TOP_END_COLUMNS) + " |", "|:--|" + "--:|" * len(TOP_END_COLUMNS)]
+    rows = 0
+    for model in order:
+        recs = [results["models"][model][s] for s in splits if s in results["models"][model]]
+        recs = [r for r in recs if "top_end" in r and "fit" in r]
+        if not recs:
+            continue
+        cells = []
+        for get in TOP_END_COLUMNS.values():
+            values = [get(r) for r in recs]
+            if isinstance(values[0], tuple):
+                cells.append(" / ".join(_mean_std(v[j] for v in values) for j in range(2)))
+            else:
+                cells.append(_mean_std(values))
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        rows += 1
+    return lines + [""] if rows else []
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,6 +481,9 @@ def main(argv=None) -> int:
             calibrate(name, split, out, args.mu_star)
             summary = evaluate(name, split, out, args.mu_star)
             record = network_record(summary, base.phonon_wlog, out / "eval" / name / split)
+            split_ids = json.loads(split_files[split].read_text())
+            record["fit"] = fit_record(evaluate_fit(name, split, out, args.mu_star), split_ids["train"])
+            record["elemental"] = elemental_record(out / "runs" / name / split, args.mu_star)
             done = [s for s in seconds if np.isfinite(s)]
             previous = results["models"].get(name, {}).get(split, {}).get("seconds_per_member")
             record["seconds_per_member"] = float(np.median(done)) if done else previous

@@ -205,6 +205,23 @@ def test_evaluate_table_against_reference_and_reported(evaluated, labels, test_i
         assert (evaluated / name).stat().st_size > 10_000, name
 
 
+def test_evaluate_top_end_metrics(evaluated):
+    from betenet.evaluation.top_end import top_end_metrics
+
+    rows = read_csv(evaluated / "predictions.csv")
+    summary = json.loads((evaluated / "evaluation.json").read_text())
+    top = summary["top_end"]
+    assert top["truth"] == "reference" and "median predictor" in top["models"]
+    mine = top["models"][summary["model"]]
+    expected = top_end_metrics([num(r["tc_K_true"]) for r in rows], [num(r["tc_K_pred"]) for r in rows])
+    assert mine["high"]["n"] == expected["high"]["n"]
+    for thr in ("5", "10"):
+        assert mine["classes"][thr]["positives"] == expected["classes"][thr]["positives"]
+    assert mine["spearman"] == pytest.approx(expected["spearman"], abs=1e-4)
+    md = (evaluated / "top_end.md").read_text()
+    assert "median predictor" in md and "AP@5 K" in md
+
+
 def test_evaluate_best_worst_per_element_and_ensemble_size(evaluated, labels, test_ids):
     summary = json.loads((evaluated / "evaluation.json").read_text())
     rows = read_csv(evaluated / "predictions.csv")

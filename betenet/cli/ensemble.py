@@ -152,6 +152,14 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     for key in ("fraction_within_2std", "fraction_within_2std_uncalibrated"):
         if key in tc_spread:
             result[f"{key}_tc_K"] = tc_spread[key]
+    top = ((summary.get("top_end") or {}).get("models") or {}).get(p.model)
+    if top:
+        result["n_tc_at_least_5K"] = top["high"]["n"]
+        result["mae_tc_K_at_least_5K"], result["rmse_tc_K_at_least_5K"] = top["high"]["mae"], top["high"]["rmse"]
+        result["spearman_tc_K"] = top["spearman"]
+        for thr, c in top["classes"].items():
+            for stat in ("precision", "recall", "average_precision"):
+                result[f"{stat}_tc_{thr}K"] = c[stat]
     physics = summary["physics"]
     result["lambda_median"], result["omega_log_K_median"] = physics["lambda"][2], physics["omega_log_K"][2]
     result["fraction_flagged_implausible"] = physics["fraction_flagged_implausible"]

@@ -4,7 +4,9 @@
 Table I (R², MAE, RMSE of λ, ω_log, ω_2, T_c, beside the median predictor and any compared model) as JSON and
 markdown, the parity plots, the six best and six worst spectra by Δ̄ (mean normalised error over λ, ω_log, ω_2),
 the per-element Δ̄, the metrics against ensemble size, the physics summary (are the predicted spectra those of
-real metals?), the uncertainty summary (does the spread mean something?) and a per-material CSV.
+real metals?), the uncertainty summary (does the spread mean something?), the top-end metrics of T_c a screen is
+judged by (:mod:`betenet.evaluation.top_end`: error on the high-T_c entries, precision/recall/average precision at
+5 K and 10 K, Spearman; ``top_end.md``) and a per-material CSV.
 Screening (precision–recall, the two-stage flow, rankings) is :mod:`betenet.evaluation.screening_report`.
 """
 
@@ -21,11 +23,13 @@ from betenet.evaluation import figures
 from betenet.evaluation.metrics import (best_worst, metric_vs_ensemble_size, normalised_error, per_element_error,
                                         property_table, table_markdown)
 from betenet.evaluation.predictions import SplitPredictions
+from betenet.evaluation.top_end import top_end_markdown, top_end_metrics
 from betenet.files import csv_cell
 from betenet.physics.properties import (CONVENTIONAL_RANGES, PROPERTIES, TYPICAL_RANGES, implausibility, in_ranges,
                                         phonon_moments)
 
-__all__ = ["default_sizes", "evaluation_report", "physics_summary", "uncertainty_summary", "write_json"]
+__all__ = ["default_sizes", "evaluation_report", "physics_summary", "top_end_summary", "uncertainty_summary",
+           "write_json"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,6 +147,23 @@ def uncertainty_summary(p: SplitPredictions) -> dict | None:
     return out
 
 
+def top_end_summary(p: SplitPredictions, compare: Iterable[SplitPredictions] = ()) -> dict | None:
+    """:func:`~betenet.evaluation.top_end.top_end_metrics` of the predicted T_c against the split's truth (the
+    reference a2F's T_c, else the reported one), for ``p``, the median predictor and each ``compare`` model on
+    the same materials; None when the split has no T_c truth."""
+    name, truth = p.truth()
+    tc = np.asarray(truth.get("tc_K", []), float)
+    if not np.isfinite(tc).any():
+        return None
+    models = {p.model: top_end_metrics(tc, p.pred["tc_K"])}
+    median = (p.pool_median.get(name) or {}).get("tc_K")
+    if median is not None and np.isfinite(median):
+        models["median predictor"] = top_end_metrics(tc, np.full(len(p), median))
+    for other in compare:
+        models[other.model] = top_end_metrics(tc, other.subset(p.ids).pred["tc_K"])
+    return {"truth": name, "models": models}
+
+
 def _chosen(p: SplitPredictions, ids: Iterable[str] | None, k: int) -> list[int]:
     """Positions of ``ids`` in ``p`` (unknown ids skipped), or the ``k`` highest-T_c materials."""
     if ids:
@@ -202,6 +223,10 @@ def evaluation_report(p: SplitPredictions, out, k: int = 6, sizes: Iterable[int]
     delta = normalised_error(p.true, p.pred)
     files["predictions"] = _write_predictions_csv(p, delta, out / "predictions.csv")
     summary = {**head, "notes": p.notes, "physics": physics_summary(p), "uncertainty": uncertainty_summary(p)}
+    summary["top_end"] = top_end_summary(p, compare)
+    if summary["top_end"]:
+        (out / "top_end.md").write_text(top_end_markdown(summary["top_end"]["models"]))
+        files["top_end"] = out / "top_end.md"
     files["physics"] = figures.distribution_plot(
         {k: p.pred[k] for k in ("lambda", "omega_log_K")}, TYPICAL_RANGES, out / "physics.png",
         title=f"{p.model}: predicted lambda and omega_log ({p.split} split)")
