@@ -180,6 +180,23 @@ def test_log_tc_error_is_relative_above_one_kelvin():
         BetenetLoss(tc_error="cubic")
 
 
+def test_mixed_tc_error_and_high_tc_weight_by_hand():
+    """tc_error=mixed is the log error plus the squared one; tc_weight_power p multiplies an entry's Tc error by
+    (1 + Tc_ref / 5 K) ** p, so the few superconductors count more than the many near 0 K."""
+    pred = spectra(1, 7) * 8.0
+    tc = property_matrix(pred, OMEGA, 0.1)[0, 3].item()
+    labels = torch.full((1, 4), float("nan"), dtype=torch.float64)
+    labels[0, 3] = 2.0 * tc  # above the prediction: the threshold guide is 0 (lambda is above McMillan's)
+    batch = graphs(torch.full_like(pred, float("nan")), labels)
+    log_part = (math.log1p(tc) - math.log1p(2 * tc)) ** 2
+    mixed, _ = BetenetLoss(mse=0.0, properties={"tc_K": 1.0}, tc_error="mixed")(pred, batch)
+    assert mixed.item() == pytest.approx(log_part + (tc / 10.0) ** 2, rel=1e-9)
+    weighted, _ = BetenetLoss(mse=0.0, properties={"tc_K": 1.0}, tc_error="log", tc_weight_power=1.5)(pred, batch)
+    assert weighted.item() == pytest.approx(log_part * (1 + 2 * tc / 5.0) ** 1.5, rel=1e-9)
+    with pytest.raises(ValueError, match="tc_weight_scale_K"):
+        BetenetLoss(tc_weight_scale_K=0.0)
+
+
 def test_every_term_has_a_config_entry():
     """A term's weight is a config key (conf/model/betenet.yaml), so +-less overrides compose."""
     from betenet.config import compose
@@ -188,7 +205,10 @@ def test_every_term_has_a_config_entry():
     loss = compose([]).model.loss
     from betenet.models.losses import DEFAULT_PROPERTY_SCALES
 
-    assert set(TERMS) | {"properties", "property_scales", "lambda_range", "tc_error"} <= set(loss)
+    assert set(TERMS) | {"properties", "property_scales", "lambda_range", "tc_error", "tc_weight_power",
+                         "tc_weight_scale_K"} <= set(loss)
+    assert (loss.tc_weight_power, loss.tc_weight_scale_K) == (BetenetLoss.tc_weight_power,
+                                                              BetenetLoss.tc_weight_scale_K)
     assert dict(loss.property_scales) == DEFAULT_PROPERTY_SCALES  # the config states the code's defaults
     assert tuple(loss.lambda_range) == BetenetLoss.lambda_range
     assert compose(["model.loss.property_scales.tc_K=5", "data.num_workers=1"]).model.loss.property_scales.tc_K == 5

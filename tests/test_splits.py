@@ -337,3 +337,18 @@ def test_given_split_errors_name_the_file(tmp_path, data, reason):
     with pytest.raises(InputError, match=re.escape(reason)) as err:
         given_split(p, known_ids=range(10))
     assert str(err.value).startswith(str(p))
+
+
+def test_subsample_member_share_without_replacement():
+    from betenet.data.splits import subsample_member
+
+    ids = [f"m{i}" for i in range(50)]
+    m = subsample_member(ids, 3, 0.8)
+    assert len(m.train_ids) == 40 and len(set(m.train_ids)) == 40  # no repeats
+    assert np.all(m.weights == 1.0) and m.mode == "unique"
+    assert sorted(m.train_ids + m.val_ids) == sorted(ids) and not set(m.train_ids) & set(m.val_ids)
+    assert subsample_member(ids, 3, 0.8).train_ids == m.train_ids  # the seed decides
+    assert subsample_member(ids, 4, 0.8).train_ids != m.train_ids
+    assert len(subsample_member(ids[:3], 0, 0.99).val_ids) == 1  # one id always stays out of bag
+    with pytest.raises(InputError, match="subsample_fraction"):
+        subsample_member(ids, 0, 1.0)

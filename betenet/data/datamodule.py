@@ -44,7 +44,7 @@ from betenet.data.sources.base import Entry, beyond_bounds, fingerprint, label_b
 from betenet.data.sources.registry import get_source
 from betenet.data.spectra import RECIPES, bin_spectrum, lambda_above_window
 from betenet.data.splits import (SPLIT_KEYS, BootstrapSplit, bootstrap_member, element_balanced_split, given_split,
-                                 member_from_draw)
+                                 member_from_draw, subsample_member)
 from betenet.errors import InputError
 from betenet.physics.properties import PROPERTIES
 from betenet.physics.units import BinGrid
@@ -163,7 +163,7 @@ class BetenetDataModule(pl.LightningDataModule):
                  splits_file: str | None = None, site_dos_source: str = "dataset", phonons: dict | None = None,
                  phonon_reference: bool = False, features: dict | None = None,
                  source_options: dict | None = None, label_bounds: dict | None = None,
-                 node_attributes: tuple[str, ...] | list[str] | None = None):
+                 node_attributes: tuple[str, ...] | list[str] | None = None, subsample_fraction: float = 0.8):
         super().__init__()
         seed, split_seed, test_fraction, batch_size, self.label_bounds = checked_settings(
             seed, split_seed, test_fraction, batch_size, label_bounds)  # label_bounds: label -> upper bound or None
@@ -171,8 +171,11 @@ class BetenetDataModule(pl.LightningDataModule):
         self.data_source = get_source(source)  # the registry's: root, reader, published bootstrap
         self.features = provider("pretrained").FeatureSettings.from_mapping(features)
         self.features_cache = (features or {}).get("cache_dir")
-        if bootstrap not in ("weighted", "unique", "release", "release_unique"):
-            raise ValueError("bootstrap must be weighted, unique, release or release_unique")
+        if bootstrap not in ("weighted", "unique", "release", "release_unique", "subsample"):
+            raise ValueError("bootstrap must be weighted, unique, release, release_unique or subsample")
+        if bootstrap == "subsample" and not 0.0 < float(subsample_fraction) < 1.0:
+            raise InputError("data.subsample_fraction", f"must lie in (0, 1), got {subsample_fraction}")
+        self.subsample_fraction = float(subsample_fraction)
         if site_dos_source not in SITE_DOS_SOURCES:
             raise InputError(f"site_dos_source={site_dos_source}", f"use one of {', '.join(SITE_DOS_SOURCES)}")
         self.site_dos_source, self.phonons = site_dos_source, dict(phonons or {})
@@ -417,6 +420,8 @@ class BetenetDataModule(pl.LightningDataModule):
             if val is None:  # no validation file: the out-of-bag rest of the training split
                 val = [i for i in train if i not in set(drawn)]
             member = member_from_draw(drawn, [i for i in val if i in keep], mode)
+        elif self.bootstrap == "subsample":
+            member = subsample_member(train, self.seed, self.subsample_fraction)
         else:
             member = bootstrap_member(train, self.seed, mode=self.bootstrap)
         if given_val:

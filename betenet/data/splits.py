@@ -10,6 +10,10 @@ Bootstrap (paper, Methods): each ensemble member trains on ``n`` ids drawn with 
   the loss over the raw draw.
 - ``mode="unique"``: each drawn id counts once (all weights 1). This is what the release's training
   code did (``df[df.index.isin(idx_train)]`` drops the repeats), so use it to reproduce the release.
+
+A bootstrap member sees about 63 % of the distinct training ids. :func:`subsample_member` is the
+alternative with a larger share: a fraction ``f`` of the ids drawn without replacement (weights 1), the
+rest ``1 - f`` out-of-bag, so that out-of-bag validation and calibration stay defined.
 """
 
 from __future__ import annotations
@@ -193,6 +197,24 @@ def bootstrap_member(
     drawn = [train_ids[p] for p in picks]
     seen = set(drawn)
     return member_from_draw(drawn, [i for i in train_ids if i not in seen], mode)
+
+
+def subsample_member(train_ids: Sequence[Hashable], k: int, fraction: float) -> BootstrapSplit:
+    """Member ``k`` trained on ``round(fraction * n)`` of the ``n`` training ids drawn without replacement
+    (``numpy.random.default_rng(k)``; at least one id, at most ``n - 1`` so that one stays out of bag), each
+    weight 1; the rest, in ``train_ids`` order, validates it (mode ``unique``)."""
+    train_ids = list(train_ids)
+    _check_unique(train_ids, "train_ids")
+    n = len(train_ids)
+    if not 0.0 < fraction < 1.0:
+        raise InputError("data.subsample_fraction", f"must lie in (0, 1), got {fraction}")
+    if n < 2:
+        raise InputError("train_ids", f"{n} training ids: a subsample needs at least 2 (one out of bag)")
+    size = min(max(int(round(fraction * n)), 1), n - 1)
+    picks = np.random.default_rng(k).permutation(n)[:size]
+    drawn = [train_ids[p] for p in sorted(picks)]
+    seen = set(drawn)
+    return member_from_draw(drawn, [i for i in train_ids if i not in seen], "unique")
 
 
 # --------------------------------------------------------------------------------------------

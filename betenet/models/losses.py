@@ -23,8 +23,8 @@ from betenet.physics.units import MU_STAR_DEFAULT, PAPER_GRID, BinGrid
 DEFAULT_PROPERTY_SCALES = {"lambda": 1.0, "omega_log_K": 100.0, "omega_2_K": 100.0, "tc_K": 10.0, "tc_log_K": 1.0}
 #: How a Tc error is measured: ``squared`` ((Tc - Tc_ref) / 10 K)², or ``log`` (ln(1 + Tc/T0) - ln(1 + Tc_ref/T0))²
 #: with T0 = ``property_scales["tc_log_K"]`` (1 K): relative above T0, absolute below, so that the few
-#: high-Tc materials do not dominate the fit of the many near 0 K.
-TC_ERRORS = ("squared", "log")
+#: high-Tc materials do not dominate the fit of the many near 0 K; ``mixed``: the sum of the two.
+TC_ERRORS = ("squared", "log", "mixed")
 
 
 def _weighted_mean(per_entry: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -75,6 +75,11 @@ class BetenetLoss:
     lambda_range: tuple[float, float] = TYPICAL_RANGES["lambda"]
     omega_log_prior: float = 0.0
     tc_error: str = "squared"
+    #: Each entry's Tc error is multiplied by (1 + Tc_ref / ``tc_weight_scale_K``) ** ``tc_weight_power``: 0 weighs
+    #: every entry alike; 1 weighs a 30 K material 7 times a 0 K one (scale 5 K), so the few superconductors a
+    #: screen is for are not averaged away by the many near 0 K.
+    tc_weight_power: float = 0.0
+    tc_weight_scale_K: float = 5.0
 
     def __post_init__(self):
         unknown = set(self.properties) - set(PROPERTIES)
@@ -82,6 +87,8 @@ class BetenetLoss:
             raise ValueError(f"unknown property loss terms {sorted(unknown)}; known: {PROPERTIES}")
         if self.tc_error not in TC_ERRORS:
             raise ValueError(f"tc_error must be one of {TC_ERRORS}, got {self.tc_error!r}")
+        if self.tc_weight_scale_K <= 0:
+            raise ValueError(f"tc_weight_scale_K must be positive, got {self.tc_weight_scale_K}")
 
     def tc_threshold_guide(self, props: torch.Tensor, tc_true: torch.Tensor) -> torch.Tensor:
         """Squared shortfall of lambda below the McMillan lambda that would give the target Tc.
@@ -155,13 +162,18 @@ class BetenetLoss:
         labels = self.reference(batch.y, _field(batch, "reported"))
         known = torch.isfinite(labels[:, j])
         target = torch.where(known, labels[:, j], torch.zeros_like(labels[:, j]))
-        if name == "tc_K" and self.tc_error == "log":
+        squared = ((props[:, j] - target) / self.property_scales[name]) ** 2
+        if name == "tc_K" and self.tc_error in ("log", "mixed"):
             scale = self.property_scales.get("tc_log_K", 1.0)
             err = (torch.log1p(props[:, j] / scale) - torch.log1p(target / scale)) ** 2
+            if self.tc_error == "mixed":
+                err = err + squared
         else:
-            err = ((props[:, j] - target) / self.property_scales[name]) ** 2
+            err = squared
         if name == "tc_K":
             err = err + self.tc_threshold_guide(props, target)
+            if self.tc_weight_power:
+                err = err * (1.0 + target.clamp(min=0.0) / self.tc_weight_scale_K) ** self.tc_weight_power
         return _weighted_mean(err, known, weight)
 
     def __call__(self, pred: torch.Tensor, batch,

@@ -102,7 +102,8 @@ def _other_sources_settings(source) -> tuple[str, ...]:
 def _member_data(data: Mapping) -> dict:
     """The data settings that define a member (``_DATA_NOT_IDENTITY`` and the settings of other sources
     left out; ``label_bounds`` only when not the default, ``node_attributes`` only when some are named,
-    so that folders trained before these settings existed keep their member)."""
+    ``subsample_fraction`` only for ``bootstrap=subsample``, so that folders trained before these settings existed
+    keep their member)."""
     from betenet.data.sources.base import LABEL_BOUNDS
 
     drop = _DATA_NOT_IDENTITY + _other_sources_settings(data.get("source"))
@@ -110,6 +111,8 @@ def _member_data(data: Mapping) -> dict:
         drop += ("label_bounds",)
     if not data.get("node_attributes"):
         drop += ("node_attributes",)
+    if data.get("bootstrap") != "subsample":  # the share of a subsample defines only subsampled members
+        drop += ("subsample_fraction",)
     from betenet.phonons.settings import PhononSettings
 
     out = {k: v for k, v in data.items() if k not in drop}
@@ -130,16 +133,24 @@ def _comparable(fingerprint: Mapping) -> dict:
     return out
 
 
+#: Loss settings that got a config entry after members were trained, with the value those members used: left out
+#: of the fingerprint while at that value, so their folders keep their member.
+_LOSS_DEFAULTS_ADDED_LATER = {"tc_weight_power": 0.0, "tc_weight_scale_K": 5.0}
+
+
 def _member_model(model: Mapping) -> dict:
-    """The model settings that define a member: the loss's ``property_scales`` only when not the default, so
-    that folders trained before the setting had a config entry keep their member."""
+    """The model settings that define a member: the loss's ``property_scales`` (and the settings of
+    ``_LOSS_DEFAULTS_ADDED_LATER``) only when not the default, so that folders trained before the setting had a
+    config entry keep their member."""
     from betenet.models.losses import DEFAULT_PROPERTY_SCALES
 
     out = dict(model)
     loss = out.get("loss")
-    if isinstance(loss, Mapping) and dict(loss.get("property_scales") or DEFAULT_PROPERTY_SCALES) == \
-            DEFAULT_PROPERTY_SCALES:
-        out["loss"] = {k: v for k, v in loss.items() if k != "property_scales"}
+    if isinstance(loss, Mapping):
+        drop = {k for k, v in _LOSS_DEFAULTS_ADDED_LATER.items() if k in loss and loss[k] == v}
+        if dict(loss.get("property_scales") or DEFAULT_PROPERTY_SCALES) == DEFAULT_PROPERTY_SCALES:
+            drop.add("property_scales")
+        out["loss"] = {k: v for k, v in loss.items() if k not in drop}
     return out
 
 
