@@ -72,6 +72,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="baselines fitted per split (default: all): " + ", ".join(BASELINES))
     p.add_argument("--features", default="sevennet",
                    help="pretrained site features the *_pt baselines get (conf/features; the recipe's)")
+    p.add_argument("--elements-weight", type=float, default=0.0, metavar="W",
+                   help="also train the network models on the published λ of elemental metals "
+                        "(betenet/evaluation/elemental_lambda.csv) with this weight of the loss's λ term; each split "
+                        "holds out a group of elements (those whose JARVIS twin it tests, the rest dealt by λ) and "
+                        "checks λ on that group only (default 0: the table is a check set only)")
     p.add_argument("--mu-star", type=float, default=0.10)
     p.add_argument("--known-spectra", default=None, metavar="ENSEMBLE",
                    help="only draw the a2F of known materials (fcc Al against QE's, elemental superconductors "
@@ -112,6 +117,46 @@ def write_splits(data: Path, out: Path, k: int, seed: int) -> dict[str, Path]:
         paths[name] = out / "splits" / f"{name}.json"
         paths[name].write_text(json.dumps(split))
     return paths
+
+
+def elemental_groups(data: Path, split_files: dict[str, Path], seed: int) -> dict[str, list[str]]:
+    """Split → the elements of the λ table it holds out: an element whose elemental JARVIS entry (same formula) the
+    split tests, and, for the folds, the others dealt by λ over the folds in a random order (seed), so every
+    element is held out by exactly one fold."""
+    from betenet.evaluation.elemental import read_table
+    from betenet.data.sources.directory import load_directory
+
+    rows = read_table()
+    twins = {e.structure.composition.reduced_formula: e.id for e in load_directory(data).entries
+             if len(e.structure.composition.elements) == 1}
+    tests = {name: set(json.loads(path.read_text())["test"]) for name, path in split_files.items()}
+    folds = sorted(n for n in split_files if n.startswith("fold"))
+    groups = {name: [r.element for r in rows if twins.get(r.element) in tests[name]] for name in split_files}
+    placed = {el for name in folds for el in groups[name]}
+    rest = sorted((r for r in rows if r.element not in placed), key=lambda r: r.lambda_)
+    rng = np.random.default_rng(seed)
+    for start in range(0, len(rest), max(len(folds), 1)):
+        for f, r in zip(rng.permutation(len(folds)), rest[start:start + len(folds)]):
+            groups[folds[f]].append(r.element)
+    return groups
+
+
+def elemental_splits(data: Path, out: Path, split_files: dict[str, Path], groups: dict[str, list[str]]
+                     ) -> tuple[Path, dict[str, Path]]:
+    """The dataset with the elemental λ rows (:func:`~betenet.evaluation.elemental.with_elemental_labels`) and, per
+    split, its split file: the JARVIS training entries plus the elemental rows it does not hold out."""
+    from betenet.evaluation.elemental import ID_PREFIX, with_elemental_labels
+
+    root = out / "data_with_elements"
+    ids = with_elemental_labels(data, root)
+    paths = {}
+    for name, path in split_files.items():
+        split = json.loads(path.read_text())
+        held = {f"{ID_PREFIX}{el}" for el in groups[name]}
+        split["train"] = split["train"] + [i for i in ids if i not in held]
+        paths[name] = out / "splits" / f"{name}_with_elements.json"
+        paths[name].write_text(json.dumps(split))
+    return root, paths
 
 
 def _read_labels(data: Path) -> list[dict]:
@@ -193,13 +238,14 @@ def fit_record(csv_path: Path, train_ids: list[str]) -> dict:
     return fit_of_high(pairs[:, 0], pairs[:, 1])
 
 
-def elemental_record(ensemble_dir: Path, mu_star: float) -> dict:
+def elemental_record(ensemble_dir: Path, mu_star: float, only: list[str] | None = None) -> dict:
     """The split's ensemble on the literature table of elemental λ (:mod:`betenet.evaluation.elemental`): λ MAE,
-    Spearman and the weakly coupled metals' λ (Cu, Ag, Au, Na, K)."""
-    from betenet.evaluation.elemental import check_ensemble
+    Spearman and the weakly coupled metals' λ (Cu, Ag, Au, Na, K); ``only``: the elements it was not trained on."""
+    from betenet.evaluation.elemental import check_ensemble, read_table
     from betenet.inference import load_ensemble
 
-    result = check_ensemble(load_ensemble(ensemble_dir), mu_star=mu_star)
+    rows = [r for r in read_table() if only is None or r.element in only]
+    result = check_ensemble(load_ensemble(ensemble_dir), rows=rows, mu_star=mu_star)
     return {k: result[k] for k in ("n", "lambda_mae", "lambda_rmse", "spearman", "weak", "weak_all_below_0.3")} | \
         {"lambda": {r["element"]: r["lambda_pred"] for r in result["rows"]}}
 
@@ -466,6 +512,12 @@ def main(argv=None) -> int:
     results["settings"] = {"members": args.members, "folds": args.folds, "fold_seed": args.fold_seed,
                            "mu_star": args.mu_star, "models": dict(m.split("=", 1) for m in args.model)}
 
+    train_root, train_splits, held_elements = data, split_files, {}
+    if args.elements_weight > 0:
+        held_elements = elemental_groups(data, split_files, args.fold_seed)
+        train_root, train_splits = elemental_splits(data, out, split_files, held_elements)
+        results["settings"]["elements_weight"] = args.elements_weight
+        results["settings"]["elements_held_out"] = held_elements
     base = Baselines(data, args.mu_star, args.features)
     for b in args.baselines:
         label = BASELINES[b][0]
@@ -473,9 +525,11 @@ def main(argv=None) -> int:
             results["models"].setdefault(label, {})[split] = base.run(b, json.loads(split_files[split].read_text()))
     for spec in args.model:
         name, overrides = spec.split("=", 1)
+        if args.elements_weight > 0:
+            overrides = f"{overrides} model.loss.properties.lambda={args.elements_weight}"
         for split in names:
             print(f"{name}: {split}")
-            jobs = [(name, overrides, data, split, split_files[split], k, out) for k in range(args.members)]
+            jobs = [(name, overrides, train_root, split, train_splits[split], k, out) for k in range(args.members)]
             with ThreadPoolExecutor(max_workers=args.jobs) as pool:
                 seconds = list(pool.map(lambda a: train_member(*a), jobs))
             calibrate(name, split, out, args.mu_star)
@@ -483,7 +537,8 @@ def main(argv=None) -> int:
             record = network_record(summary, base.phonon_wlog, out / "eval" / name / split)
             split_ids = json.loads(split_files[split].read_text())
             record["fit"] = fit_record(evaluate_fit(name, split, out, args.mu_star), split_ids["train"])
-            record["elemental"] = elemental_record(out / "runs" / name / split, args.mu_star)
+            record["elemental"] = elemental_record(out / "runs" / name / split, args.mu_star,
+                                                   held_elements.get(split) if args.elements_weight > 0 else None)
             done = [s for s in seconds if np.isfinite(s)]
             previous = results["models"].get(name, {}).get(split, {}).get("seconds_per_member")
             record["seconds_per_member"] = float(np.median(done)) if done else previous

@@ -138,3 +138,28 @@ def test_the_entry_point_writes_its_files(tmp_path, monkeypatch, capsys):
     assert res["lambda_mae"] == pytest.approx(0.1)
     assert (tmp_path / "elemental_lambda.json").is_file() and (tmp_path / "elemental_lambda.md").is_file()
     assert "λ MAE 0.100" in capsys.readouterr().out
+
+
+def test_with_elemental_labels_adds_lambda_rows_to_a_dataset(tmp_path):
+    from pymatgen.core import Lattice, Structure
+
+    from betenet.data.sources.directory import load_directory
+    from betenet.evaluation.elemental import with_elemental_labels
+
+    base = tmp_path / "base"
+    (base / "structures").mkdir(parents=True)
+    Structure(Lattice.cubic(2.87), ["Fe", "Al"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
+        filename=str(base / "structures" / "FeAl.vasp"), fmt="poscar")
+    (base / "labels.csv").write_text("id,tc_K\nFeAl,0.5\n")
+    rows = [BY_ELEMENT["Na"], BY_ELEMENT["Cu"]]
+    ids = with_elemental_labels(base, tmp_path / "merged", rows)
+    assert ids == ["elemental-Na", "elemental-Cu"]
+    entries = {e.id: e for e in load_directory(tmp_path / "merged").entries}
+    assert set(entries) == {"FeAl", "elemental-Na", "elemental-Cu"}
+    assert entries["FeAl"].labels["tc_K"] == 0.5 and not np.isfinite(entries["FeAl"].labels.get("lambda", np.nan))
+    na = entries["elemental-Na"]
+    assert na.labels["lambda"] == pytest.approx(BY_ELEMENT["Na"].lambda_)
+    assert not np.isfinite(na.labels.get("tc_K", np.nan))  # λ only: mixed supervision
+    assert len(na.structure) == 1 and na.structure.lattice.volume == pytest.approx(BY_ELEMENT["Na"].a_A ** 3 / 2)
+    with_elemental_labels(base, tmp_path / "merged", rows)  # a rerun rewrites the same folder
+    assert len(load_directory(tmp_path / "merged").entries) == 3

@@ -2,6 +2,7 @@
 source, and the experimental lattice of each element): read it, build each element's primitive cell, predict
 every cell with an ensemble and score its λ against the table (MAE, RMSE, Spearman, and whether the weakly
 coupled Cu, Ag, Au, Na, K stay below λ = 0.3). ``python -m betenet.evaluation.elemental --ensemble jarvis-tc``.
+:func:`with_elemental_labels` adds the table to a dataset as λ labels (mixed supervision).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["ElementalLambda", "WEAK", "WEAK_LIMIT", "build_structure", "check_ensemble", "main", "markdown",
-           "read_table"]
+__all__ = ["ElementalLambda", "ID_PREFIX", "WEAK", "WEAK_LIMIT", "build_structure", "check_ensemble", "main",
+           "markdown", "read_table", "with_elemental_labels"]
 
 #: The package-data file of the table.
 TABLE = "elemental_lambda.csv"
@@ -66,6 +67,41 @@ def build_structure(row: ElementalLambda):
         return Structure(Lattice.hexagonal(row.a_A, row.c_A), [row.element, row.element],
                          [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
     raise ValueError(f"{row.element}: structure {row.structure!r} is not bcc, fcc or hcp")
+
+
+#: Id prefix of the elemental rows a dataset gets from :func:`with_elemental_labels`.
+ID_PREFIX = "elemental-"
+
+
+def with_elemental_labels(data_root, out_root, rows: list[ElementalLambda] | None = None) -> list[str]:
+    """A directory-format dataset at ``out_root``: every structure and label row of the dataset at ``data_root``
+    (structures linked, not copied) plus one entry per elemental row, its primitive cell with the published λ as
+    its only label (mixed supervision: the loss's λ term trains on it, the Tc term on the others). Returns the
+    elemental ids (``elemental-<El>``), which no split of the source names: list them in the training split."""
+    data_root, out_root = Path(data_root).resolve(), Path(out_root)
+    rows = read_table() if rows is None else list(rows)
+    structures = out_root / "structures"
+    structures.mkdir(parents=True, exist_ok=True)
+    for src in sorted((data_root / "structures").iterdir()):
+        link = structures / src.name
+        if not link.exists():
+            link.symlink_to(src)
+    with open(data_root / "labels.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        columns, base = list(reader.fieldnames or []), list(reader)
+    if "lambda" not in columns:
+        columns.append("lambda")
+    ids = []
+    for r in rows:
+        ident = f"{ID_PREFIX}{r.element}"
+        build_structure(r).to(filename=str(structures / f"{ident}.vasp"), fmt="poscar")
+        base.append({"id": ident, "lambda": repr(r.lambda_)})
+        ids.append(ident)
+    with open(out_root / "labels.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(base)
+    return ids
 
 
 def _number(value) -> float | None:
