@@ -180,7 +180,7 @@ def model_card(work: Path, study: Path | None, study_model: str, overrides: list
     lines += [f"| {r['id']} | {r['formula']} | {_fmt(float(r['tc_K_reported']), 1)} | {_fmt(float(r['tc_K_pred']), 1)}"
               f" | {_fmt(float(r['lambda_pred']))} | {_fmt(float(r['omega_log_K_pred']), 0)} |" for r in worst]
     lines += ["", "Elemental metals against published λ (`betenet/evaluation/elemental_lambda.csv`; "
-                  "`python -m betenet.evaluation.elemental --ensemble jarvis-tc`)"
+                  "`betenet check-elements --ensemble jarvis-tc`)"
               + (": the ensemble trained on these λ, so this is its fit; the held-out λ MAE is the cross-validated "
                  "column above." if with_elements else ", none of them trained on:"), "", markdown(elemental)]
     return "\n".join(lines) + "\n"

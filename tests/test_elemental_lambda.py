@@ -2,6 +2,7 @@
 built from it (atoms, density, nearest-neighbour distance by hand), the scores of ``check_ensemble`` against
 hand-computed numbers with a stub ensemble, and one real run of the shipped ensemble on Al and Cu."""
 
+import json
 import math
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 from pymatgen.core import Element
 
-from betenet.evaluation.elemental import (WEAK, ElementalLambda, build_structure, check_ensemble, main, markdown,
+from betenet.evaluation.elemental import (WEAK, ElementalLambda, build_structure, check_ensemble, markdown,
                                           read_table)
 
 TABLE = read_table()
@@ -131,13 +132,18 @@ def test_the_shipped_ensemble_predicts_al_and_cu():
     assert math.isfinite(res["lambda_mae"]) and set(res["weak"]) == {"Cu"}
 
 
-def test_the_entry_point_writes_its_files(tmp_path, monkeypatch, capsys):
+def test_betenet_check_elements_writes_its_files(tmp_path, monkeypatch, capsys):
+    from betenet.cli import main
+
     stub = _StubEnsemble({r.element: (r.lambda_ + 0.1, "ok") for r in TABLE})
-    monkeypatch.setattr("betenet.inference.load_ensemble", lambda name: stub)
-    res = main(["--ensemble", "stub", "--out", str(tmp_path)])
-    assert res["lambda_mae"] == pytest.approx(0.1)
-    assert (tmp_path / "elemental_lambda.json").is_file() and (tmp_path / "elemental_lambda.md").is_file()
-    assert "λ MAE 0.100" in capsys.readouterr().out
+    stub.label = "stub"
+    monkeypatch.setattr("betenet.inference.load_ensemble", lambda *args: stub)
+    assert main(["check-elements", "--ensemble", "stub", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "λ MAE 0.100" in printed and "lambda_Na" in printed  # the table, then the summary lines
+    record = json.loads((tmp_path / "elemental_lambda.json").read_text())
+    assert record["lambda_mae"] == pytest.approx(0.1) and record["ensemble"] == "stub"
+    assert (tmp_path / "elemental_lambda.md").is_file()
 
 
 def test_with_elemental_labels_adds_lambda_rows_to_a_dataset(tmp_path):

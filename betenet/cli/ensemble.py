@@ -21,6 +21,7 @@
   predictions of its training pool (:mod:`betenet.inference.calibration`), written to
   ``calibration.json`` in the ensemble folder, where ``predict``, ``evaluate`` and ``screen`` read it.
 * ``landscape``: loss surfaces around a member's classical, critical and modern checkpoints.
+* ``check-elements``: λ of elemental metals against their published values (:mod:`betenet.evaluation.elemental`).
 
 Each writes into ``--out`` and returns a flat summary the CLI prints (or ``--json``).
 """
@@ -36,7 +37,8 @@ from betenet.errors import InputError
 from betenet.evaluation.screening import DEFAULT_THRESHOLD_K
 from betenet.training.run_dir import REGIME_CHECKPOINTS
 
-__all__ = ["add_ensemble_commands", "cmd_predict", "cmd_evaluate", "cmd_calibrate", "cmd_screen", "cmd_landscape"]
+__all__ = ["add_ensemble_commands", "cmd_predict", "cmd_evaluate", "cmd_check_elements", "cmd_calibrate", "cmd_screen",
+           "cmd_landscape"]
 
 # --------------------------------------------------------------------------------------------
 # predict
@@ -164,6 +166,28 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     result["lambda_median"], result["omega_log_K_median"] = physics["lambda"][2], physics["omega_log_K"][2]
     result["fraction_flagged_implausible"] = physics["fraction_flagged_implausible"]
     return result
+
+
+def cmd_check_elements(args: argparse.Namespace) -> dict:
+    """The ensemble's λ of elemental metals against their published λ (:mod:`betenet.evaluation.elemental`):
+    the table on the console (or JSON), ``elemental_lambda.json`` and ``.md`` in ``--out``."""
+    from betenet.evaluation.elemental import WEAK_LIMIT, check_ensemble, markdown
+    from betenet.files import write_json
+
+    ensemble = _load(args.ensemble, args.checkpoint)
+    result = check_ensemble(ensemble, mu_star=args.mu_star)
+    text = markdown(result)
+    if args.out:
+        out = Path(args.out)
+        write_json(out / "elemental_lambda.json", {"ensemble": ensemble.label, **result}, indent=2, nan_as_null=True)
+        (out / "elemental_lambda.md").write_text(text)
+    if not args.json:
+        print(text)
+    summary = {"out": args.out, "elements": result["n"], "lambda_mae": result["lambda_mae"],
+               "lambda_rmse": result["lambda_rmse"], "spearman_lambda": result["spearman"]}
+    summary.update({f"lambda_{el}": value for el, value in result["weak"].items()})
+    summary[f"weak_metals_below_{WEAK_LIMIT}"] = result["weak_all_below_0.3"]
+    return summary
 
 
 def cmd_calibrate(args: argparse.Namespace) -> dict:
@@ -373,7 +397,7 @@ def _funnel_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_ensemble_commands(sub) -> None:
-    """Register predict, evaluate, calibrate, screen and landscape on the ``betenet`` subparsers."""
+    """Register predict, evaluate, check-elements, calibrate, screen and landscape on the ``betenet`` subparsers."""
     p = sub.add_parser("predict", help="ensemble prediction of a2F, lambda, omega_log, omega_2, Tc for structures")
     _ensemble_args(p, required=True)
     p.add_argument("inputs", nargs="+", metavar="INPUTS",
@@ -418,6 +442,13 @@ def add_ensemble_commands(sub) -> None:
     _data_args(p, split_and_model=False)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("check-elements", help="λ of elemental metals (Na, K, Cu, Ag, Au, Al, Pb, Nb, ...) against "
+                                              "their published values (betenet/evaluation/elemental_lambda.csv)")
+    _ensemble_args(p, required=True)
+    p.add_argument("--out", default=None, help="folder for elemental_lambda.json and elemental_lambda.md")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_check_elements)
 
     p = sub.add_parser("screen", help="precision-recall screening for high Tc, or ranking of unlabeled structures")
     _ensemble_args(p, required=False)

@@ -1,21 +1,20 @@
 """A check set of published electron-phonon λ of elemental metals (``elemental_lambda.csv``: value, method,
 source, and the experimental lattice of each element): read it, build each element's primitive cell, predict
 every cell with an ensemble and score its λ against the table (MAE, RMSE, Spearman, and whether the weakly
-coupled Cu, Ag, Au, Na, K stay below λ = 0.3). ``python -m betenet.evaluation.elemental --ensemble jarvis-tc``.
+coupled Cu, Ag, Au, Na, K stay below λ = 0.3); ``betenet check-elements --ensemble jarvis-tc`` runs it.
 :func:`with_elemental_labels` adds the table to a dataset as λ labels (mixed supervision).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["ElementalLambda", "ID_PREFIX", "WEAK", "WEAK_LIMIT", "build_structure", "check_ensemble", "main",
-           "markdown", "read_table", "with_elemental_labels"]
+__all__ = ["ElementalLambda", "ID_PREFIX", "WEAK", "WEAK_LIMIT", "build_structure", "check_ensemble", "markdown",
+           "read_table", "with_elemental_labels"]
 
 #: The package-data file of the table.
 TABLE = "elemental_lambda.csv"
@@ -183,29 +182,3 @@ def markdown(result: dict) -> str:
                   f"({result['n_excluded']} left out: not predicted). Weak metals (goal λ < {WEAK_LIMIT}): {weak}; "
                   f"all below: {'yes' if result['weak_all_below_0.3'] else 'no'}."]
     return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m betenet.evaluation.elemental",
-                                     description="Score an ensemble's λ on the elemental-metal check set.")
-    parser.add_argument("--ensemble", default="jarvis-tc", help="ensemble folder(s) or a shipped name")
-    parser.add_argument("--out", type=Path, default=None, help="folder for elemental_lambda.json and .md")
-    parser.add_argument("--mu-star", type=float, default=None, help="μ* (default: the ensemble's own)")
-    args = parser.parse_args(argv)
-
-    from betenet.files import write_json
-    from betenet.inference import load_ensemble
-
-    result = check_ensemble(load_ensemble(args.ensemble), mu_star=args.mu_star)
-    text = markdown(result)
-    print(text, end="")
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        record = {"ensemble": str(args.ensemble), "mu_star": args.mu_star, **result}
-        write_json(args.out / "elemental_lambda.json", record, indent=2, nan_as_null=True)
-        (args.out / "elemental_lambda.md").write_text(text, encoding="utf-8")
-    return result
-
-
-if __name__ == "__main__":
-    main()
