@@ -516,8 +516,6 @@ def main(argv=None) -> int:
     if args.elements_weight > 0:
         held_elements = elemental_groups(data, split_files, args.fold_seed)
         train_root, train_splits = elemental_splits(data, out, split_files, held_elements)
-        results["settings"]["elements_weight"] = args.elements_weight
-        results["settings"]["elements_held_out"] = held_elements
     base = Baselines(data, args.mu_star, args.features)
     for b in args.baselines:
         label = BASELINES[b][0]
@@ -539,6 +537,8 @@ def main(argv=None) -> int:
             record["fit"] = fit_record(evaluate_fit(name, split, out, args.mu_star), split_ids["train"])
             record["elemental"] = elemental_record(out / "runs" / name / split, args.mu_star,
                                                    held_elements.get(split) if args.elements_weight > 0 else None)
+            if args.elements_weight > 0:  # trained on the other elements' λ: this split's checked ones held out
+                record["elemental"] |= {"weight": args.elements_weight, "held_out": held_elements[split]}
             done = [s for s in seconds if np.isfinite(s)]
             previous = results["models"].get(name, {}).get(split, {}).get("seconds_per_member")
             record["seconds_per_member"] = float(np.median(done)) if done else previous
