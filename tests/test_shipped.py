@@ -23,6 +23,9 @@ def test_every_shipped_name_has_its_files():
         for m in members:
             assert (m / "checkpoints" / "final.ckpt").is_file() and (m / "config_resolved.yaml").is_file()
         assert (root / "calibration.json").is_file()
+        card = (root / "MODEL_CARD.md").read_text()  # written with the ensemble: its top end and elemental λ
+        assert "MAE ≥ 5 K" in card and "AP @ 5 K" in card and "Fit of its own training entries" in card
+        assert "λ MAE" in card
         size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
         assert size < 5e6, f"{name}: {size / 1e6:.1f} MB"
 
