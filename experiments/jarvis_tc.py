@@ -207,16 +207,15 @@ def evaluate(name: str, split: str, out: Path, mu_star: float) -> dict:
     return json.loads((target / "evaluation.json").read_text())
 
 
-def evaluate_fit(name: str, split: str, out: Path, mu_star: float) -> Path:
-    """``betenet evaluate --split all`` of a split's ensemble: its predictions of every entry, from which the fit
-    of its own training entries is read (:func:`fit_record`)."""
-    target = out / "eval" / name / f"{split}_all"
-    cmd = [sys.executable, "-m", "betenet.cli", "evaluate", "--ensemble", str(out / "runs" / name / split),
-           "--out", str(target), "--mu-star", str(mu_star), "--threads", "2", "--split", "all", "--sizes", "1",
-           "--draws", "1", "--top-k", "1", "--json"]
+def evaluate_all(ensemble_dir: Path, target: Path, mu_star: float | None = None) -> Path:
+    """``betenet evaluate --split all`` of an ensemble into ``target``: its ``predictions.csv`` of every entry of
+    its data, from which the fit of its own training entries is read (:func:`fit_record`)."""
+    cmd = [sys.executable, "-m", "betenet.cli", "evaluate", "--ensemble", str(ensemble_dir), "--out", str(target),
+           "--threads", "2", "--split", "all", "--sizes", "1", "--draws", "1", "--top-k", "1", "--json",
+           *([] if mu_star is None else ["--mu-star", str(mu_star)])]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if res.returncode != 0:
-        raise RuntimeError(f"evaluate --split all {name} {split} failed: {res.stderr[-2000:]}")
+        raise RuntimeError(f"evaluate --split all of {ensemble_dir} failed: {res.stderr[-2000:]}")
     return target / "predictions.csv"
 
 
@@ -265,8 +264,7 @@ def network_record(summary: dict, phonon_wlog: dict[str, float], target: Path) -
     wlog = np.array([float(r["omega_log_K_pred"]) for r in rows])
     ph = np.array([phonon_wlog.get(r["id"], np.nan) for r in rows])
     unc = (summary.get("uncertainty") or {}).get("tc_K") or {}
-    pairs = _predicted_tc(target / "predictions.csv")
-    truth, pred = (np.array([pairs[r["id"]][j] for r in rows]) for j in (0, 1))
+    truth, pred = (np.array([float(r[column] or "nan") for r in rows]) for column in ("tc_K_reported", "tc_K_pred"))
     return {"tc": {k: tc[k] for k in ("mae", "rmse", "r2", "n")},
             "top_end": top_end_metrics(truth, pred),
             "median_predictor": {k: median[k] for k in ("mae", "rmse", "r2")},
@@ -534,7 +532,8 @@ def main(argv=None) -> int:
             summary = evaluate(name, split, out, args.mu_star)
             record = network_record(summary, base.phonon_wlog, out / "eval" / name / split)
             split_ids = json.loads(split_files[split].read_text())
-            record["fit"] = fit_record(evaluate_fit(name, split, out, args.mu_star), split_ids["train"])
+            predictions = evaluate_all(out / "runs" / name / split, out / "eval" / name / f"{split}_all", args.mu_star)
+            record["fit"] = fit_record(predictions, split_ids["train"])
             record["elemental"] = elemental_record(out / "runs" / name / split, args.mu_star,
                                                    held_elements.get(split) if args.elements_weight > 0 else None)
             if args.elements_weight > 0:  # trained on the other elements' λ: this split's checked ones held out

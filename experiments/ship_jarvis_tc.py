@@ -28,6 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+from jarvis_tc import TOP_END_COLUMNS, evaluate_all  # noqa: E402
+
 TARGET = ROOT / "betenet" / "shipped" / "jarvis_tc"
 MEMBER_FILES = ("checkpoints/final.ckpt", "config_resolved.yaml", "member.json", "bootstrap.json")
 #: The study's row of the recipe shipped before, shown beside this one in the model card.
@@ -122,16 +125,16 @@ def _study_lines(study: Path, model: str) -> list[str]:
             vals = [v for v in vals if v is not None and v == v]
             return float(np.mean(vals)) if vals else None
 
-        c5 = lambda r, k: r["top_end"]["classes"]["5"][k]  # noqa: E731
+        col = TOP_END_COLUMNS  # the study's own getters of each top-end number
+        pr5 = col["P / R @ 5 K"]
         lines.append(
             f"| {'this recipe' if name == model else name} | {_fmt(mean(lambda r: r['tc']['mae']))} | "
             f"{_fmt(mean(lambda r: r['tc']['rmse']))} | {_fmt(mean(lambda r: r['tc']['r2']))} | "
-            f"{_fmt(mean(lambda r: r['top_end']['high']['mae']))} | {_fmt(mean(lambda r: c5(r, 'precision')))} / "
-            f"{_fmt(mean(lambda r: c5(r, 'recall')))} | {_fmt(mean(lambda r: c5(r, 'average_precision')))} | "
-            f"{_fmt(mean(lambda r: r['top_end']['classes']['10']['average_precision']))} | "
-            f"{_fmt(mean(lambda r: r['top_end']['spearman']))} | "
+            f"{_fmt(mean(col['MAE ≥ 5 K (K)']))} | {_fmt(mean(lambda r: pr5(r)[0]))} / "
+            f"{_fmt(mean(lambda r: pr5(r)[1]))} | {_fmt(mean(col['AP @ 5 K']))} | {_fmt(mean(col['AP @ 10 K']))} | "
+            f"{_fmt(mean(col['Spearman(pred, ref)']))} | "
             f"{_fmt(mean(lambda r: (r.get('fit') or {}).get('median_relative_error')))} | "
-            f"{_fmt(mean(lambda r: (r.get('elemental') or {}).get('lambda_mae')))} |")
+            f"{_fmt(mean(col['elemental λ MAE']))} |")
     return lines + [""]
 
 
@@ -145,13 +148,7 @@ def model_card(work: Path, study: Path | None, study_model: str, overrides: list
     from betenet.evaluation.top_end import fit_of_high
     from betenet.inference import load_ensemble
 
-    target = work / "eval_all"
-    res = subprocess.run([sys.executable, "-m", "betenet.cli", "evaluate", "--ensemble", str(work), "--split", "all",
-                          "--out", str(target), "--sizes", "1", "--draws", "1", "--top-k", "1", "--json"],
-                         cwd=ROOT, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise SystemExit(f"evaluate failed:\n{res.stderr[-3000:]}")
-    with open(target / "predictions.csv", newline="") as fh:
+    with open(evaluate_all(work, work / "eval_all"), newline="") as fh:
         rows = list(csv.DictReader(fh))
     rows = [r for r in rows if r["tc_K_reported"]]  # the Tc entries (elemental rows carry λ only)
     ref = np.array([float(r["tc_K_reported"]) for r in rows])

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from betenet import validation
 from betenet.errors import InputError
 
 BOOTSTRAP_MODES = ("weighted", "unique")
@@ -206,8 +207,7 @@ def subsample_member(train_ids: Sequence[Hashable], k: int, fraction: float) -> 
     train_ids = list(train_ids)
     _check_unique(train_ids, "train_ids")
     n = len(train_ids)
-    if not 0.0 < fraction < 1.0:
-        raise InputError("data.subsample_fraction", f"must lie in (0, 1), got {fraction}")
+    fraction = validation.open_fraction(fraction, "data.subsample_fraction")
     if n < 2:
         raise InputError("train_ids", f"{n} training ids: a subsample needs at least 2 (one out of bag)")
     size = min(max(int(round(fraction * n)), 1), n - 1)
