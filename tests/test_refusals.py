@@ -97,7 +97,8 @@ def test_analyze_a2f_names_mu_star_not_the_spectrum(tmp_path, capsys):
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("override, subject", [("seed=-1", "seed"), ("data.test_fraction=1.5", "data.test_fraction"),
                                                ("data.split_seed=-2", "data.split_seed"),
-                                               ("data.label_bounds.tc_K=-5", "data.label_bounds.tc_K")])
+                                               ("data.label_bounds.tc_K=-5", "data.label_bounds.tc_K"),
+                                               ("data.subsample_fraction=1.5", "data.subsample_fraction")])
 def test_training_refuses_a_setting_out_of_range_in_one_line(tmp_path, override, subject):
     """seed=-1 and data.test_fraction=1.5 ended in tracebacks (after writing into the run folder)."""
     run_dir = tmp_path / "run"
@@ -116,7 +117,8 @@ def test_the_data_module_refuses_them_from_python(tmp_path):
 
     for kwargs, subject in (({"seed": -1}, "seed"), ({"test_fraction": 1.5}, "test_fraction"),
                             ({"test_fraction": 0.0}, "test_fraction"), ({"batch_size": 0}, "batch_size"),
-                            ({"label_bounds": {"Tc": 400}}, "label_bounds.Tc")):
+                            ({"label_bounds": {"Tc": 400}}, "label_bounds.Tc"),
+                            ({"subsample_fraction": 1.0}, "subsample_fraction")):
         with pytest.raises(InputError) as err:
             BetenetDataModule(source="demo", cache_dir=str(tmp_path), **kwargs)
         assert err.value.subject == subject

@@ -173,9 +173,7 @@ class BetenetDataModule(pl.LightningDataModule):
         self.features_cache = (features or {}).get("cache_dir")
         if bootstrap not in ("weighted", "unique", "release", "release_unique", "subsample"):
             raise ValueError("bootstrap must be weighted, unique, release, release_unique or subsample")
-        if bootstrap == "subsample" and not 0.0 < float(subsample_fraction) < 1.0:
-            raise InputError("data.subsample_fraction", f"must lie in (0, 1), got {subsample_fraction}")
-        self.subsample_fraction = float(subsample_fraction)
+        self.subsample_fraction = validation.open_fraction(subsample_fraction, "subsample_fraction")
         if site_dos_source not in SITE_DOS_SOURCES:
             raise InputError(f"site_dos_source={site_dos_source}", f"use one of {', '.join(SITE_DOS_SOURCES)}")
         self.site_dos_source, self.phonons = site_dos_source, dict(phonons or {})

@@ -54,6 +54,8 @@ def check_settings(cfg: DictConfig) -> None:
     data = cfg.get("data") or {}
     checked_settings(cfg.get("seed"), data.get("split_seed", 0), data.get("test_fraction", 0.2),
                      data.get("batch_size"), data.get("label_bounds"), prefix="data.")
+    if "subsample_fraction" in data:
+        validation.open_fraction(data.subsample_fraction, "data.subsample_fraction")
     if "mu_star" in (cfg.get("model") or {}):
         validation.mu_star(cfg.model.mu_star, "model.mu_star")
 
